@@ -1,0 +1,116 @@
+use std::path::PathBuf;
+
+use presage_data::DataError;
+use presage_model::ModelError;
+use presage_store::{CheckResult, StoreError};
+
+/// Why a run did not publish.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Sources or feature SQL failed.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The model could not be loaded or failed to score.
+    #[error("model `{model}`: {source}")]
+    Model {
+        /// The model's name in the config.
+        model: String,
+        /// What failed.
+        #[source]
+        source: ModelError,
+    },
+    /// Writing or publishing the version failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The model expects a different number of inputs than configured.
+    #[error("model `{model}` takes {expected} input features but `inputs` lists {configured}: {inputs}")]
+    InputCount {
+        /// The model's name.
+        model: String,
+        /// What the model file says.
+        expected: usize,
+        /// What the config lists.
+        configured: usize,
+        /// The configured inputs.
+        inputs: String,
+    },
+    /// A column the job needs is not in the feature query's output.
+    #[error("feature SQL of `{query}` has no column `{column}` ({role}); it has: {available}")]
+    MissingColumn {
+        /// The feature set.
+        query: String,
+        /// The missing column.
+        column: String,
+        /// Why it is needed: `key` or `model input`.
+        role: &'static str,
+        /// The columns the query does return.
+        available: String,
+    },
+    /// A column has a type the job cannot use.
+    #[error("column `{column}` of `{query}` has type {found}; expected {expected}")]
+    ColumnType {
+        /// The feature set.
+        query: String,
+        /// The column.
+        column: String,
+        /// Its type.
+        found: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// A key is null.
+    #[error("key column `{column}` of `{query}` is null in row {row}")]
+    NullKey {
+        /// The feature set.
+        query: String,
+        /// The key column.
+        column: String,
+        /// The row (0-based, in query output order).
+        row: u64,
+    },
+    /// A key appears more than once.
+    #[error("key column `{column}` of `{query}` has duplicate key `{key}`; each entity needs exactly one row")]
+    DuplicateKey {
+        /// The feature set.
+        query: String,
+        /// The key column.
+        column: String,
+        /// The repeated key.
+        key: String,
+    },
+    /// A config rename names an output the model does not have.
+    #[error("model `{model}` has no output `{output}` to rename; it has: {available}")]
+    UnknownOutput {
+        /// The model's name.
+        model: String,
+        /// The configured name.
+        output: String,
+        /// The model's outputs.
+        available: String,
+    },
+    /// A check could not be evaluated (unreadable previous version, bad query).
+    #[error("check `{check}`: {message}")]
+    CheckFailed {
+        /// The check.
+        check: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// A gate failed; the staged version was kept for inspection.
+    #[error("publish blocked by {}: staged files kept in `{}`", failed_names(.checks), .kept.display())]
+    Blocked {
+        /// Every check with its value.
+        checks: Vec<CheckResult>,
+        /// Where the staged version is.
+        kept: PathBuf,
+    },
+}
+
+fn failed_names(checks: &[CheckResult]) -> String {
+    checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("`{}`", c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,32 @@
+/// A step of a run, for progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Loading and checking the model.
+    LoadingModel,
+    /// Registering sources and planning the feature SQL.
+    Planning,
+    /// Computing features and scoring; `expected_rows` is the previous version's
+    /// row count, when there is one, for an ETA.
+    Scoring {
+        /// Rows the previous version had.
+        expected_rows: Option<u64>,
+    },
+    /// Closing files, checksums and gates.
+    Checking,
+    /// Moving the version into place and swapping `CURRENT`.
+    Publishing,
+}
+
+/// Receives progress from a run. Libraries report; only the CLI draws.
+pub trait Reporter: Send + Sync {
+    /// A new stage started.
+    fn stage(&self, stage: Stage);
+    /// `rows` rows have been scored so far.
+    fn rows(&self, rows: u64);
+}
+
+/// A reporter that ignores everything (tests, embedding).
+impl Reporter for () {
+    fn stage(&self, _: Stage) {}
+    fn rows(&self, _: u64) {}
+}

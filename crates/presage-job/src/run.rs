@@ -1,0 +1,320 @@
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Float32Type};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use presage_data::{fingerprint, render_sql, stream_error, Cutoffs, FeatureSession};
+use presage_model::{output_fields, Model, ModelError, ModelFormat, OutputField};
+use presage_store::lookup::LookupError;
+use presage_store::{EmbeddedStore, LastRun, Manifest, RunOutcomeKind, SourceInfo, StoreError, VersionId};
+use sha2::{Digest, Sha256};
+
+use crate::checks::{evaluate, expected_keys_check, psi_checks, RunStats};
+use crate::{column_index, BatchScorer, JobError, JobSpec, Reporter, Stage};
+
+/// How to run a job once.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// The feature cutoff (`{{as_of}}`); now for a normal run.
+    pub as_of: DateTime<Utc>,
+    /// Publish even when checks fail (recorded in the manifest).
+    pub force: bool,
+}
+
+/// A published run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The new version's manifest.
+    pub manifest: Manifest,
+    /// Wall-clock seconds, end to end.
+    pub seconds: f64,
+}
+
+/// Runs `spec` once and publishes a new version into `store`; the outcome
+/// (published, blocked, failed) is recorded for `presage status`.
+///
+/// Must be called inside a multi-threaded Tokio runtime: DataFusion runs on it, and
+/// scoring blocks the current worker while rayon scores a batch on every core.
+pub async fn run(
+    spec: &JobSpec,
+    store: &EmbeddedStore,
+    options: RunOptions,
+    reporter: &dyn Reporter,
+) -> Result<RunOutcome, JobError> {
+    let started = Instant::now();
+    let result = run_once(spec, store, options, reporter).await;
+    let record = match &result {
+        Ok(outcome) => LastRun {
+            outcome: RunOutcomeKind::Published,
+            finished_at: Utc::now(),
+            seconds: outcome.seconds,
+            rows: outcome.manifest.rows,
+            version: Some(outcome.manifest.id),
+            failed_checks: Vec::new(),
+            error: None,
+        },
+        Err(e) => LastRun {
+            outcome: if matches!(e, JobError::Blocked { .. }) { RunOutcomeKind::Blocked } else { RunOutcomeKind::Failed },
+            finished_at: Utc::now(),
+            seconds: started.elapsed().as_secs_f64(),
+            rows: 0,
+            version: None,
+            failed_checks: match e {
+                JobError::Blocked { checks, .. } => checks.iter().filter(|c| !c.passed).cloned().collect(),
+                _ => Vec::new(),
+            },
+            error: Some(e.to_string()),
+        },
+    };
+    // A job name that cannot be a folder fails here too; the run's own error matters more.
+    if let Err(record_error) = store.record_run(&spec.name, &record) {
+        if result.is_ok() {
+            return Err(record_error.into());
+        }
+    }
+    result
+}
+
+async fn run_once(
+    spec: &JobSpec,
+    store: &EmbeddedStore,
+    options: RunOptions,
+    reporter: &dyn Reporter,
+) -> Result<RunOutcome, JobError> {
+    let started = Instant::now();
+    let query = &spec.features.name;
+
+    reporter.stage(Stage::LoadingModel);
+    let (model, model_sha256) = load_model(&spec.model.name, &spec.model.path)?;
+    let info = model.info().clone();
+    if info.n_features != spec.model.inputs.len() {
+        return Err(JobError::InputCount {
+            model: spec.model.name.clone(),
+            expected: info.n_features,
+            configured: spec.model.inputs.len(),
+            inputs: spec.model.inputs.join(", "),
+        });
+    }
+    let outputs = renamed_outputs(spec, output_fields(&info))?;
+
+    reporter.stage(Stage::Planning);
+    let fingerprints = spec
+        .sources
+        .iter()
+        .map(fingerprint)
+        .collect::<Result<Vec<_>, _>>()?;
+    let session = FeatureSession::new(&spec.sources).await?;
+    let sql = render_sql(query, &spec.features.sql, &Cutoffs::batch(options.as_of))?;
+    let plan = session.plan(query, &sql).await?;
+    let schema = plan.schema();
+    let key_index = column_index(&schema, query, &spec.features.key, "key")?;
+    let key_type = key_arrow_type(schema.field(key_index).data_type()).ok_or_else(|| JobError::ColumnType {
+        query: query.clone(),
+        column: spec.features.key.clone(),
+        found: schema.field(key_index).data_type().to_string(),
+        expected: "a string or an integer",
+    })?;
+    let mut scorer = BatchScorer::new(model, &spec.model.name, outputs, query, &schema, &spec.model.inputs)?;
+    let outputs = scorer.outputs().to_vec();
+
+    let previous = match store.current(&spec.name)? {
+        Some(id) => Some(store.manifest(&spec.name, id)?),
+        None => None,
+    };
+    let output_arrow: Vec<Field> = outputs.iter().map(OutputField::arrow_field).collect();
+    let mut writer = store.begin(
+        &spec.name,
+        Field::new(&spec.features.key, key_type.clone(), false),
+        &output_arrow,
+    )?;
+    reporter.stage(Stage::Scoring {
+        expected_rows: previous.as_ref().map(|m| m.rows),
+    });
+
+    let mut stream = plan.stream().await?;
+    let mut stats = RunStats {
+        rows: 0,
+        nulls: outputs.iter().map(|o| (o.name.clone(), 0)).collect(),
+    };
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| stream_error(query, &e))?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let keys = key_column(&batch, key_index, &key_type, spec, stats.rows)?;
+        let arrays = tokio::task::block_in_place(|| scorer.score(&batch))?;
+        for ((_, nulls), array) in stats.nulls.iter_mut().zip(&arrays) {
+            *nulls += null_or_nan_count(array);
+        }
+        writer.write(&keys, &arrays)?;
+        stats.rows += batch.num_rows() as u64;
+        reporter.rows(stats.rows);
+        presage_store::failpoint::pause("scoring");
+    }
+
+    reporter.stage(Stage::Checking);
+    let staged = writer.finish().map_err(|e| match e {
+        StoreError::Lookup(LookupError::DuplicateKey { key }) => JobError::DuplicateKey {
+            query: query.clone(),
+            column: spec.features.key.clone(),
+            key,
+        },
+        other => JobError::Store(other),
+    })?;
+    let mut checks = evaluate(&spec.checks, &stats, previous.as_ref().map(|m| m.rows));
+    if let (Some(max), Some(prev)) = (spec.checks.max_psi, &previous) {
+        let prev_parquet = store.version_dir(&spec.name, prev.id).join("predictions.parquet");
+        checks.extend(psi_checks(max, &prev_parquet, &staged.parquet_path(), &outputs)?);
+    }
+    if let Some(sql) = &spec.checks.expected_keys {
+        let sql = render_sql("checks.expected_keys", sql, &Cutoffs::batch(options.as_of))?;
+        let lookup = staged.open_lookup()?;
+        checks.push(expected_keys_check(&session, &sql, &lookup).await?);
+    }
+    let failed = checks.iter().any(|c| !c.passed);
+    if failed && !options.force {
+        let kept = staged.keep()?;
+        return Err(JobError::Blocked { checks, kept });
+    }
+
+    reporter.stage(Stage::Publishing);
+    let manifest = Manifest {
+        format: presage_store::MANIFEST_FORMAT,
+        id: VersionId(0),
+        job: spec.name.clone(),
+        created_at: Utc::now(),
+        features_as_of: options.as_of,
+        model: presage_store::ModelInfo {
+            name: spec.model.name.clone(),
+            path: spec.model.path.display().to_string(),
+            sha256: model_sha256,
+            format: info.format.to_string(),
+            engine: info.engine.to_owned(),
+            inputs: spec.model.inputs.clone(),
+        },
+        sources: fingerprints
+            .into_iter()
+            .map(|f| SourceInfo {
+                name: f.name,
+                path: f.path,
+                files: f.files,
+                bytes: f.bytes,
+                fingerprint: f.fingerprint,
+            })
+            .collect(),
+        rows: 0,
+        key: presage_store::KeyInfo {
+            column: spec.features.key.clone(),
+            key_type: if key_type == DataType::Int64 { "int" } else { "string" }.to_owned(),
+        },
+        outputs: outputs
+            .iter()
+            .map(|o| presage_store::OutputColumn {
+                name: o.name.clone(),
+                data_type: o.data_type.to_string(),
+            })
+            .collect(),
+        checks,
+        forced: failed,
+        files: Vec::new(),
+        parent: None,
+        run_seconds: started.elapsed().as_secs_f64(),
+    };
+    let manifest = staged.publish(manifest, spec.keep_versions)?;
+    Ok(RunOutcome {
+        manifest,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Loads a model file; returns it with the `sha256:` of its bytes (for manifests).
+pub fn load_model(name: &str, path: &std::path::Path) -> Result<(Box<dyn Model>, String), JobError> {
+    let model_error = |source| JobError::Model {
+        model: name.to_owned(),
+        source,
+    };
+    let format = ModelFormat::from_path(path).ok_or_else(|| {
+        model_error(ModelError::NotAModel {
+            path: path.to_owned(),
+            format: ModelFormat::Onnx,
+            reason: "unknown extension; expected `.onnx`, XGBoost `.json` or LightGBM `.txt`".into(),
+        })
+    })?;
+    let bytes = fs_err::read(path).map_err(|source| model_error(ModelError::Io { path: path.to_owned(), source }))?;
+    let model = presage_model::load_bytes(&bytes, format, path).map_err(model_error)?;
+    Ok((model, format!("sha256:{:x}", Sha256::digest(&bytes))))
+}
+
+fn renamed_outputs(spec: &JobSpec, mut outputs: Vec<OutputField>) -> Result<Vec<OutputField>, JobError> {
+    for (from, to) in &spec.model.outputs {
+        let field = outputs.iter_mut().find(|o| &o.name == from).ok_or_else(|| JobError::UnknownOutput {
+            model: spec.model.name.clone(),
+            output: from.clone(),
+            available: outputs.iter().map(|o| format!("`{}`", o.name)).collect::<Vec<_>>().join(", "),
+        })?;
+        field.name = to.clone();
+    }
+    Ok(outputs)
+}
+
+/// Keys are stored as strings or 64-bit integers.
+fn key_arrow_type(data_type: &DataType) -> Option<DataType> {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(DataType::Utf8),
+        t if t.is_integer() => Some(DataType::Int64),
+        _ => None,
+    }
+}
+
+fn key_column(
+    batch: &RecordBatch,
+    index: usize,
+    key_type: &DataType,
+    spec: &JobSpec,
+    rows_before: u64,
+) -> Result<ArrayRef, JobError> {
+    let column = batch.column(index);
+    if let Some(nulls) = column.nulls() {
+        if let Some(row) = (0..column.len()).find(|&i| nulls.is_null(i)) {
+            return Err(JobError::NullKey {
+                query: spec.features.name.clone(),
+                column: spec.features.key.clone(),
+                row: rows_before + row as u64,
+            });
+        }
+    }
+    if column.data_type() == key_type {
+        return Ok(column.clone());
+    }
+    cast(column, key_type).map_err(|e| JobError::ColumnType {
+        query: spec.features.name.clone(),
+        column: spec.features.key.clone(),
+        found: e.to_string(),
+        expected: "a string or an integer",
+    })
+}
+
+fn null_or_nan_count(array: &ArrayRef) -> u64 {
+    let nulls = array.null_count() as u64;
+    match array.data_type() {
+        DataType::Float32 => {
+            nulls + array.as_primitive::<Float32Type>().values().iter().filter(|v| v.is_nan()).count() as u64
+        }
+        DataType::FixedSizeList(_, width) => {
+            let list = array.as_fixed_size_list();
+            let values = list.values().as_primitive::<Float32Type>();
+            let width = *width as usize;
+            nulls
+                + values
+                    .values()
+                    .chunks_exact(width.max(1))
+                    .filter(|row| row.iter().any(|v| v.is_nan()))
+                    .count() as u64
+        }
+        _ => nulls,
+    }
+}
+

@@ -1,0 +1,62 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use presage_data::SourceSpec;
+
+/// A job, resolved from the config: everything one run needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSpec {
+    /// The job's name (also its folder in the store).
+    pub name: String,
+    /// The feature query.
+    pub features: FeatureSpec,
+    /// The model and how its outputs are named.
+    pub model: ModelSpec,
+    /// Every configured source (the SQL may read any of them).
+    pub sources: Vec<SourceSpec>,
+    /// How many versions to keep on disk, the current one included.
+    pub keep_versions: usize,
+    /// Gates that must pass before publish.
+    pub checks: Checks,
+}
+
+/// A named feature query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureSpec {
+    /// Its name in the config (`[features.NAME]`).
+    pub name: String,
+    /// The entity key column.
+    pub key: String,
+    /// The SQL, with `{{as_of}}` / `{{now}}` placeholders.
+    pub sql: String,
+}
+
+/// A model as a job uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    /// Its name in the config (`[models.NAME]`).
+    pub name: String,
+    /// The model file.
+    pub path: PathBuf,
+    /// Feature columns in the model's input order.
+    pub inputs: Vec<String>,
+    /// Renames of prediction fields: default name (`probability`) → new name.
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// Publish gates (`[jobs.NAME.checks]`); `None` disables a check.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checks {
+    /// At least this many predictions.
+    pub min_rows: Option<u64>,
+    /// Relative change of the row count against the previous version, at most.
+    pub max_row_change: Option<f64>,
+    /// Fraction of null or NaN values in any output, at most.
+    pub max_null_fraction: Option<f64>,
+    /// Population stability index of each numeric output against the previous
+    /// version, at most (10 quantile bins of the previous version).
+    pub max_psi: Option<f64>,
+    /// SQL whose first column lists keys that must all have a prediction
+    /// (`{{as_of}}` is rendered as in the feature SQL).
+    pub expected_keys: Option<String>,
+}

@@ -1,0 +1,112 @@
+//! Loading models and scoring feature rows.
+//!
+//! Every model, whatever its file format, sits behind one narrow trait, [`Model`]:
+//! it takes a dense, row-major `f32` matrix whose columns are the model's inputs in
+//! order (NaN marks a missing value) and returns [`Scores`]. Dense `f32` is what
+//! every supported format (ONNX, XGBoost, LightGBM) computes on, so the job converts
+//! Arrow feature columns once and every engine stays free of Arrow.
+//!
+//! Two engines implement it: a native tree-ensemble evaluator (ONNX-ML TreeEnsemble*,
+//! XGBoost JSON, LightGBM text) and general ONNX graphs on tract. [`load`] picks the
+//! engine from the file. [`score_parallel`] splits rows over all cores.
+
+mod error;
+mod load;
+mod output;
+mod onnx;
+mod parallel;
+mod tree;
+
+pub use error::ModelError;
+pub use load::{load, load_bytes, ModelFormat};
+pub use output::{output_fields, scores_to_arrow, OutputField, OutputKind};
+pub use parallel::score_parallel;
+
+/// What a model predicts, known at load time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Task {
+    /// A classifier: a label per row and one probability per class.
+    Classifier {
+        /// Class labels in probability-column order (`probabilities[i]` is the
+        /// probability of `classes[i]`).
+        classes: ClassLabels,
+    },
+    /// A regressor with `targets` outputs per row (usually 1).
+    Regressor {
+        /// Number of predicted values per row.
+        targets: usize,
+    },
+}
+
+/// Class labels of a classifier, as the exporter wrote them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClassLabels {
+    /// Integer labels (scikit-learn, XGBoost, LightGBM usually).
+    Int(Vec<i64>),
+    /// String labels.
+    Str(Vec<String>),
+}
+
+impl ClassLabels {
+    /// Number of classes.
+    pub fn len(&self) -> usize {
+        match self {
+            ClassLabels::Int(v) => v.len(),
+            ClassLabels::Str(v) => v.len(),
+        }
+    }
+
+    /// True when there are no classes (never for a loaded model).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What is known about a loaded model before it scores a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// The engine that scores it, for logs and manifests: `"tree"` or `"tract"`.
+    pub engine: &'static str,
+    /// The file format it was loaded from.
+    pub format: ModelFormat,
+    /// Number of input features (columns of the matrix given to [`Model::score`]).
+    pub n_features: usize,
+    /// Classifier or regressor, with classes or targets.
+    pub task: Task,
+}
+
+/// The raw result of scoring `rows` rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scores {
+    /// Number of rows scored.
+    pub rows: usize,
+    /// Classifier: index into the class labels of the predicted class, per row.
+    pub label_index: Vec<u32>,
+    /// Classifier: `rows × classes` probabilities, row-major.
+    pub probabilities: Vec<f32>,
+    /// Regressor: `rows × targets` values, row-major.
+    pub values: Vec<f32>,
+}
+
+/// A loaded model that scores dense feature rows.
+///
+/// Implementations must be deterministic and thread-safe: [`score_parallel`] calls
+/// `score` from several threads at once on disjoint row ranges.
+///
+/// ```no_run
+/// # fn main() -> Result<(), presage_model::ModelError> {
+/// let model = presage_model::load(std::path::Path::new("model.onnx"))?;
+/// let n = model.info().n_features;
+/// let rows = vec![0.5_f32; 3 * n]; // three rows, row-major
+/// let scores = model.score(&rows, 3)?;
+/// assert_eq!(scores.rows, 3);
+/// # Ok(()) }
+/// ```
+pub trait Model: Send + Sync {
+    /// Shape, task and engine of the model.
+    fn info(&self) -> &ModelInfo;
+
+    /// Scores `rows` rows of `features`, a row-major matrix of
+    /// `rows × info().n_features` values where NaN means missing.
+    fn score(&self, features: &[f32], rows: usize) -> Result<Scores, ModelError>;
+}

@@ -1,0 +1,65 @@
+use std::fmt;
+use std::path::Path;
+
+use crate::{Model, ModelError};
+
+/// A model file format presage reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFormat {
+    /// ONNX (`.onnx`), including the ONNX-ML operators.
+    Onnx,
+    /// XGBoost's JSON model (`.json`, from `save_model("model.json")`).
+    XgboostJson,
+    /// LightGBM's text model (`.txt`, from `save_model("model.txt")`).
+    LightgbmText,
+}
+
+impl ModelFormat {
+    /// The format a file name implies, from its extension.
+    pub fn from_path(path: &Path) -> Option<ModelFormat> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "onnx" => Some(ModelFormat::Onnx),
+            "json" => Some(ModelFormat::XgboostJson),
+            "txt" => Some(ModelFormat::LightgbmText),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ModelFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ModelFormat::Onnx => "ONNX",
+            ModelFormat::XgboostJson => "XGBoost JSON",
+            ModelFormat::LightgbmText => "LightGBM text",
+        })
+    }
+}
+
+/// Loads a model file, choosing the format from its extension
+/// (`.onnx`, XGBoost `.json`, LightGBM `.txt`).
+pub fn load(path: &Path) -> Result<Box<dyn Model>, ModelError> {
+    let format = ModelFormat::from_path(path).ok_or_else(|| ModelError::NotAModel {
+        path: path.to_owned(),
+        format: ModelFormat::Onnx,
+        reason: "unknown extension; expected `.onnx`, XGBoost `.json` or LightGBM `.txt`".into(),
+    })?;
+    let bytes = fs_err::read(path).map_err(|source| ModelError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_bytes(&bytes, format, path)
+}
+
+/// Loads a model from bytes already in memory; `origin` names it in errors.
+pub fn load_bytes(
+    bytes: &[u8],
+    format: ModelFormat,
+    origin: &Path,
+) -> Result<Box<dyn Model>, ModelError> {
+    match format {
+        ModelFormat::Onnx => crate::onnx::load(bytes, origin),
+        ModelFormat::XgboostJson => crate::tree::xgboost::load(bytes, origin),
+        ModelFormat::LightgbmText => crate::tree::lightgbm::load(bytes, origin),
+    }
+}

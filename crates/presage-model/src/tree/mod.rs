@@ -1,0 +1,25 @@
+//! Native tree-ensemble evaluator: ONNX-ML `TreeEnsemble*`, XGBoost JSON and
+//! LightGBM text models, scored with each reference runtime's rules and faster.
+//!
+//! Loading has three stages. A parser ([`xgboost`], [`lightgbm`], [`onnx`]) reads the
+//! file into a [`forest::Forest`], translating that format's split rule (comparison,
+//! threshold precision, missing values, categories) into one normalised test per
+//! node. [`layout::Layout`] compiles the forest into a flat breadth-first node array.
+//! [`model::TreeModel`] scores blocks of rows with the lockstep kernels of
+//! [`kernel`] and applies the format's output rules from [`head`].
+
+mod forest;
+mod head;
+mod kernel;
+mod layout;
+mod model;
+mod value;
+
+pub(crate) mod lightgbm;
+pub(crate) mod onnx;
+pub(crate) mod xgboost;
+
+#[cfg(test)]
+mod conformance;
+#[cfg(test)]
+mod edge_cases;

@@ -1,0 +1,31 @@
+//! Serving published predictions by key, with their age.
+//!
+//! The server holds, per job, the currently published version behind an atomic
+//! pointer ([`arc_swap::ArcSwapOption`]). A watcher polls each job's `CURRENT`; when it
+//! changes, the new version is opened and verified off the request path and swapped
+//! in whole. Requests in flight keep the version they started with, so a swap or a
+//! rollback never fails a request. This crate depends on the store only: no
+//! DataFusion, no models.
+
+mod answer;
+mod api;
+mod error;
+mod metrics;
+mod resp;
+mod state;
+mod watcher;
+
+pub use answer::{write_answer, Status};
+pub use api::router;
+pub use resp::serve_resp;
+pub use error::ApiError;
+pub use state::{AppState, ServeJob};
+pub use watcher::{reload_all, spawn_watcher};
+
+/// Limits on request size.
+pub mod limits {
+    /// Largest request body accepted (bytes).
+    pub const MAX_BODY_BYTES: usize = 1 << 20;
+    /// Most keys in one `batchGet`.
+    pub const MAX_BATCH_KEYS: usize = 1000;
+}

@@ -1,0 +1,371 @@
+//! The Redis protocol (RESP2 and RESP3) endpoint: any Redis client reads predictions.
+//!
+//! `GET job:key` answers the same JSON document as HTTP (nil for unknown keys),
+//! `MGET` several at once. `PING`, `HELLO`, `COMMAND`, `INFO`, `CLIENT`, `SELECT 0`,
+//! `CONFIG GET` and `QUIT` are there so that `redis-cli`, `redis-benchmark` and client
+//! libraries connect as to any server. Everything else that writes is refused with a
+//! read-only error. Pipelined commands are parsed from one read and answered with one
+//! write.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::answer::write_answer;
+use crate::state::AppState;
+
+/// Largest command accepted (bytes), so a client cannot make the server buffer forever.
+const MAX_COMMAND_BYTES: usize = 1 << 20;
+/// Most arguments in one command.
+const MAX_ARGS: usize = 10_000;
+
+/// Commands that modify data in Redis; presage answers them with a read-only error.
+const WRITE_COMMANDS: &[&str] = &[
+    "SET", "SETEX", "PSETEX", "SETNX", "MSET", "MSETNX", "DEL", "UNLINK", "EXPIRE", "PEXPIRE",
+    "EXPIREAT", "PERSIST", "INCR", "INCRBY", "DECR", "DECRBY", "INCRBYFLOAT", "APPEND", "GETSET",
+    "GETDEL", "GETEX", "HSET", "HMSET", "HDEL", "LPUSH", "RPUSH", "LPOP", "RPOP", "SADD", "SREM",
+    "ZADD", "ZREM", "FLUSHDB", "FLUSHALL", "RENAME", "RENAMENX", "COPY", "MOVE", "RESTORE",
+    "SETRANGE", "XADD", "EVAL", "EVALSHA", "FCALL", "PUBLISH",
+];
+
+/// Accepts connections on `listener` and serves each on its own task.
+pub async fn serve_resp(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let _ = Connection::new(stream, state).run().await;
+        });
+    }
+}
+
+struct Connection {
+    stream: TcpStream,
+    state: Arc<AppState>,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    resp3: bool,
+}
+
+/// What parsing the input buffer found.
+enum Parsed {
+    /// A whole command and the bytes it used.
+    Command(Vec<Vec<u8>>, usize),
+    /// More bytes are needed.
+    Incomplete,
+    /// The bytes are not RESP.
+    Invalid(&'static str),
+}
+
+impl Connection {
+    fn new(stream: TcpStream, state: Arc<AppState>) -> Connection {
+        Connection {
+            stream,
+            state,
+            input: Vec::with_capacity(16 * 1024),
+            output: Vec::with_capacity(16 * 1024),
+            resp3: false,
+        }
+    }
+
+    async fn run(mut self) -> std::io::Result<()> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.input.extend_from_slice(&chunk[..n]);
+            let mut consumed = 0;
+            let mut quit = false;
+            loop {
+                match parse(&self.input[consumed..]) {
+                    Parsed::Command(args, used) => {
+                        consumed += used;
+                        if self.execute(&args) {
+                            quit = true;
+                            break;
+                        }
+                    }
+                    Parsed::Incomplete => break,
+                    Parsed::Invalid(why) => {
+                        self.error(&format!("ERR Protocol error: {why}"));
+                        self.stream.write_all(&self.output).await?;
+                        return Ok(());
+                    }
+                }
+            }
+            self.input.drain(..consumed);
+            if self.input.len() > MAX_COMMAND_BYTES {
+                self.error("ERR Protocol error: command too large");
+                quit = true;
+            }
+            if !self.output.is_empty() {
+                self.stream.write_all(&self.output).await?;
+                self.output.clear();
+            }
+            if quit {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs one command, appending its reply; true when the connection should close.
+    fn execute(&mut self, args: &[Vec<u8>]) -> bool {
+        let Some(name) = args.first() else {
+            return false;
+        };
+        let name = String::from_utf8_lossy(name).to_ascii_uppercase();
+        match name.as_str() {
+            "GET" if args.len() == 2 => self.get(&args[1]),
+            "MGET" if args.len() >= 2 => {
+                self.array_header(args.len() - 1);
+                for key in &args[1..] {
+                    self.get(key);
+                }
+            }
+            "GET" | "MGET" => self.error(&format!("ERR wrong number of arguments for '{}' command", name.to_lowercase())),
+            "PING" => match args.get(1) {
+                Some(message) => self.bulk(message),
+                None => self.simple("PONG"),
+            },
+            "ECHO" if args.len() == 2 => self.bulk(&args[1].clone()),
+            "HELLO" => self.hello(args),
+            "QUIT" => {
+                self.simple("OK");
+                return true;
+            }
+            "COMMAND" => self.array_header(0),
+            "INFO" => self.info(),
+            "SELECT" if args.get(1).is_some_and(|db| db == b"0") => self.simple("OK"),
+            "SELECT" => self.error("ERR presage serves one database: 0"),
+            "CLIENT" | "READONLY" | "RESET" => self.simple("OK"),
+            "CONFIG" if args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"GET")) => {
+                // redis-benchmark asks for `save` and `appendonly`; presage has no settings to show.
+                self.map_header(0)
+            }
+            "DBSIZE" => {
+                let rows: u64 = self.state.jobs.values().filter_map(|s| s.current.load().as_ref().map(|v| v.manifest().rows)).sum();
+                self.integer(rows as i64)
+            }
+            _ if WRITE_COMMANDS.contains(&name.as_str()) => {
+                self.error("READONLY presage serves published predictions read-only; publish with `presage run`")
+            }
+            _ => self.error(&format!("ERR unknown command '{}'", name.to_lowercase())),
+        }
+        false
+    }
+
+    fn get(&mut self, full_key: &[u8]) {
+        let started = Instant::now();
+        let Ok(full_key) = std::str::from_utf8(full_key) else {
+            return self.nil();
+        };
+        let Some((job, key)) = full_key.split_once(':') else {
+            return self.nil();
+        };
+        let Some(slot) = self.state.jobs.get(job) else {
+            return self.nil();
+        };
+        let Some(version) = slot.current.load_full() else {
+            return self.nil();
+        };
+        let mut doc = Vec::with_capacity(256);
+        let status = write_answer(&slot.spec, &version, key, Utc::now(), &mut doc);
+        crate::api::count(&self.state, job, status);
+        self.state.metrics.observe_latency(started.elapsed());
+        match status {
+            Some(_) => self.bulk(&doc),
+            None => self.nil(),
+        }
+    }
+
+    fn hello(&mut self, args: &[Vec<u8>]) {
+        if let Some(version) = args.get(1) {
+            match version.as_slice() {
+                b"2" => self.resp3 = false,
+                b"3" => self.resp3 = true,
+                _ => return self.error("NOPROTO unsupported protocol version"),
+            }
+        }
+        let fields: [(&str, HelloValue); 7] = [
+            ("server", HelloValue::Str("presage")),
+            ("version", HelloValue::Str(env!("CARGO_PKG_VERSION"))),
+            ("proto", HelloValue::Int(if self.resp3 { 3 } else { 2 })),
+            ("id", HelloValue::Int(1)),
+            ("mode", HelloValue::Str("standalone")),
+            ("role", HelloValue::Str("master")),
+            ("modules", HelloValue::Empty),
+        ];
+        self.map_header(fields.len());
+        for (name, value) in fields {
+            self.bulk(name.as_bytes());
+            match value {
+                HelloValue::Str(s) => self.bulk(s.as_bytes()),
+                HelloValue::Int(i) => self.integer(i),
+                HelloValue::Empty => self.array_header(0),
+            }
+        }
+    }
+
+    fn info(&mut self) {
+        let mut text = format!(
+            "# Server\r\nredis_version:7.0.0\r\npresage_version:{}\r\nredis_mode:standalone\r\n\r\n# Keyspace\r\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        for (job, slot) in &self.state.jobs {
+            if let Some(v) = slot.current.load().as_ref() {
+                text.push_str(&format!("job_{job}:version={},keys={}\r\n", v.manifest().id, v.manifest().rows));
+            }
+        }
+        self.bulk(text.as_bytes());
+    }
+
+    fn simple(&mut self, s: &str) {
+        self.output.push(b'+');
+        self.output.extend_from_slice(s.as_bytes());
+        self.output.extend_from_slice(b"\r\n");
+    }
+
+    fn error(&mut self, s: &str) {
+        self.output.push(b'-');
+        self.output.extend_from_slice(s.as_bytes());
+        self.output.extend_from_slice(b"\r\n");
+    }
+
+    fn integer(&mut self, i: i64) {
+        self.output.push(b':');
+        self.output.extend_from_slice(i.to_string().as_bytes());
+        self.output.extend_from_slice(b"\r\n");
+    }
+
+    fn bulk(&mut self, bytes: &[u8]) {
+        self.output.push(b'$');
+        self.output.extend_from_slice(bytes.len().to_string().as_bytes());
+        self.output.extend_from_slice(b"\r\n");
+        self.output.extend_from_slice(bytes);
+        self.output.extend_from_slice(b"\r\n");
+    }
+
+    fn nil(&mut self) {
+        if self.resp3 {
+            self.output.extend_from_slice(b"_\r\n");
+        } else {
+            self.output.extend_from_slice(b"$-1\r\n");
+        }
+    }
+
+    fn array_header(&mut self, n: usize) {
+        self.output.push(b'*');
+        self.output.extend_from_slice(n.to_string().as_bytes());
+        self.output.extend_from_slice(b"\r\n");
+    }
+
+    /// A map in RESP3, a flat array of pairs in RESP2.
+    fn map_header(&mut self, pairs: usize) {
+        if self.resp3 {
+            self.output.push(b'%');
+            self.output.extend_from_slice(pairs.to_string().as_bytes());
+            self.output.extend_from_slice(b"\r\n");
+        } else {
+            self.array_header(pairs * 2);
+        }
+    }
+}
+
+enum HelloValue {
+    Str(&'static str),
+    Int(i64),
+    Empty,
+}
+
+/// Parses one command (a RESP array of bulk strings, or an inline command line).
+fn parse(buf: &[u8]) -> Parsed {
+    if buf.is_empty() {
+        return Parsed::Incomplete;
+    }
+    if buf[0] != b'*' {
+        // Inline command: `PING\r\n` from telnet-like clients.
+        let Some(end) = find_crlf(buf, 0) else {
+            return Parsed::Incomplete;
+        };
+        let args = buf[..end]
+            .split(|b| *b == b' ')
+            .filter(|a| !a.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        return Parsed::Command(args, end + 2);
+    }
+    let Some(end) = find_crlf(buf, 1) else {
+        return Parsed::Incomplete;
+    };
+    let Some(count) = parse_int(&buf[1..end]) else {
+        return Parsed::Invalid("invalid multibulk length");
+    };
+    if count < 0 || count as usize > MAX_ARGS {
+        return Parsed::Invalid("invalid multibulk length");
+    }
+    let mut pos = end + 2;
+    let mut args = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        if pos >= buf.len() {
+            return Parsed::Incomplete;
+        }
+        if buf[pos] != b'$' {
+            return Parsed::Invalid("expected '$'");
+        }
+        let Some(end) = find_crlf(buf, pos + 1) else {
+            return Parsed::Incomplete;
+        };
+        let Some(len) = parse_int(&buf[pos + 1..end]) else {
+            return Parsed::Invalid("invalid bulk length");
+        };
+        if len < 0 || len as usize > MAX_COMMAND_BYTES {
+            return Parsed::Invalid("invalid bulk length");
+        }
+        let start = end + 2;
+        let stop = start + len as usize;
+        if buf.len() < stop + 2 {
+            return Parsed::Incomplete;
+        }
+        args.push(buf[start..stop].to_vec());
+        pos = stop + 2;
+    }
+    Parsed::Command(args, pos)
+}
+
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?.windows(2).position(|w| w == b"\r\n").map(|i| i + from)
+}
+
+fn parse_int(bytes: &[u8]) -> Option<i64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(parsed: Parsed) -> (Vec<String>, usize) {
+        match parsed {
+            Parsed::Command(a, used) => (a.into_iter().map(|a| String::from_utf8(a).unwrap()).collect(), used),
+            Parsed::Incomplete => panic!("incomplete"),
+            Parsed::Invalid(why) => panic!("invalid: {why}"),
+        }
+    }
+
+    #[test]
+    fn parses_arrays_and_inline() {
+        let (a, used) = args(parse(b"*2\r\n$3\r\nGET\r\n$7\r\nchurn:1\r\n*1\r\n"));
+        assert_eq!(a, ["GET", "churn:1"]);
+        assert_eq!(used, 24);
+        assert!(matches!(parse(b"*2\r\n$3\r\nGET\r\n$7\r\nchu"), Parsed::Incomplete));
+        let (a, _) = args(parse(b"PING hello\r\n"));
+        assert_eq!(a, ["PING", "hello"]);
+        assert!(matches!(parse(b"*x\r\n"), Parsed::Invalid(_)));
+    }
+}

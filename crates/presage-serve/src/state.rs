@@ -1,0 +1,81 @@
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use presage_store::{EmbeddedStore, LoadedVersion, VersionId};
+
+use crate::metrics::Metrics;
+
+/// How a job is served: from the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeJob {
+    /// The job's name.
+    pub name: String,
+    /// Answers from a version older than this are `stale`.
+    pub max_age: Option<Duration>,
+    /// The prediction for unknown keys (answered with `status: "default"`); 404 when `None`.
+    pub default: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A job's served version and what the watcher last failed to load.
+pub(crate) struct JobSlot {
+    pub(crate) spec: ServeJob,
+    pub(crate) current: ArcSwapOption<LoadedVersion>,
+    /// A version that failed to load (checksums), so it is not retried every poll.
+    pub(crate) rejected: Mutex<Option<VersionId>>,
+}
+
+/// Everything handlers share.
+pub struct AppState {
+    pub(crate) store: EmbeddedStore,
+    pub(crate) jobs: BTreeMap<String, JobSlot>,
+    pub(crate) admin_token: Option<String>,
+    pub(crate) metrics: Metrics,
+}
+
+impl AppState {
+    /// State for serving `jobs` from `store`. Rollback over HTTP needs `admin_token`.
+    pub fn new(store: EmbeddedStore, jobs: Vec<ServeJob>, admin_token: Option<String>) -> Arc<AppState> {
+        let metrics = Metrics::new(jobs.iter().map(|j| j.name.clone()));
+        let jobs = jobs
+            .into_iter()
+            .map(|spec| {
+                (
+                    spec.name.clone(),
+                    JobSlot {
+                        spec,
+                        current: ArcSwapOption::empty(),
+                        rejected: Mutex::new(None),
+                    },
+                )
+            })
+            .collect();
+        Arc::new(AppState {
+            store,
+            jobs,
+            admin_token,
+            metrics,
+        })
+    }
+
+    /// The version a job serves now, if any.
+    pub fn current(&self, job: &str) -> Option<Arc<LoadedVersion>> {
+        self.jobs.get(job)?.current.load_full()
+    }
+
+    /// True when every job that has a published version has it loaded, and at least
+    /// one job is loaded.
+    pub fn ready(&self) -> bool {
+        let mut any = false;
+        for (name, slot) in &self.jobs {
+            let loaded = slot.current.load();
+            match (self.store.current(name), loaded.as_ref()) {
+                (Ok(Some(_)), None) => return false,
+                (_, Some(_)) => any = true,
+                _ => {}
+            }
+        }
+        any
+    }
+}

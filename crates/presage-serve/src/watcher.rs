@@ -1,0 +1,73 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::state::{AppState, JobSlot};
+
+/// Loads every job's current version where it changed. Returns one line per
+/// change or failure (for logs). Blocking: call it off the async runtime.
+pub fn reload_all(state: &AppState) -> Vec<String> {
+    let mut events = Vec::new();
+    for (name, slot) in &state.jobs {
+        if let Some(event) = reload_job(state, name, slot) {
+            events.push(event);
+        }
+    }
+    events
+}
+
+fn reload_job(state: &AppState, name: &str, slot: &JobSlot) -> Option<String> {
+    let wanted = match state.store.current(name) {
+        Ok(Some(id)) => id,
+        Ok(None) => return None,
+        Err(e) => return Some(format!("job `{name}`: {e}")),
+    };
+    let loaded = slot.current.load().as_ref().map(|v| v.id());
+    if loaded == Some(wanted) {
+        return None;
+    }
+    let mut rejected = slot.rejected.lock().expect("rejected lock");
+    if *rejected == Some(wanted) {
+        return None;
+    }
+    match state.store.load(name, wanted) {
+        Ok(version) => {
+            slot.current.store(Some(Arc::new(version)));
+            *rejected = None;
+            state.metrics.job(name).swaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Some(match loaded {
+                Some(old) => format!("job `{name}`: now serving version {wanted} (was {old})"),
+                None => format!("job `{name}`: serving version {wanted}"),
+            })
+        }
+        Err(e) => {
+            *rejected = Some(wanted);
+            state.metrics.job(name).swap_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let keeping = loaded.map_or("nothing".to_owned(), |id| format!("version {id}"));
+            Some(format!("job `{name}`: refusing version {wanted}, still serving {keeping}: {e}"))
+        }
+    }
+}
+
+/// Polls every job's `CURRENT` every `interval` and swaps in new versions; each
+/// change or refusal is passed to `log`.
+pub fn spawn_watcher(
+    state: Arc<AppState>,
+    interval: Duration,
+    log: impl Fn(&str) + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let log = Arc::new(log);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let state = state.clone();
+            let events = tokio::task::spawn_blocking(move || reload_all(&state))
+                .await
+                .unwrap_or_default();
+            for event in events {
+                log(&event);
+            }
+        }
+    })
+}

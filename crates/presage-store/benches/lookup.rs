@@ -1,0 +1,3 @@
+//! Lookup-file benchmark (being written).
+
+fn main() {}

@@ -1,0 +1,36 @@
+//! The embedded lookup file: one immutable, memory-mapped, hash-indexed file per
+//! version, answering point lookups by key.
+//!
+//! A version's predictions are written once and then only read, so the file is
+//! built for that: [`LookupWriter`] streams records from Arrow batches into the file
+//! as they arrive and lays out a hash index at the end (keeping only 16 bytes per key
+//! aside, spilled to disk past a limit), and [`LookupFile`] maps the file and answers
+//! a lookup with one probe run in the index and one record read — no parsing, no
+//! allocation. The family is cdb, Sparkey and Voldemort's read-only stores.
+//!
+//! Values are stored typed and fixed-width where the schema allows (integers,
+//! floats, booleans, float lists; strings length-prefixed), and a [`Record`] writes
+//! the JSON answer at lookup time ([`Record::write_json`]), so the file stays compact
+//! and no JSON text is parsed or stored. Opening checks the header only, so a large
+//! version opens in microseconds; [`LookupFile::verify`] checks the checksum of
+//! every byte and is what a server runs before switching to a new version. The
+//! layout is described in the `format` module.
+
+mod encode;
+mod error;
+mod field;
+mod format;
+mod key;
+#[allow(unsafe_code, reason = "memory-mapping the file needs it; nothing else in the lookup module does")]
+mod map;
+mod reader;
+mod record;
+mod spill;
+mod writer;
+
+pub use error::LookupError;
+pub use field::{FieldType, ValueField};
+pub use key::{Key, KeyType};
+pub use reader::{Iter, LookupFile};
+pub use record::{Float32Values, Record, Value, Values};
+pub use writer::{LookupSummary, LookupWriter};

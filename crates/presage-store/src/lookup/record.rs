@@ -1,0 +1,436 @@
+//! Records: how a key and its prediction fields sit in the data section, and how a
+//! found record becomes typed values or a JSON object.
+//!
+//! A record is `key · null bitmap · values`. The bitmap has one bit per field (set =
+//! null). Every value is stored in declaration order; a null fixed-width value still
+//! takes its width (zeros) and a null string is an empty one, so fixed-width fields
+//! never need a length.
+
+use super::format::get_varint;
+use super::{FieldType, KeyType, ValueField};
+
+/// The fields of a file and what answering needs of them, computed once at open.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    pub fields: Vec<ValueField>,
+    /// Bytes of the null bitmap: one bit per field.
+    pub null_bytes: usize,
+    /// Each field's `"name":` with the name already JSON-escaped.
+    json_names: Vec<Box<[u8]>>,
+    /// Bytes of the values when every field is fixed-width: the record's length is
+    /// then known without walking it.
+    fixed_len: Option<usize>,
+}
+
+impl Layout {
+    pub(crate) fn new(fields: Vec<ValueField>) -> Layout {
+        let json_names = fields
+            .iter()
+            .map(|field| {
+                let mut name = Vec::new();
+                write_json_str(&mut name, &field.name);
+                name.push(b':');
+                name.into_boxed_slice()
+            })
+            .collect();
+        let fixed_len = fields
+            .iter()
+            .map(|field| field.field_type.fixed_width())
+            .sum::<Option<usize>>();
+        Layout {
+            null_bytes: fields.len().div_ceil(8),
+            fields,
+            json_names,
+            fixed_len,
+        }
+    }
+
+    /// Splits the record that starts at `bytes` (just after its key) into a [`Record`]
+    /// and its length, or `None` if it runs past `bytes`.
+    #[inline]
+    pub(crate) fn record<'a>(&'a self, bytes: &'a [u8]) -> Option<(Record<'a>, usize)> {
+        let nulls = bytes.get(..self.null_bytes)?;
+        let rest = &bytes[self.null_bytes..];
+        let values_len = match self.fixed_len {
+            Some(len) => len,
+            None => {
+                let mut pos = 0;
+                for field in &self.fields {
+                    pos += value_len(field.field_type, rest.get(pos..)?)?;
+                }
+                pos
+            }
+        };
+        let values = rest.get(..values_len)?;
+        let record = Record {
+            layout: self,
+            nulls,
+            values,
+        };
+        Some((record, self.null_bytes + values_len))
+    }
+}
+
+/// The bytes a value of `field_type` takes at the start of `bytes`, or `None` if
+/// they run past it.
+#[inline]
+fn value_len(field_type: FieldType, bytes: &[u8]) -> Option<usize> {
+    let len = match field_type.fixed_width() {
+        Some(width) => width,
+        None => {
+            let (len, prefix) = get_varint(bytes)?;
+            prefix.checked_add(usize::try_from(len).ok()?)?
+        }
+    };
+    (len <= bytes.len()).then_some(len)
+}
+
+/// A stored key, as read back from a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawKey<'a> {
+    Str(&'a [u8]),
+    Int(i64),
+}
+
+/// Splits the key at the start of a record: the key and the bytes it took.
+#[inline]
+pub(crate) fn split_key(key_type: KeyType, bytes: &[u8]) -> Option<(RawKey<'_>, usize)> {
+    match key_type {
+        KeyType::Str => {
+            let (len, prefix) = get_varint(bytes)?;
+            let end = prefix.checked_add(usize::try_from(len).ok()?)?;
+            Some((RawKey::Str(bytes.get(prefix..end)?), end))
+        }
+        KeyType::Int => {
+            let word = bytes.get(..8)?;
+            let mut le = [0u8; 8];
+            le.copy_from_slice(word);
+            Some((RawKey::Int(i64::from_le_bytes(le)), 8))
+        }
+    }
+}
+
+/// The prediction fields stored for one key, borrowed from the mapped file.
+///
+/// Values are decoded on access; nothing is copied until [`Record::write_json`] or a
+/// [`Value::Utf8`] is turned into a `String` by the caller.
+#[derive(Clone, Copy)]
+pub struct Record<'a> {
+    layout: &'a Layout,
+    nulls: &'a [u8],
+    values: &'a [u8],
+}
+
+impl<'a> Record<'a> {
+    /// The fields, in the order of the values.
+    pub fn fields(&self) -> &'a [ValueField] {
+        &self.layout.fields
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.layout.fields.len()
+    }
+
+    /// Whether the file has no value fields (only keys).
+    pub fn is_empty(&self) -> bool {
+        self.layout.fields.is_empty()
+    }
+
+    /// Whether field `i` is null.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn is_null(&self, i: usize) -> bool {
+        assert!(i < self.len(), "field index `{i}` out of range: the record has `{}` fields", self.len());
+        self.nulls[i / 8] & (1 << (i % 8)) != 0
+    }
+
+    /// The value of field `i`.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn value(&self, i: usize) -> Value<'a> {
+        assert!(i < self.len(), "field index `{i}` out of range: the record has `{}` fields", self.len());
+        self.values().nth(i).unwrap_or(Value::Null)
+    }
+
+    /// The value of the field called `name`, or `None` if there is no such field.
+    pub fn get(&self, name: &str) -> Option<Value<'a>> {
+        let i = self.layout.fields.iter().position(|field| field.name == name)?;
+        Some(self.value(i))
+    }
+
+    /// The values of all fields, in order.
+    pub fn values(&self) -> Values<'a> {
+        Values {
+            record: *self,
+            index: 0,
+            pos: 0,
+        }
+    }
+
+    /// Appends the record as a JSON object, e.g. `{"probability":0.12,"label":1}`.
+    ///
+    /// Null values, and floats that JSON cannot hold (NaN, infinities), are `null`;
+    /// floats are printed in their shortest round-trip form.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, value) in self.values().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&self.layout.json_names[i]);
+            value.write_json(out);
+        }
+        out.push(b'}');
+    }
+
+    /// The record as a JSON string; see [`Record::write_json`].
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        // write_json only writes UTF-8: ASCII punctuation, numbers and `&str`s.
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Record<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for (field, value) in self.layout.fields.iter().zip(self.values()) {
+            map.entry(&field.name, &value);
+        }
+        map.finish()
+    }
+}
+
+/// The values of a [`Record`], in field order.
+#[derive(Debug, Clone)]
+pub struct Values<'a> {
+    record: Record<'a>,
+    index: usize,
+    pos: usize,
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = Value<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Value<'a>> {
+        let field = self.record.layout.fields.get(self.index)?;
+        let null = self.record.nulls[self.index / 8] & (1 << (self.index % 8)) != 0;
+        self.index += 1;
+        let bytes = self.record.values.get(self.pos..).unwrap_or_default();
+        // The record was bounds-checked when it was found; a failure here can only
+        // come from a file that failed (or skipped) `verify`, and reads as null.
+        let Some(len) = value_len(field.field_type, bytes) else {
+            self.pos = self.record.values.len();
+            return Some(Value::Null);
+        };
+        self.pos += len;
+        if null {
+            return Some(Value::Null);
+        }
+        Some(decode(field.field_type, &bytes[..len]))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.record.layout.fields.len() - self.index;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Values<'_> {}
+
+/// Decodes a non-null value from exactly its bytes.
+#[inline]
+fn decode(field_type: FieldType, bytes: &[u8]) -> Value<'_> {
+    match field_type {
+        FieldType::Int64 => Value::Int64(i64::from_le_bytes(array(bytes))),
+        FieldType::Float32 => Value::Float32(f32::from_le_bytes(array(bytes))),
+        FieldType::Float64 => Value::Float64(f64::from_le_bytes(array(bytes))),
+        FieldType::Bool => Value::Bool(bytes[0] != 0),
+        FieldType::Utf8 => {
+            let prefix = get_varint(bytes).map_or(bytes.len(), |(_, prefix)| prefix);
+            match std::str::from_utf8(&bytes[prefix..]) {
+                Ok(text) => Value::Utf8(text),
+                Err(_) => Value::Null,
+            }
+        }
+        FieldType::Float32List(_) => Value::Float32List(Float32Values { bytes }),
+    }
+}
+
+/// The first `N` bytes as an array; `bytes` has exactly the field's width.
+#[inline]
+fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&bytes[..N]);
+    out
+}
+
+/// One decoded value of a record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    /// An integer field.
+    Int64(i64),
+    /// A 32-bit float field.
+    Float32(f32),
+    /// A 64-bit float field.
+    Float64(f64),
+    /// A boolean field.
+    Bool(bool),
+    /// A text field, borrowed from the file.
+    Utf8(&'a str),
+    /// A list of 32-bit floats, borrowed from the file.
+    Float32List(Float32Values<'a>),
+    /// A null value (null in the Arrow column).
+    Null,
+}
+
+impl Value<'_> {
+    /// Appends the value as JSON: numbers in shortest round-trip form, `null` for
+    /// null and for NaN or infinite floats, strings escaped.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match *self {
+            Value::Int64(value) => out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes()),
+            Value::Float32(value) => write_f32(out, value),
+            Value::Float64(value) => {
+                if value.is_finite() {
+                    out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+                } else {
+                    out.extend_from_slice(b"null");
+                }
+            }
+            Value::Bool(value) => out.extend_from_slice(if value { b"true" } else { b"false" }),
+            Value::Utf8(text) => write_json_str(out, text),
+            Value::Float32List(values) => {
+                out.push(b'[');
+                for (i, value) in values.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_f32(out, value);
+                }
+                out.push(b']');
+            }
+            Value::Null => out.extend_from_slice(b"null"),
+        }
+    }
+}
+
+/// Appends an `f32` in its shortest round-trip form (`0.12`, not `0.11999999731779099`).
+#[inline]
+fn write_f32(out: &mut Vec<u8>, value: f32) {
+    if value.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Appends `text` as a JSON string literal.
+pub(crate) fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// A stored list of 32-bit floats (a `FixedSizeList<Float32, n>` value).
+#[derive(Clone, Copy, PartialEq)]
+pub struct Float32Values<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Float32Values<'a> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.bytes.len() / 4
+    }
+
+    /// Whether the list has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.len() < 4
+    }
+
+    /// Element `i` (NaN where the Arrow element was null), or `None` past the end.
+    pub fn get(&self, i: usize) -> Option<f32> {
+        let bytes = self.bytes.get(4 * i..4 * i + 4)?;
+        Some(f32::from_le_bytes(array(bytes)))
+    }
+
+    /// The elements in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = f32> + 'a {
+        self.bytes
+            .chunks_exact(4)
+            .map(|bytes| f32::from_le_bytes(array(bytes)))
+    }
+
+    /// The elements, copied.
+    pub fn to_vec(&self) -> Vec<f32> {
+        self.iter().collect()
+    }
+}
+
+impl std::fmt::Debug for Float32Values<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_str(text: &str) -> String {
+        let mut out = Vec::new();
+        write_json_str(&mut out, text);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_does() {
+        for text in ["plain", "quote \" and \\", "line\nbreak\ttab", "\u{1}\u{1f}", "naïve ☃", ""] {
+            assert_eq!(json_str(text), serde_json::to_string(text).unwrap(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn floats_print_shortest() {
+        let mut out = Vec::new();
+        Value::Float32(0.12).write_json(&mut out);
+        out.push(b' ');
+        Value::Float32(f32::NAN).write_json(&mut out);
+        out.push(b' ');
+        Value::Float64(f64::INFINITY).write_json(&mut out);
+        out.push(b' ');
+        Value::Float64(1e-7).write_json(&mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "0.12 null null 1e-7");
+    }
+}

@@ -1,0 +1,249 @@
+//! Test harness shared by presage's integration tests.
+//!
+//! Tests drive real components: the real `presage` binary, a real `redis-server`
+//! on a free loopback port, real fixture files. This crate starts and stops them and
+//! cleans up after itself (every child process is killed on drop).
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The workspace root (where `Cargo.toml` with `[workspace]` is).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/presage-test is two levels below the root")
+        .to_path_buf()
+}
+
+/// The shared model fixtures: `$PRESAGE_FIXTURES`, or `../shared/fixtures/models`
+/// beside the workspace.
+pub fn model_fixtures() -> PathBuf {
+    match std::env::var_os("PRESAGE_FIXTURES") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("../shared/fixtures/models"),
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding an ephemeral loopback port")
+        .port()
+}
+
+/// A temporary project folder, removed on drop.
+pub struct TestProject {
+    dir: tempfile::TempDir,
+}
+
+impl TestProject {
+    /// An empty project folder.
+    pub fn new() -> TestProject {
+        TestProject {
+            dir: tempfile::Builder::new()
+                .prefix("presage-test-")
+                .tempdir()
+                .expect("creating a temp dir"),
+        }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (creating folders), relative to the project.
+    pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.dir.path().join(relative);
+        if let Some(parent) = path.parent() {
+            fs_err::create_dir_all(parent).expect("creating folders");
+        }
+        fs_err::write(&path, contents).expect("writing a test file");
+        path
+    }
+
+    /// Copies a file into the project.
+    pub fn copy(&self, from: &Path, relative: &str) -> PathBuf {
+        let bytes = fs_err::read(from).expect("reading a fixture");
+        self.write(relative, bytes)
+    }
+}
+
+impl Default for TestProject {
+    fn default() -> Self {
+        TestProject::new()
+    }
+}
+
+/// A child process killed on drop, with its stderr collected line by line.
+pub struct ChildProcess {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl ChildProcess {
+    /// Spawns `command` with stdout discarded and stderr captured.
+    pub fn spawn(mut command: Command) -> ChildProcess {
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawning a child process");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        ChildProcess {
+            child,
+            stderr: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until a stderr line contains `needle`; panics with what was seen after
+    /// `timeout`.
+    pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line with `{needle}` within {timeout:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `url` until it answers 200, or panics after `timeout`.
+pub fn wait_http_ok(url: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(resp) = ureq::get(url).call() {
+            if resp.status() == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "`{url}` did not answer 200 within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An HTTP answer: status and JSON body.
+pub fn http_json(method: &str, url: &str, body: Option<&serde_json::Value>, bearer: Option<&str>) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let result = match (method, body) {
+        ("GET", _) => {
+            let mut req = agent.get(url);
+            if let Some(a) = &auth {
+                req = req.header("Authorization", a);
+            }
+            req.call()
+        }
+        (_, body) => {
+            let mut req = agent.post(url);
+            if let Some(a) = &auth {
+                req = req.header("Authorization", a);
+            }
+            match body {
+                Some(b) => req.send_json(b),
+                None => req.send_empty(),
+            }
+        }
+    };
+    let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, json)
+}
+
+/// A real `redis-server` on a free loopback port, without persistence; killed on drop.
+pub struct RedisServer {
+    port: u16,
+    _process: ChildProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts one (standalone) and waits until it accepts connections.
+    pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts one with extra arguments (e.g. `--cluster-enabled yes`).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir for redis");
+        let port = free_port();
+        let mut command = Command::new("redis-server");
+        command
+            .arg("--port")
+            .arg(port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(extra);
+        let process = ChildProcess::spawn(command);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}; is it installed?");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer {
+            port,
+            _process: process,
+            _dir: dir,
+        }
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}

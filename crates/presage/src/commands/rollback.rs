@@ -1,0 +1,12 @@
+use anyhow::Result;
+use presage_store::VersionId;
+
+use crate::config::Config;
+
+/// `presage rollback JOB [--to ID]`.
+pub fn rollback(config: &Config, job: &str, to: Option<u64>) -> Result<()> {
+    let job = config.job(job)?;
+    let (from, to) = config.store().rollback(&job.spec.name, to.map(VersionId))?;
+    println!("{}: now serving version {to} (was {from})", job.spec.name);
+    Ok(())
+}

@@ -1,0 +1,42 @@
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use presage_job::{JobError, RunOptions, RunOutcome};
+
+use crate::config::Config;
+use crate::reporter::RunReporter;
+
+/// `presage run JOB`: one run, ending with a one-line summary.
+pub fn run(config: &Config, job: &str, as_of: Option<DateTime<Utc>>, force: bool) -> Result<RunOutcome> {
+    let job = config.job(job)?;
+    let store = config.store();
+    let options = RunOptions {
+        as_of: as_of.unwrap_or_else(Utc::now),
+        force,
+    };
+    let reporter = RunReporter::new(&job.spec.name);
+    let result = super::runtime()?.block_on(presage_job::run(&job.spec, &store, options, &reporter));
+    reporter.finish();
+    match result {
+        Ok(outcome) => {
+            let m = &outcome.manifest;
+            if m.forced {
+                eprintln!("warning: checks failed and --force published anyway (recorded in the manifest)");
+            }
+            println!(
+                "published {} version {}: {} rows in {:.2}s ({:.0} rows/s), features as of {}",
+                m.job,
+                m.id,
+                m.rows,
+                outcome.seconds,
+                m.rows as f64 / outcome.seconds.max(1e-9),
+                m.features_as_of.format("%Y-%m-%dT%H:%M:%SZ"),
+            );
+            Ok(outcome)
+        }
+        Err(JobError::Blocked { checks, kept }) => {
+            eprintln!("{}", super::versions::checks_table(&checks));
+            Err(JobError::Blocked { checks, kept }.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

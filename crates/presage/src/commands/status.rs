@@ -1,0 +1,58 @@
+use anyhow::Result;
+use chrono::Utc;
+use presage_store::Staleness;
+use serde_json::json;
+
+use crate::config::Config;
+
+/// `presage status`: each job's version, rows, age and whether it is stale.
+pub fn status(config: &Config, as_json: bool) -> Result<()> {
+    let store = config.store();
+    let now = Utc::now();
+    let mut rows = Vec::new();
+    for (name, job) in &config.jobs {
+        let current = store.current(name)?;
+        let manifest = current.map(|id| store.manifest(name, id)).transpose()?;
+        let entry = match &manifest {
+            Some(m) => {
+                let s = Staleness::at(m.created_at, job.serve.max_age, now);
+                json!({
+                    "job": name,
+                    "version": m.id,
+                    "rows": m.rows,
+                    "computed_at": m.created_at,
+                    "features_as_of": m.features_as_of,
+                    "age_seconds": (s.age_seconds * 1000.0).round() / 1000.0,
+                    "max_age_seconds": job.serve.max_age.map(|d| d.as_secs()),
+                    "status": s.freshness.as_str(),
+                })
+            }
+            None => json!({ "job": name, "version": null, "status": "no version" }),
+        };
+        rows.push(entry);
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&json!({ "jobs": rows }))?);
+        return Ok(());
+    }
+    println!("{:<16} {:>7} {:>10}  {:<20} {:>10} {:>8}  status", "job", "version", "rows", "computed_at", "age", "max_age");
+    for r in &rows {
+        let max_age = r["max_age_seconds"].as_u64().map_or("-".to_owned(), |s| super::human_age(s as f64));
+        if r["version"].is_null() {
+            println!("{:<16} {:>7} {:>10}  {:<20} {:>10} {:>8}  no version (run `presage run {}`)", r["job"].as_str().unwrap_or(""), "-", "-", "-", "-", max_age, r["job"].as_str().unwrap_or(""));
+            continue;
+        }
+        let computed = r["computed_at"].as_str().unwrap_or("");
+        println!(
+            "{:<16} {:>7} {:>10}  {:<20} {:>10} {:>8}  {}",
+            r["job"].as_str().unwrap_or(""),
+            r["version"],
+            r["rows"],
+            computed.get(..19).unwrap_or(computed),
+            super::human_age(r["age_seconds"].as_f64().unwrap_or(0.0)),
+            max_age,
+            r["status"].as_str().unwrap_or(""),
+        );
+    }
+    Ok(())
+}

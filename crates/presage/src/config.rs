@@ -1,0 +1,268 @@
+//! `presage.toml`: parsed once at the edge into the typed specs the crates use.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use presage_data::{SourceFormat, SourceSpec};
+use presage_job::{Checks, FeatureSpec, JobSpec, ModelSpec};
+use presage_serve::ServeJob;
+use presage_store::EmbeddedStore;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    sources: BTreeMap<String, RawSource>,
+    #[serde(default)]
+    features: BTreeMap<String, RawFeatures>,
+    #[serde(default)]
+    models: BTreeMap<String, RawModel>,
+    #[serde(default)]
+    jobs: BTreeMap<String, RawJob>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("presage-data")
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(default)]
+    kind: StoreKind,
+    url: Option<String>,
+}
+
+/// Where versions are published.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// Files under `data_dir`.
+    #[default]
+    Embedded,
+    /// A Redis server or cluster.
+    Redis,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    path: String,
+    format: Option<SourceFormat>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeatures {
+    key: String,
+    sql: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    path: PathBuf,
+    inputs: Vec<String>,
+    #[serde(default)]
+    outputs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    features: String,
+    model: String,
+    max_age: Option<String>,
+    #[serde(default = "default_keep_versions")]
+    keep_versions: usize,
+    default: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    checks: RawChecks,
+}
+
+fn default_keep_versions() -> usize {
+    5
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChecks {
+    min_rows: Option<u64>,
+    max_row_change: Option<f64>,
+    max_null_fraction: Option<f64>,
+    max_psi: Option<f64>,
+    expected_keys: Option<String>,
+}
+
+/// A validated config with paths resolved against its folder.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file.
+    pub path: PathBuf,
+    /// The embedded store's root.
+    pub data_dir: PathBuf,
+    /// Every job, by name.
+    pub jobs: BTreeMap<String, JobConfig>,
+}
+
+/// A job as the run and serve commands need it.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// What `presage run` needs.
+    pub spec: JobSpec,
+    /// What `presage serve` needs.
+    pub serve: ServeJob,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = fs_err::read_to_string(path).with_context(|| {
+            format!("reading config; run `presage quickstart` for an example project, or pass `--config FILE`")
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses config text; `path` resolves relative paths and names the file in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let raw: RawConfig =
+            toml::from_str(text).with_context(|| format!("parsing `{}`", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let in_file = || format!("in `{}`", path.display());
+
+        if raw.store.kind == StoreKind::Redis {
+            bail!(
+                "store.kind: `redis` is not available in this build yet; use `embedded` ({})",
+                in_file()
+            );
+        }
+        let _ = raw.store.url;
+
+        let sources: Vec<SourceSpec> = raw
+            .sources
+            .iter()
+            .map(|(name, s)| SourceSpec {
+                name: name.clone(),
+                path: resolve(Path::new(&s.path)),
+                format: s.format,
+            })
+            .collect();
+
+        let mut jobs = BTreeMap::new();
+        for (name, job) in &raw.jobs {
+            let field = |f: &str| format!("jobs.{name}.{f}");
+            let features = raw.features.get(&job.features).with_context(|| {
+                format!(
+                    "{}: no feature set `{}`; defined: {} ({})",
+                    field("features"),
+                    job.features,
+                    names(raw.features.keys()),
+                    in_file()
+                )
+            })?;
+            let model = raw.models.get(&job.model).with_context(|| {
+                format!(
+                    "{}: no model `{}`; defined: {} ({})",
+                    field("model"),
+                    job.model,
+                    names(raw.models.keys()),
+                    in_file()
+                )
+            })?;
+            let max_age = job
+                .max_age
+                .as_deref()
+                .map(|text| parse_duration(text).with_context(|| format!("{} ({})", field("max_age"), in_file())))
+                .transpose()?;
+            if job.keep_versions == 0 {
+                bail!("{}: must be at least 1 ({})", field("keep_versions"), in_file());
+            }
+            for (check, value) in [
+                ("max_row_change", job.checks.max_row_change),
+                ("max_null_fraction", job.checks.max_null_fraction),
+                ("max_psi", job.checks.max_psi),
+            ] {
+                if let Some(v) = value {
+                    if !(v >= 0.0) || (check == "max_null_fraction" && v > 1.0) {
+                        bail!(
+                            "{}: `{v}` is out of range; expected {} ({})",
+                            field(&format!("checks.{check}")),
+                            if check == "max_null_fraction" { "0.0 to 1.0" } else { "0.0 or more" },
+                            in_file()
+                        );
+                    }
+                }
+            }
+            let spec = JobSpec {
+                name: name.clone(),
+                features: FeatureSpec {
+                    name: job.features.clone(),
+                    key: features.key.clone(),
+                    sql: features.sql.clone(),
+                },
+                model: ModelSpec {
+                    name: job.model.clone(),
+                    path: resolve(&model.path),
+                    inputs: model.inputs.clone(),
+                    outputs: model.outputs.clone(),
+                },
+                sources: sources.clone(),
+                keep_versions: job.keep_versions,
+                checks: Checks {
+                    min_rows: job.checks.min_rows,
+                    max_row_change: job.checks.max_row_change,
+                    max_null_fraction: job.checks.max_null_fraction,
+                    max_psi: job.checks.max_psi,
+                    expected_keys: job.checks.expected_keys.clone(),
+                },
+            };
+            let serve = ServeJob {
+                name: name.clone(),
+                max_age,
+                default: job.default.clone(),
+            };
+            jobs.insert(name.clone(), JobConfig { spec, serve });
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            data_dir: resolve(&raw.data_dir),
+            jobs,
+        })
+    }
+
+    /// The store the config publishes to.
+    pub fn store(&self) -> EmbeddedStore {
+        EmbeddedStore::new(&self.data_dir)
+    }
+
+    /// A job by name, or an error listing the jobs there are.
+    pub fn job(&self, name: &str) -> Result<&JobConfig> {
+        self.jobs.get(name).with_context(|| {
+            format!(
+                "unknown job `{name}`; `{}` defines: {}",
+                self.path.display(),
+                names(self.jobs.keys())
+            )
+        })
+    }
+}
+
+fn names<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+    let list: Vec<String> = keys.map(|k| format!("`{k}`")).collect();
+    if list.is_empty() { "none".to_owned() } else { list.join(", ") }
+}
+
+/// Parses `26h`, `30m`, `7d`, `1h 30m`.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    humantime::parse_duration(text.trim())
+        .with_context(|| format!("invalid duration `{text}`; examples: `30m`, `26h`, `7d`"))
+}

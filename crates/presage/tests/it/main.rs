@@ -1,0 +1,6 @@
+//! Integration tests: the real `presage` binary on real files and real servers.
+
+mod bad_input;
+mod crash;
+mod project;
+mod spine;
