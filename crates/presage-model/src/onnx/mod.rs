@@ -1,12 +1,83 @@
 //! ONNX files: pure tree-ensemble graphs go to the native tree evaluator, everything
-//! else to tract. (Being written: see the tract engine brief.)
+//! else to tract.
+//!
+//! Loading a general graph happens in four steps, all at load so a run never
+//! starts with a model it cannot finish:
+//! 1. every node's operator is checked against what tract (plus the ONNX-ML
+//!    operators added here: [`scaler`], [`imputer`]) implements ([`support`]);
+//! 2. the single float input `[N, F]` is read from the graph ([`signature`]);
+//! 3. tract analyses and optimises the graph with `N` left symbolic;
+//! 4. the optimised outputs decide classifier or regressor ([`signature`]).
+
+mod engine;
+mod imputer;
+mod scaler;
+mod signature;
+mod support;
 
 use std::path::Path;
 
-use crate::{Model, ModelError};
+use prost::Message;
+use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::*;
 
-/// Loads an ONNX model from bytes.
+use crate::{Model, ModelError, ModelFormat, ModelInfo};
+
+/// The name of the batch dimension in the optimised graph.
+const BATCH_SYMBOL: &str = "N";
+
+/// Loads an ONNX model from bytes; `origin` names it in errors and locates
+/// external tensor data (stored beside the model file).
 pub(crate) fn load(bytes: &[u8], origin: &Path) -> Result<Box<dyn Model>, ModelError> {
-    let _ = bytes;
-    Err(ModelError::Scoring(format!("{}: ONNX engine not written yet", origin.display())))
+    let not_a_model = |reason: String| ModelError::NotAModel {
+        path: origin.to_owned(),
+        format: ModelFormat::Onnx,
+        reason,
+    };
+    let proto = ModelProto::decode(bytes)
+        .map_err(|e| not_a_model(format!("not an ONNX protobuf ({e})")))?;
+    let Some(graph) = &proto.graph else {
+        return Err(not_a_model("the file holds no graph".into()));
+    };
+    if let Some(model) = crate::tree::onnx::try_load(&proto, origin)? {
+        return Ok(model);
+    }
+
+    let framework = framework();
+    support::check_operators(graph, &framework.op_register, origin)?;
+    let input = signature::find_input(graph, origin)?;
+
+    let model_dir = origin.parent().and_then(Path::to_str);
+    let parsed = framework
+        .parse(&proto, model_dir)
+        .map_err(|e| not_a_model(format!("{e:#}")))?;
+    if let Some(name) = parsed.unresolved_inputs.first() {
+        return Err(not_a_model(format!("value `{name}` is used but never produced")));
+    }
+    let mut model = parsed.model;
+    let batch = model.sym(BATCH_SYMBOL);
+    let fact = f32::fact(&[batch.to_dim(), input.n_features.to_dim()]);
+    let optimized = model
+        .set_input_fact(0, fact.into())
+        .and_then(|()| model.into_optimized())
+        .map_err(|e| not_a_model(format!("input `{}`: {e:#}", input.name)))?;
+    let (task, outputs) = signature::find_outputs(graph, &optimized, origin)?;
+    let plan = optimized
+        .into_runnable()
+        .map_err(|e| not_a_model(format!("{e:#}")))?;
+    let info = ModelInfo {
+        engine: "tract",
+        format: ModelFormat::Onnx,
+        n_features: input.n_features,
+        task,
+    };
+    Ok(Box::new(engine::TractModel::new(info, plan, outputs)))
+}
+
+/// tract's ONNX front end with presage's additional operators registered.
+fn framework() -> tract_onnx::Onnx {
+    let mut onnx = tract_onnx::onnx();
+    onnx.op_register.insert("Imputer", imputer::parse);
+    onnx.op_register.insert("Scaler", scaler::parse);
+    onnx
 }

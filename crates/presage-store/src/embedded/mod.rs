@@ -147,7 +147,7 @@ impl EmbeddedStore {
         let manifest = self.manifest(job, id)?;
         let dir = self.version_dir(job, id);
         for file in &manifest.files {
-            verify_file(job, id, &dir.join(&file.name), &file.sha256)?;
+            verify_version_file(job, id, &dir.join(&file.name), &file.sha256)?;
         }
         Ok(manifest)
     }
@@ -213,7 +213,7 @@ pub(crate) fn sha256_file(path: &Path) -> Result<String, StoreError> {
     Ok(format!("sha256:{:x}", hasher.finalize()))
 }
 
-fn verify_file(job: &str, id: VersionId, path: &Path, expected: &str) -> Result<(), StoreError> {
+pub(crate) fn verify_version_file(job: &str, id: VersionId, path: &Path, expected: &str) -> Result<(), StoreError> {
     let actual = match sha256_file(path) {
         Ok(actual) => actual,
         Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => "missing".to_owned(),
@@ -231,4 +231,4 @@ fn verify_file(job: &str, id: VersionId, path: &Path, expected: &str) -> Result<
     Ok(())
 }
 
-pub(crate) use verify_file as verify_version_file;
+

@@ -74,7 +74,7 @@ impl<'a> Column<'a> {
 
     /// The column's null buffer, if it has nulls.
     pub(crate) fn nulls(&self) -> Option<&'a NullBuffer> {
-        let nulls = match self {
+        let nulls = match *self {
             Column::I8(a) => a.nulls(),
             Column::I16(a) => a.nulls(),
             Column::I32(a) => a.nulls(),

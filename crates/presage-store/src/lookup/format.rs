@@ -7,7 +7,7 @@
 //!             schema offset, len · data offset, len · index offset u64
 //!             home slots u64 · table slots u64 · file length u64
 //!             data checksum u64 (xxh3 of every byte after the header)
-//!             header checksum u64 (xxh3 of bytes 0..112) · reserved u64
+//!             reserved u64 · header checksum u64 (xxh3 of bytes 0..120)
 //! schema      per field: type u8 · param u32 (list length) · name length u32 · name
 //! data        records, back to back, in append order:
 //!             key (varint length + UTF-8 bytes, or i64) · null bitmap · values
@@ -33,7 +33,7 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Bytes of the header.
 pub(crate) const HEADER_LEN: usize = 128;
 /// Bytes of the header covered by the header checksum.
-const HEADER_CHECKED: usize = 112;
+const HEADER_CHECKED: usize = 120;
 /// The hash seed written into new files ("presage1"); readers use the file's.
 pub(crate) const HASH_SEED: u64 = 0x7072_6573_6167_6531;
 

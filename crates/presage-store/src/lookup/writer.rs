@@ -220,7 +220,10 @@ impl LookupWriter {
             expected: self.key_type,
             data_type: keys.data_type().to_string(),
         })?;
-        if let Some(row) = keys.nulls().and_then(|nulls| nulls.null_indices().next()) {
+        if let Some(row) = keys
+            .nulls()
+            .filter(|nulls| nulls.null_count() > 0)
+            .and_then(|nulls| (0..rows).find(|&row| nulls.is_null(row))) {
             return Err(LookupError::NullKey {
                 path: path.clone(),
                 row: self.rows + row as u64,

@@ -1,0 +1,341 @@
+//! The Redis backend: versions published into Redis or Redis Cluster.
+//!
+//! The lifecycle is the embedded store's: [`RedisStore::begin`] a version, stream
+//! Arrow batches into [`RedisVersionWriter::write`], [`RedisVersionWriter::finish`],
+//! then [`RedisStagedVersion::publish`]. Readers follow a pointer key; a version is
+//! never changed after it is published.
+//!
+//! Key layout, for job `churn` (namespace `presage`):
+//!
+//! ```text
+//! presage:{churn}:current          the published version id ("3"); flipped by a script
+//! presage:{churn}:versions         sorted set of published, kept version ids
+//! presage:{churn}:manifest:3       version 3's manifest (JSON)
+//! presage:{churn}:staging          hash: id → lease deadline (ms) of versions being
+//!                                  written, or 0 for versions whose keys are to go
+//! presage:{churn}:next_id          the id counter
+//! presage:{churn}:last_run         the last run's outcome (JSON)
+//! presage:churn:v3:<key>           version 3's prediction for <key>, a JSON object
+//! presage:jobs                     set of jobs that published
+//! ```
+//!
+//! Any Redis client can read a prediction with two `GET`s: the pointer, then
+//! `presage:churn:v<id>:<key>`. The keys in braces share a hash tag, so in a cluster
+//! they sit in one slot and change together in one Lua script; the data keys have
+//! no hash tag and spread over every node.
+//!
+//! Writing reserves the id first and records it in `staging` with a lease that the
+//! writer extends while it lives, then writes `SET key value NX` commands in
+//! pipelines (several in flight; per node in a cluster), never holding more than a
+//! few pipelines of rows in memory. `NX` finds duplicate keys. Publishing is one
+//! script: it checks the lease, stores the manifest, flips the pointer, and hands the
+//! versions beyond `keep_versions` to deletion by marking them in `staging`. Deletion
+//! (of those, and of versions whose writer crashed and whose lease expired) `SCAN`s
+//! each node for the job's data keys and `UNLINK`s them in batches; it runs at the
+//! start of every run and after every publish. A crash at any point leaves the
+//! pointer on the previous version and the half-written keys recorded in `staging`.
+//! Nothing is ever deleted by per-key TTL.
+
+mod cleanup;
+mod conn;
+mod encode;
+mod error;
+mod keys;
+mod reader;
+mod scripts;
+mod slot;
+mod topology;
+mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::AsyncCommands as _;
+
+pub use cleanup::CleanupReport;
+pub use error::RedisStoreError;
+pub use reader::RedisVersion;
+pub use writer::{RedisStagedVersion, RedisVersionWriter};
+
+use self::conn::{Conn, Timeouts};
+use self::keys::JobKeys;
+use crate::{LastRun, Manifest, VersionId};
+
+/// How the Redis store writes and connects.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Prefix of every key (`presage`).
+    pub namespace: String,
+    /// Rows per pipeline (8192); in a cluster, per batch before splitting by node.
+    pub pipeline_rows: usize,
+    /// Pipelines in flight at once, per node (4).
+    pub max_in_flight: usize,
+    /// How long a version being written stays claimed without a sign of life from
+    /// its writer (60 s); the writer renews it every quarter of that. After a crash,
+    /// its keys are deleted by the first run that starts or publishes after this.
+    pub lease: Duration,
+    /// Timeout for connecting (5 s).
+    pub connect_timeout: Duration,
+    /// Timeout for an answer, including a whole pipeline's (60 s).
+    pub response_timeout: Duration,
+    /// `COUNT` hint for each `SCAN` step when deleting versions (10,000).
+    pub scan_count: usize,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            namespace: "presage".to_owned(),
+            pipeline_rows: 8192,
+            max_in_flight: 4,
+            lease: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            scan_count: 10_000,
+        }
+    }
+}
+
+/// Versions of every job in one Redis server or cluster. Cheap to clone; clones
+/// share one multiplexed connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Conn,
+    url: String,
+    options: RedisOptions,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.inner.url)
+            .field("cluster", &self.is_cluster())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects with default options. One URL is a standalone server, or a cluster
+    /// when that node has cluster mode on; several URLs are nodes of one cluster.
+    pub async fn connect(urls: &[String]) -> Result<RedisStore, RedisStoreError> {
+        RedisStore::connect_with(urls, RedisOptions::default()).await
+    }
+
+    /// Connects with `options`.
+    pub async fn connect_with(urls: &[String], options: RedisOptions) -> Result<RedisStore, RedisStoreError> {
+        keys::check_namespace(&options.namespace)?;
+        let timeouts = Timeouts {
+            connect: options.connect_timeout,
+            response: options.response_timeout,
+        };
+        let conn = conn::connect(urls, timeouts).await?;
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                url: conn::redact(urls),
+                options,
+            }),
+        })
+    }
+
+    /// The server or cluster nodes, as given (passwords hidden).
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// Whether this is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.conn, Conn::Cluster(..))
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &RedisOptions {
+        &self.inner.options
+    }
+
+    /// The key prefix of a version's data keys (`presage:churn:v3:`); a prediction
+    /// is at this prefix followed by the key.
+    pub fn data_prefix(&self, job: &str, id: VersionId) -> Result<String, RedisStoreError> {
+        Ok(self.keys(job)?.data_prefix(id))
+    }
+
+    /// The key holding a job's current version id (`presage:{churn}:current`).
+    pub fn pointer_key(&self, job: &str) -> Result<String, RedisStoreError> {
+        Ok(self.keys(job)?.current())
+    }
+
+    pub(crate) fn keys(&self, job: &str) -> Result<JobKeys, RedisStoreError> {
+        JobKeys::new(&self.inner.options.namespace, job)
+    }
+
+    pub(crate) fn conn(&self) -> Conn {
+        self.inner.conn.clone()
+    }
+
+    pub(crate) fn command_error(&self, job: &str, action: &'static str) -> impl Fn(::redis::RedisError) -> RedisStoreError {
+        let url = self.inner.url.clone();
+        let job = job.to_owned();
+        move |source| RedisStoreError::Command {
+            url: url.clone(),
+            job: job.clone(),
+            action,
+            source,
+        }
+    }
+
+    /// The job's current version, `None` before its first publish.
+    pub async fn current(&self, job: &str) -> Result<Option<VersionId>, RedisStoreError> {
+        let key = self.keys(job)?.current();
+        let content: Option<String> = self
+            .conn()
+            .get(&key)
+            .await
+            .map_err(self.command_error(job, "reading the current version of"))?;
+        content
+            .map(|content| {
+                content.parse().map_err(|_| RedisStoreError::BadPointer {
+                    key,
+                    content: content.trim().to_owned(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Ids of the job's published (and not yet deleted) versions, oldest first.
+    pub async fn version_ids(&self, job: &str) -> Result<Vec<VersionId>, RedisStoreError> {
+        let keys = self.keys(job)?;
+        let ids: Vec<u64> = self
+            .conn()
+            .zrange(keys.versions(), 0, -1)
+            .await
+            .map_err(self.command_error(job, "listing the versions of"))?;
+        Ok(ids.into_iter().map(VersionId).collect())
+    }
+
+    /// A version's manifest.
+    pub async fn manifest(&self, job: &str, id: VersionId) -> Result<Manifest, RedisStoreError> {
+        let key = self.keys(job)?.manifest(id);
+        let json: Option<Vec<u8>> = self
+            .conn()
+            .get(&key)
+            .await
+            .map_err(self.command_error(job, "reading a manifest of"))?;
+        let json = json.ok_or_else(|| RedisStoreError::UnknownVersion {
+            job: job.to_owned(),
+            id,
+        })?;
+        parse_json(&key, &json)
+    }
+
+    /// Every version's manifest, newest first.
+    pub async fn versions(&self, job: &str) -> Result<Vec<Manifest>, RedisStoreError> {
+        let keys = self.keys(job)?;
+        let mut ids = self.version_ids(job).await?;
+        ids.reverse();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = ids.iter().map(|&id| keys.manifest(id)).collect();
+        // One MGET: the manifests share the job's hash tag, so one slot.
+        let jsons: Vec<Option<Vec<u8>>> = ::redis::cmd("MGET")
+            .arg(&names)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(self.command_error(job, "reading the manifests of"))?;
+        // A version deleted between the two reads is skipped.
+        names
+            .iter()
+            .zip(jsons)
+            .filter_map(|(key, json)| json.map(|json| parse_json(key, &json)))
+            .collect()
+    }
+
+    /// Names of the jobs that have a published version.
+    pub async fn jobs(&self) -> Result<Vec<String>, RedisStoreError> {
+        let mut conn = self.conn();
+        let mut jobs: Vec<String> = conn
+            .smembers(keys::jobs_key(&self.inner.options.namespace))
+            .await
+            .map_err(self.command_error("*", "listing"))?;
+        let mut published = Vec::with_capacity(jobs.len());
+        for job in jobs.drain(..) {
+            if self.current(&job).await?.is_some() {
+                published.push(job);
+            }
+        }
+        published.sort();
+        Ok(published)
+    }
+
+    /// Points the job back at `to`, or at the newest version older than the current
+    /// one. The target must be a kept, published version; otherwise nothing changes.
+    /// Returns `(previous, new)` current ids.
+    pub async fn rollback(&self, job: &str, to: Option<VersionId>) -> Result<(VersionId, VersionId), RedisStoreError> {
+        let keys = self.keys(job)?;
+        let reply: Vec<String> = scripts::ROLLBACK
+            .key(keys.current())
+            .key(keys.versions())
+            .arg(to.map(|id| id.to_string()).unwrap_or_default())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.command_error(job, "rolling back"))?;
+        let id = |i: usize| -> Result<VersionId, RedisStoreError> {
+            let text = reply.get(i).cloned().unwrap_or_default();
+            text.parse().map_err(|_| RedisStoreError::BadPointer {
+                key: keys.current(),
+                content: text,
+            })
+        };
+        match reply.first().map(String::as_str) {
+            Some("ok") => Ok((id(1)?, id(2)?)),
+            Some("none") => Err(RedisStoreError::NoVersion { job: job.to_owned() }),
+            Some("unknown") => Err(RedisStoreError::UnknownVersion {
+                job: job.to_owned(),
+                id: to.unwrap_or(VersionId(0)),
+            }),
+            _ => Err(RedisStoreError::NothingToRollBackTo {
+                job: job.to_owned(),
+                current: id(1)?,
+            }),
+        }
+    }
+
+    /// Records the outcome of a run (replacing the previous record).
+    pub async fn record_run(&self, job: &str, run: &LastRun) -> Result<(), RedisStoreError> {
+        let key = self.keys(job)?.last_run();
+        let json = serde_json::to_vec(run).expect("run record serialises");
+        self.conn()
+            .set::<_, _, ()>(key, json)
+            .await
+            .map_err(self.command_error(job, "recording the last run of"))
+    }
+
+    /// The last recorded run of a job, if any.
+    pub async fn last_run(&self, job: &str) -> Result<Option<LastRun>, RedisStoreError> {
+        let key = self.keys(job)?.last_run();
+        let json: Option<Vec<u8>> = self
+            .conn()
+            .get(&key)
+            .await
+            .map_err(self.command_error(job, "reading the last run of"))?;
+        json.map(|json| parse_json(&key, &json)).transpose()
+    }
+
+    /// Deletes the keys of versions dropped by retention and of versions whose
+    /// writer crashed (lease expired). Runs at the start of every run and after
+    /// every publish; call it to clean up without a run.
+    pub async fn clean(&self, job: &str) -> Result<CleanupReport, RedisStoreError> {
+        cleanup::clean(self, job).await
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(key: &str, json: &[u8]) -> Result<T, RedisStoreError> {
+    serde_json::from_slice(json).map_err(|e| RedisStoreError::BadManifest {
+        key: key.to_owned(),
+        message: e.to_string(),
+    })
+}

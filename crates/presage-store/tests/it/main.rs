@@ -1,0 +1,3 @@
+//! Integration tests of presage-store, one binary for the crate.
+
+mod lookup;
