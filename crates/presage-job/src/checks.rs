@@ -6,10 +6,10 @@ use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use futures::StreamExt;
-use presage_data::{stream_error, FeatureSession};
+use presage_data::{FeatureSession, stream_error};
 use presage_model::OutputField;
-use presage_store::lookup::{Key, LookupFile};
 use presage_store::CheckResult;
+use presage_store::lookup::{Key, LookupFile};
 
 use crate::psi::{psi, read_float_column};
 use crate::{Checks, JobError};
@@ -52,7 +52,11 @@ pub fn evaluate(checks: &Checks, stats: &RunStats, previous_rows: Option<u64>) -
     }
     if let Some(max) = checks.max_null_fraction {
         for (name, nulls) in &stats.nulls {
-            let fraction = if stats.rows == 0 { 0.0 } else { *nulls as f64 / stats.rows as f64 };
+            let fraction = if stats.rows == 0 {
+                0.0
+            } else {
+                *nulls as f64 / stats.rows as f64
+            };
             results.push(CheckResult {
                 name: "max_null_fraction".into(),
                 value: fraction,
@@ -80,7 +84,9 @@ pub(crate) fn psi_checks(
     };
     let mut results = Vec::new();
     for output in outputs {
-        let (Some(expected), Some(actual)) = (read(previous, &output.name)?, read(staged, &output.name)?) else {
+        let (Some(expected), Some(actual)) =
+            (read(previous, &output.name)?, read(staged, &output.name)?)
+        else {
             continue;
         };
         let value = psi(&expected, &actual);
@@ -122,7 +128,8 @@ pub(crate) async fn expected_keys_check(
             }
             total += 1;
             let key = keys.value(i);
-            let present = Key::parse(lookup.key_type(), key).is_some_and(|k| lookup.get(k).is_some());
+            let present =
+                Key::parse(lookup.key_type(), key).is_some_and(|k| lookup.get(k).is_some());
             if !present {
                 missing_count += 1;
                 if missing.len() < 5 {
@@ -139,7 +146,10 @@ pub(crate) async fn expected_keys_check(
         detail: if missing_count == 0 {
             format!("all {total} present")
         } else {
-            format!("{missing_count} of {total} missing, e.g. {}", missing.join(", "))
+            format!(
+                "{missing_count} of {total} missing, e.g. {}",
+                missing.join(", ")
+            )
         },
     })
 }

@@ -23,7 +23,9 @@ pub enum JobError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The model expects a different number of inputs than configured.
-    #[error("model `{model}` takes {expected} input features but `inputs` lists {configured}: {inputs}")]
+    #[error(
+        "model `{model}` takes {expected} input features but `inputs` lists {configured}: {inputs}"
+    )]
     InputCount {
         /// The model's name.
         model: String,
@@ -69,7 +71,9 @@ pub enum JobError {
         row: u64,
     },
     /// A key appears more than once.
-    #[error("key column `{column}` of `{query}` has duplicate key `{key}`; each entity needs exactly one row")]
+    #[error(
+        "key column `{column}` of `{query}` has duplicate key `{key}`; each entity needs exactly one row"
+    )]
     DuplicateKey {
         /// The feature set.
         query: String,

@@ -11,7 +11,11 @@ pub(crate) fn is_numeric(data_type: &DataType) -> bool {
 
 /// Fills `out` with `batch`'s `columns` as rows × columns `f32`; nulls become NaN,
 /// which every engine treats as missing.
-pub(crate) fn fill(batch: &RecordBatch, columns: &[usize], out: &mut Vec<f32>) -> Result<(), arrow::error::ArrowError> {
+pub(crate) fn fill(
+    batch: &RecordBatch,
+    columns: &[usize],
+    out: &mut Vec<f32>,
+) -> Result<(), arrow::error::ArrowError> {
     let rows = batch.num_rows();
     let width = columns.len();
     out.clear();

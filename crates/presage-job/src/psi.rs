@@ -4,8 +4,8 @@ use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float32Type, Float64Type};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Number of quantile bins of the reference distribution.
 pub(crate) const BINS: usize = 10;
@@ -44,8 +44,14 @@ pub(crate) fn psi(expected: &[f32], actual: &[f32]) -> f64 {
 /// flattened); `None` when the file has no such numeric column.
 pub(crate) fn read_float_column(path: &Path, column: &str) -> Result<Option<Vec<f32>>, String> {
     let file = fs_err::File::open(path).map_err(|e| e.to_string())?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(|e| format!("`{}`: {e}", path.display()))?;
-    let Some(index) = builder.schema().fields().iter().position(|f| f.name() == column) else {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)
+        .map_err(|e| format!("`{}`: {e}", path.display()))?;
+    let Some(index) = builder
+        .schema()
+        .fields()
+        .iter()
+        .position(|f| f.name() == column)
+    else {
         return Ok(None);
     };
     let leaves: Vec<usize> = builder
@@ -58,7 +64,10 @@ pub(crate) fn read_float_column(path: &Path, column: &str) -> Result<Option<Vec<
         .collect();
     let _ = index;
     let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
-    let reader = builder.with_projection(mask).build().map_err(|e| format!("`{}`: {e}", path.display()))?;
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| format!("`{}`: {e}", path.display()))?;
     let mut values = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| format!("`{}`: {e}", path.display()))?;
@@ -68,8 +77,18 @@ pub(crate) fn read_float_column(path: &Path, column: &str) -> Result<Option<Vec<
             _ => array.clone(),
         };
         match array.data_type() {
-            DataType::Float32 => values.extend(array.as_primitive::<Float32Type>().iter().map(|v| v.unwrap_or(f32::NAN))),
-            DataType::Float64 => values.extend(array.as_primitive::<Float64Type>().iter().map(|v| v.map_or(f32::NAN, |v| v as f32))),
+            DataType::Float32 => values.extend(
+                array
+                    .as_primitive::<Float32Type>()
+                    .iter()
+                    .map(|v| v.unwrap_or(f32::NAN)),
+            ),
+            DataType::Float64 => values.extend(
+                array
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .map(|v| v.map_or(f32::NAN, |v| v as f32)),
+            ),
             _ => return Ok(None),
         }
     }

@@ -6,14 +6,16 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float32Type};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use presage_data::{fingerprint, render_sql, stream_error, Cutoffs, FeatureSession};
-use presage_model::{output_fields, Model, ModelError, ModelFormat, OutputField};
+use presage_data::{Cutoffs, FeatureSession, fingerprint, render_sql, stream_error};
+use presage_model::{Model, ModelError, ModelFormat, OutputField, output_fields};
 use presage_store::lookup::LookupError;
-use presage_store::{EmbeddedStore, LastRun, Manifest, RunOutcomeKind, SourceInfo, StoreError, VersionId};
+use presage_store::{
+    EmbeddedStore, LastRun, Manifest, RunOutcomeKind, SourceInfo, StoreError, VersionId,
+};
 use sha2::{Digest, Sha256};
 
-use crate::checks::{evaluate, expected_keys_check, psi_checks, RunStats};
-use crate::{column_index, BatchScorer, JobError, JobSpec, Reporter, Stage};
+use crate::checks::{RunStats, evaluate, expected_keys_check, psi_checks};
+use crate::{BatchScorer, JobError, JobSpec, Reporter, Stage, column_index};
 
 /// How to run a job once.
 #[derive(Debug, Clone, Copy)]
@@ -57,13 +59,19 @@ pub async fn run(
             error: None,
         },
         Err(e) => LastRun {
-            outcome: if matches!(e, JobError::Blocked { .. }) { RunOutcomeKind::Blocked } else { RunOutcomeKind::Failed },
+            outcome: if matches!(e, JobError::Blocked { .. }) {
+                RunOutcomeKind::Blocked
+            } else {
+                RunOutcomeKind::Failed
+            },
             finished_at: Utc::now(),
             seconds: started.elapsed().as_secs_f64(),
             rows: 0,
             version: None,
             failed_checks: match e {
-                JobError::Blocked { checks, .. } => checks.iter().filter(|c| !c.passed).cloned().collect(),
+                JobError::Blocked { checks, .. } => {
+                    checks.iter().filter(|c| !c.passed).cloned().collect()
+                }
                 _ => Vec::new(),
             },
             error: Some(e.to_string()),
@@ -111,13 +119,22 @@ async fn run_once(
     let plan = session.plan(query, &sql).await?;
     let schema = plan.schema();
     let key_index = column_index(&schema, query, &spec.features.key, "key")?;
-    let key_type = key_arrow_type(schema.field(key_index).data_type()).ok_or_else(|| JobError::ColumnType {
-        query: query.clone(),
-        column: spec.features.key.clone(),
-        found: schema.field(key_index).data_type().to_string(),
-        expected: "a string or an integer",
+    let key_type = key_arrow_type(schema.field(key_index).data_type()).ok_or_else(|| {
+        JobError::ColumnType {
+            query: query.clone(),
+            column: spec.features.key.clone(),
+            found: schema.field(key_index).data_type().to_string(),
+            expected: "a string or an integer",
+        }
     })?;
-    let mut scorer = BatchScorer::new(model, &spec.model.name, outputs, query, &schema, &spec.model.inputs)?;
+    let mut scorer = BatchScorer::new(
+        model,
+        &spec.model.name,
+        outputs,
+        query,
+        &schema,
+        &spec.model.inputs,
+    )?;
     let outputs = scorer.outputs().to_vec();
 
     let previous = match store.current(&spec.name)? {
@@ -157,7 +174,7 @@ async fn run_once(
 
     reporter.stage(Stage::Checking);
     let staged = writer.finish().map_err(|e| match e {
-        StoreError::Lookup(LookupError::DuplicateKey { key }) => JobError::DuplicateKey {
+        StoreError::Lookup(LookupError::DuplicateKey { key, .. }) => JobError::DuplicateKey {
             query: query.clone(),
             column: spec.features.key.clone(),
             key,
@@ -166,8 +183,15 @@ async fn run_once(
     })?;
     let mut checks = evaluate(&spec.checks, &stats, previous.as_ref().map(|m| m.rows));
     if let (Some(max), Some(prev)) = (spec.checks.max_psi, &previous) {
-        let prev_parquet = store.version_dir(&spec.name, prev.id).join("predictions.parquet");
-        checks.extend(psi_checks(max, &prev_parquet, &staged.parquet_path(), &outputs)?);
+        let prev_parquet = store
+            .version_dir(&spec.name, prev.id)
+            .join("predictions.parquet");
+        checks.extend(psi_checks(
+            max,
+            &prev_parquet,
+            &staged.parquet_path(),
+            &outputs,
+        )?);
     }
     if let Some(sql) = &spec.checks.expected_keys {
         let sql = render_sql("checks.expected_keys", sql, &Cutoffs::batch(options.as_of))?;
@@ -208,7 +232,12 @@ async fn run_once(
         rows: 0,
         key: presage_store::KeyInfo {
             column: spec.features.key.clone(),
-            key_type: if key_type == DataType::Int64 { "int" } else { "string" }.to_owned(),
+            key_type: if key_type == DataType::Int64 {
+                "int"
+            } else {
+                "string"
+            }
+            .to_owned(),
         },
         outputs: outputs
             .iter()
@@ -231,7 +260,10 @@ async fn run_once(
 }
 
 /// Loads a model file; returns it with the `sha256:` of its bytes (for manifests).
-pub fn load_model(name: &str, path: &std::path::Path) -> Result<(Box<dyn Model>, String), JobError> {
+pub fn load_model(
+    name: &str,
+    path: &std::path::Path,
+) -> Result<(Box<dyn Model>, String), JobError> {
     let model_error = |source| JobError::Model {
         model: name.to_owned(),
         source,
@@ -240,21 +272,38 @@ pub fn load_model(name: &str, path: &std::path::Path) -> Result<(Box<dyn Model>,
         model_error(ModelError::NotAModel {
             path: path.to_owned(),
             format: ModelFormat::Onnx,
-            reason: "unknown extension; expected `.onnx`, XGBoost `.json` or LightGBM `.txt`".into(),
+            reason: "unknown extension; expected `.onnx`, XGBoost `.json` or LightGBM `.txt`"
+                .into(),
         })
     })?;
-    let bytes = fs_err::read(path).map_err(|source| model_error(ModelError::Io { path: path.to_owned(), source }))?;
+    let bytes = fs_err::read(path).map_err(|source| {
+        model_error(ModelError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    })?;
     let model = presage_model::load_bytes(&bytes, format, path).map_err(model_error)?;
     Ok((model, format!("sha256:{:x}", Sha256::digest(&bytes))))
 }
 
-fn renamed_outputs(spec: &JobSpec, mut outputs: Vec<OutputField>) -> Result<Vec<OutputField>, JobError> {
+fn renamed_outputs(
+    spec: &JobSpec,
+    mut outputs: Vec<OutputField>,
+) -> Result<Vec<OutputField>, JobError> {
     for (from, to) in &spec.model.outputs {
-        let field = outputs.iter_mut().find(|o| &o.name == from).ok_or_else(|| JobError::UnknownOutput {
-            model: spec.model.name.clone(),
-            output: from.clone(),
-            available: outputs.iter().map(|o| format!("`{}`", o.name)).collect::<Vec<_>>().join(", "),
-        })?;
+        let available = outputs
+            .iter()
+            .map(|o| format!("`{}`", o.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let field = outputs
+            .iter_mut()
+            .find(|o| &o.name == from)
+            .ok_or_else(|| JobError::UnknownOutput {
+                model: spec.model.name.clone(),
+                output: from.clone(),
+                available,
+            })?;
         field.name = to.clone();
     }
     Ok(outputs)
@@ -301,7 +350,13 @@ fn null_or_nan_count(array: &ArrayRef) -> u64 {
     let nulls = array.null_count() as u64;
     match array.data_type() {
         DataType::Float32 => {
-            nulls + array.as_primitive::<Float32Type>().values().iter().filter(|v| v.is_nan()).count() as u64
+            nulls
+                + array
+                    .as_primitive::<Float32Type>()
+                    .values()
+                    .iter()
+                    .filter(|v| v.is_nan())
+                    .count() as u64
         }
         DataType::FixedSizeList(_, width) => {
             let list = array.as_fixed_size_list();
@@ -317,4 +372,3 @@ fn null_or_nan_count(array: &ArrayRef) -> u64 {
         _ => nulls,
     }
 }
-

@@ -2,10 +2,10 @@
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::Schema;
-use presage_model::{score_parallel, scores_to_arrow, Model, OutputField};
+use presage_model::{Model, OutputField, score_parallel, scores_to_arrow};
 
-use crate::matrix;
 use crate::JobError;
+use crate::matrix;
 
 /// Scores record batches with a model: picks the input columns, builds the dense
 /// matrix, scores it on all cores, and returns one array per prediction field.
@@ -62,31 +62,43 @@ impl BatchScorer {
     pub fn score(&mut self, batch: &RecordBatch) -> Result<Vec<ArrayRef>, JobError> {
         matrix::fill(batch, &self.inputs, &mut self.buffer).map_err(|e| JobError::ColumnType {
             query: self.query.clone(),
-            column: self.inputs.iter().map(|&i| batch.schema().field(i).name().clone()).collect::<Vec<_>>().join(", "),
+            column: self
+                .inputs
+                .iter()
+                .map(|&i| batch.schema().field(i).name().clone())
+                .collect::<Vec<_>>()
+                .join(", "),
             found: e.to_string(),
             expected: "numbers castable to float32",
         })?;
-        let scores = score_parallel(self.model.as_ref(), &self.buffer, batch.num_rows()).map_err(|source| {
-            JobError::Model {
+        let scores = score_parallel(self.model.as_ref(), &self.buffer, batch.num_rows()).map_err(
+            |source| JobError::Model {
                 model: self.model_name.clone(),
                 source,
-            }
-        })?;
+            },
+        )?;
         Ok(scores_to_arrow(self.model.info(), &self.outputs, &scores))
     }
 }
 
 /// The index of `column` in `schema`, or an error listing the columns there are.
-pub fn column_index(schema: &Schema, query: &str, column: &str, role: &'static str) -> Result<usize, JobError> {
-    schema.index_of(column).map_err(|_| JobError::MissingColumn {
-        query: query.to_owned(),
-        column: column.to_owned(),
-        role,
-        available: schema
-            .fields()
-            .iter()
-            .map(|f| format!("`{}`", f.name()))
-            .collect::<Vec<_>>()
-            .join(", "),
-    })
+pub fn column_index(
+    schema: &Schema,
+    query: &str,
+    column: &str,
+    role: &'static str,
+) -> Result<usize, JobError> {
+    schema
+        .index_of(column)
+        .map_err(|_| JobError::MissingColumn {
+            query: query.to_owned(),
+            column: column.to_owned(),
+            role,
+            available: schema
+                .fields()
+                .iter()
+                .map(|f| format!("`{}`", f.name()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }

@@ -39,7 +39,10 @@ fn parse_args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("`{flag}` needs a value"));
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| panic!("`{flag}` needs a value"))
+        };
         match flag.as_str() {
             "--model" => args.model = value().into(),
             "--rows" => args.rows = value().into(),
@@ -66,17 +69,32 @@ fn parse_args() -> Args {
 fn headline(scores: &Scores) -> Vec<f32> {
     if !scores.values.is_empty() {
         let width = scores.values.len() / scores.rows.max(1);
-        return scores.values.iter().step_by(width.max(1)).copied().collect();
+        return scores
+            .values
+            .iter()
+            .step_by(width.max(1))
+            .copied()
+            .collect();
     }
     let width = scores.probabilities.len() / scores.rows.max(1);
     let column = usize::from(width == 2);
-    scores.probabilities.iter().skip(column).step_by(width.max(1)).copied().collect()
+    scores
+        .probabilities
+        .iter()
+        .skip(column)
+        .step_by(width.max(1))
+        .copied()
+        .collect()
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
-    if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
 }
 
 fn score(model: &dyn Model, rows: &[f32], n: usize, threads: usize) -> Scores {
@@ -92,7 +110,11 @@ fn main() {
     let load_start = Instant::now();
     let model = presage_model::load(&args.model).expect("loading the model");
     let load_seconds = load_start.elapsed().as_secs_f64();
-    assert_eq!(model.info().n_features, args.features, "model and rows disagree on features");
+    assert_eq!(
+        model.info().n_features,
+        args.features,
+        "model and rows disagree on features"
+    );
     let bytes = fs_err::read(&args.rows).expect("reading the rows file");
     let rows: Vec<f32> = bytes
         .chunks_exact(4)
@@ -118,7 +140,10 @@ fn main() {
         if threads == 1
             && let (Some(path), Some(scores)) = (&args.predictions, &last)
         {
-            let out: Vec<u8> = headline(scores).iter().flat_map(|v| v.to_le_bytes()).collect();
+            let out: Vec<u8> = headline(scores)
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
             fs_err::write(path, out).expect("writing predictions");
         }
         let runs: Vec<String> = seconds.iter().map(|s| format!("{s:.4}")).collect();

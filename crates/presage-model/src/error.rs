@@ -33,7 +33,9 @@ pub enum ModelError {
         node: String,
     },
     /// `score` was given a matrix that does not match the model's inputs.
-    #[error("feature matrix has {found} values for {rows} rows, expected {rows} × {expected} features")]
+    #[error(
+        "feature matrix has {found} values for {rows} rows, expected {rows} × {expected} features"
+    )]
     WrongShape {
         /// Number of features the model expects per row.
         expected: usize,

@@ -12,14 +12,14 @@
 
 mod error;
 mod load;
-mod output;
 mod onnx;
+mod output;
 mod parallel;
 mod tree;
 
 pub use error::ModelError;
-pub use load::{load, load_bytes, ModelFormat};
-pub use output::{output_fields, scores_to_arrow, OutputField, OutputKind};
+pub use load::{ModelFormat, load, load_bytes};
+pub use output::{OutputField, OutputKind, output_fields, scores_to_arrow};
 pub use parallel::score_parallel;
 
 /// What a model predicts, known at load time.

@@ -58,9 +58,19 @@ pub fn write_answer(
     out.extend_from_slice(b",\"version\":");
     out.extend_from_slice(manifest.id.to_string().as_bytes());
     out.extend_from_slice(b",\"computed_at\":\"");
-    out.extend_from_slice(manifest.created_at.to_rfc3339_opts(SecondsFormat::Millis, true).as_bytes());
+    out.extend_from_slice(
+        manifest
+            .created_at
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
+            .as_bytes(),
+    );
     out.extend_from_slice(b"\",\"features_as_of\":\"");
-    out.extend_from_slice(manifest.features_as_of.to_rfc3339_opts(SecondsFormat::Millis, true).as_bytes());
+    out.extend_from_slice(
+        manifest
+            .features_as_of
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
+            .as_bytes(),
+    );
     out.extend_from_slice(b"\",\"age_seconds\":");
     out.extend_from_slice(format!("{:.3}", staleness.age_seconds).as_bytes());
     out.extend_from_slice(b",\"status\":\"");

@@ -1,9 +1,9 @@
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,12 +12,12 @@ use presage_store::{StoreError, VersionId};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::answer::{write_answer, Status};
+use crate::ApiError;
+use crate::answer::{Status, write_answer};
 use crate::limits::{MAX_BATCH_KEYS, MAX_BODY_BYTES};
 use crate::metrics;
 use crate::state::{AppState, JobSlot};
 use crate::watcher::reload_all;
-use crate::ApiError;
 
 /// The HTTP API (DESIGN.md §5) over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -36,7 +36,10 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 fn slot<'a>(state: &'a AppState, job: &str) -> Result<&'a JobSlot, ApiError> {
-    state.jobs.get(job).ok_or_else(|| ApiError::UnknownJob(job.to_owned()))
+    state
+        .jobs
+        .get(job)
+        .ok_or_else(|| ApiError::UnknownJob(job.to_owned()))
 }
 
 fn json_bytes(body: Vec<u8>) -> Response {
@@ -75,7 +78,9 @@ async fn list_versions(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     slot(&state, &job)?;
     let store = state.store.clone();
-    let current = store.current(&job).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let current = store
+        .current(&job)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let versions = tokio::task::spawn_blocking(move || store.versions(&job))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -100,7 +105,10 @@ async fn get_prediction(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let slot = slot(&state, &job)?;
-    let version = slot.current.load_full().ok_or_else(|| ApiError::NoVersion(job.clone()))?;
+    let version = slot
+        .current
+        .load_full()
+        .ok_or_else(|| ApiError::NoVersion(job.clone()))?;
     let mut out = Vec::with_capacity(256);
     let status = write_answer(&slot.spec, &version, &key, Utc::now(), &mut out);
     count(&state, &job, status);
@@ -132,7 +140,10 @@ async fn batch_get(
             max: MAX_BATCH_KEYS,
         });
     }
-    let version = slot.current.load_full().ok_or_else(|| ApiError::NoVersion(job.clone()))?;
+    let version = slot
+        .current
+        .load_full()
+        .ok_or_else(|| ApiError::NoVersion(job.clone()))?;
     let now = Utc::now();
     let mut out = Vec::with_capacity(64 + request.keys.len() * 200);
     out.extend_from_slice(b"{\"predictions\":[");
@@ -172,7 +183,10 @@ async fn rollback(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let token = state.admin_token.as_deref().ok_or(ApiError::AdminDisabled)?;
+    let token = state
+        .admin_token
+        .as_deref()
+        .ok_or(ApiError::AdminDisabled)?;
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -184,8 +198,9 @@ async fn rollback(
     let request: RollbackRequest = if body.is_empty() {
         RollbackRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("body must be {{\"to\": VERSION}} or empty: {e}")))?
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::BadRequest(format!("body must be {{\"to\": VERSION}} or empty: {e}"))
+        })?
     };
     let state2 = state.clone();
     let (from, to) = tokio::task::spawn_blocking(move || {
@@ -206,7 +221,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.ready() {
         Json(json!({"status": "ready"})).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "loading"}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "loading"})),
+        )
+            .into_response()
     }
 }
 

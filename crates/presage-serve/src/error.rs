@@ -1,6 +1,6 @@
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 /// An error answered to a client as `{"error": "..."}`.
 #[derive(Debug, thiserror::Error)]

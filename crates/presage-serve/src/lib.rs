@@ -15,10 +15,10 @@ mod resp;
 mod state;
 mod watcher;
 
-pub use answer::{write_answer, Status};
+pub use answer::{Status, write_answer};
 pub use api::router;
-pub use resp::serve_resp;
 pub use error::ApiError;
+pub use resp::serve_resp;
 pub use state::{AppState, ServeJob};
 pub use watcher::{reload_all, spawn_watcher};
 

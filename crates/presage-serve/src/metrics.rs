@@ -12,7 +12,8 @@ use crate::state::AppState;
 
 /// Upper bounds (seconds) of the lookup latency histogram buckets.
 const BUCKETS: [f64; 12] = [
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1,
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.1,
 ];
 
 /// Counters of one job.
@@ -65,30 +66,71 @@ pub(crate) fn render(state: &AppState) -> String {
     let now = Utc::now();
     out.push_str("# HELP presage_lookups_total Answered lookups by job and status.\n# TYPE presage_lookups_total counter\n");
     for (job, j) in &m.jobs {
-        for (status, counter) in [("fresh", &j.fresh), ("stale", &j.stale), ("default", &j.default), ("miss", &j.miss)] {
-            let _ = writeln!(out, "presage_lookups_total{{job=\"{job}\",status=\"{status}\"}} {}", counter.load(Ordering::Relaxed));
+        for (status, counter) in [
+            ("fresh", &j.fresh),
+            ("stale", &j.stale),
+            ("default", &j.default),
+            ("miss", &j.miss),
+        ] {
+            let _ = writeln!(
+                out,
+                "presage_lookups_total{{job=\"{job}\",status=\"{status}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
         }
     }
     out.push_str("# HELP presage_version_swaps_total Versions swapped in by the server.\n# TYPE presage_version_swaps_total counter\n");
     for (job, j) in &m.jobs {
-        let _ = writeln!(out, "presage_version_swaps_total{{job=\"{job}\"}} {}", j.swaps.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "presage_version_swaps_total{{job=\"{job}\"}} {}",
+            j.swaps.load(Ordering::Relaxed)
+        );
     }
     out.push_str("# HELP presage_version_load_failures_total Versions refused at load (checksums, unreadable).\n# TYPE presage_version_load_failures_total counter\n");
     for (job, j) in &m.jobs {
-        let _ = writeln!(out, "presage_version_load_failures_total{{job=\"{job}\"}} {}", j.swap_failures.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "presage_version_load_failures_total{{job=\"{job}\"}} {}",
+            j.swap_failures.load(Ordering::Relaxed)
+        );
     }
     let mut gauges = String::new();
     for (job, slot) in &state.jobs {
         if let Some(version) = slot.current.load().as_ref() {
             let manifest = version.manifest();
             let staleness = Staleness::at(manifest.created_at, slot.spec.max_age, now);
-            let _ = writeln!(gauges, "presage_version_id{{job=\"{job}\"}} {}", manifest.id);
-            let _ = writeln!(gauges, "presage_version_rows{{job=\"{job}\"}} {}", manifest.rows);
-            let _ = writeln!(gauges, "presage_version_age_seconds{{job=\"{job}\"}} {:.3}", staleness.age_seconds);
-            let _ = writeln!(gauges, "presage_version_stale{{job=\"{job}\"}} {}", u8::from(staleness.freshness == presage_store::Freshness::Stale));
-            let _ = writeln!(gauges, "presage_last_run_seconds{{job=\"{job}\"}} {:.3}", manifest.run_seconds);
+            let _ = writeln!(
+                gauges,
+                "presage_version_id{{job=\"{job}\"}} {}",
+                manifest.id
+            );
+            let _ = writeln!(
+                gauges,
+                "presage_version_rows{{job=\"{job}\"}} {}",
+                manifest.rows
+            );
+            let _ = writeln!(
+                gauges,
+                "presage_version_age_seconds{{job=\"{job}\"}} {:.3}",
+                staleness.age_seconds
+            );
+            let _ = writeln!(
+                gauges,
+                "presage_version_stale{{job=\"{job}\"}} {}",
+                u8::from(staleness.freshness == presage_store::Freshness::Stale)
+            );
+            let _ = writeln!(
+                gauges,
+                "presage_last_run_seconds{{job=\"{job}\"}} {:.3}",
+                manifest.run_seconds
+            );
             if manifest.run_seconds > 0.0 {
-                let _ = writeln!(gauges, "presage_last_run_rows_per_second{{job=\"{job}\"}} {:.0}", manifest.rows as f64 / manifest.run_seconds);
+                let _ = writeln!(
+                    gauges,
+                    "presage_last_run_rows_per_second{{job=\"{job}\"}} {:.0}",
+                    manifest.rows as f64 / manifest.run_seconds
+                );
             }
         }
     }
@@ -98,11 +140,18 @@ pub(crate) fn render(state: &AppState) -> String {
     let mut cumulative = 0;
     for (bound, bucket) in BUCKETS.iter().zip(&m.buckets) {
         cumulative += bucket.load(Ordering::Relaxed);
-        let _ = writeln!(out, "presage_lookup_seconds_bucket{{le=\"{bound}\"}} {cumulative}");
+        let _ = writeln!(
+            out,
+            "presage_lookup_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+        );
     }
     let count = m.latency_count.load(Ordering::Relaxed);
     let _ = writeln!(out, "presage_lookup_seconds_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(out, "presage_lookup_seconds_sum {:.9}", m.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9);
+    let _ = writeln!(
+        out,
+        "presage_lookup_seconds_sum {:.9}",
+        m.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
+    );
     let _ = writeln!(out, "presage_lookup_seconds_count {count}");
     out
 }

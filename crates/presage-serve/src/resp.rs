@@ -24,11 +24,51 @@ const MAX_ARGS: usize = 10_000;
 
 /// Commands that modify data in Redis; presage answers them with a read-only error.
 const WRITE_COMMANDS: &[&str] = &[
-    "SET", "SETEX", "PSETEX", "SETNX", "MSET", "MSETNX", "DEL", "UNLINK", "EXPIRE", "PEXPIRE",
-    "EXPIREAT", "PERSIST", "INCR", "INCRBY", "DECR", "DECRBY", "INCRBYFLOAT", "APPEND", "GETSET",
-    "GETDEL", "GETEX", "HSET", "HMSET", "HDEL", "LPUSH", "RPUSH", "LPOP", "RPOP", "SADD", "SREM",
-    "ZADD", "ZREM", "FLUSHDB", "FLUSHALL", "RENAME", "RENAMENX", "COPY", "MOVE", "RESTORE",
-    "SETRANGE", "XADD", "EVAL", "EVALSHA", "FCALL", "PUBLISH",
+    "SET",
+    "SETEX",
+    "PSETEX",
+    "SETNX",
+    "MSET",
+    "MSETNX",
+    "DEL",
+    "UNLINK",
+    "EXPIRE",
+    "PEXPIRE",
+    "EXPIREAT",
+    "PERSIST",
+    "INCR",
+    "INCRBY",
+    "DECR",
+    "DECRBY",
+    "INCRBYFLOAT",
+    "APPEND",
+    "GETSET",
+    "GETDEL",
+    "GETEX",
+    "HSET",
+    "HMSET",
+    "HDEL",
+    "LPUSH",
+    "RPUSH",
+    "LPOP",
+    "RPOP",
+    "SADD",
+    "SREM",
+    "ZADD",
+    "ZREM",
+    "FLUSHDB",
+    "FLUSHALL",
+    "RENAME",
+    "RENAMENX",
+    "COPY",
+    "MOVE",
+    "RESTORE",
+    "SETRANGE",
+    "XADD",
+    "EVAL",
+    "EVALSHA",
+    "FCALL",
+    "PUBLISH",
 ];
 
 /// Accepts connections on `listener` and serves each on its own task.
@@ -219,7 +259,11 @@ impl Connection {
         );
         for (job, slot) in &self.state.jobs {
             if let Some(v) = slot.current.load().as_ref() {
-                text.push_str(&format!("job_{job}:version={},keys={}\r\n", v.manifest().id, v.manifest().rows));
+                text.push_str(&format!(
+                    "job_{job}:version={},keys={}\r\n",
+                    v.manifest().id,
+                    v.manifest().rows
+                ));
             }
         }
         self.bulk(text.as_bytes());
@@ -245,7 +289,8 @@ impl Connection {
 
     fn bulk(&mut self, bytes: &[u8]) {
         self.output.push(b'$');
-        self.output.extend_from_slice(bytes.len().to_string().as_bytes());
+        self.output
+            .extend_from_slice(bytes.len().to_string().as_bytes());
         self.output.extend_from_slice(b"\r\n");
         self.output.extend_from_slice(bytes);
         self.output.extend_from_slice(b"\r\n");
@@ -339,7 +384,10 @@ fn parse(buf: &[u8]) -> Parsed {
 }
 
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?.windows(2).position(|w| w == b"\r\n").map(|i| i + from)
+    buf.get(from..)?
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|i| i + from)
 }
 
 fn parse_int(bytes: &[u8]) -> Option<i64> {
@@ -352,7 +400,12 @@ mod tests {
 
     fn args(parsed: Parsed) -> (Vec<String>, usize) {
         match parsed {
-            Parsed::Command(a, used) => (a.into_iter().map(|a| String::from_utf8(a).unwrap()).collect(), used),
+            Parsed::Command(a, used) => (
+                a.into_iter()
+                    .map(|a| String::from_utf8(a).unwrap())
+                    .collect(),
+                used,
+            ),
             Parsed::Incomplete => panic!("incomplete"),
             Parsed::Invalid(why) => panic!("invalid: {why}"),
         }
@@ -363,7 +416,10 @@ mod tests {
         let (a, used) = args(parse(b"*2\r\n$3\r\nGET\r\n$7\r\nchurn:1\r\n*1\r\n"));
         assert_eq!(a, ["GET", "churn:1"]);
         assert_eq!(used, 24);
-        assert!(matches!(parse(b"*2\r\n$3\r\nGET\r\n$7\r\nchu"), Parsed::Incomplete));
+        assert!(matches!(
+            parse(b"*2\r\n$3\r\nGET\r\n$7\r\nchu"),
+            Parsed::Incomplete
+        ));
         let (a, _) = args(parse(b"PING hello\r\n"));
         assert_eq!(a, ["PING", "hello"]);
         assert!(matches!(parse(b"*x\r\n"), Parsed::Invalid(_)));

@@ -36,7 +36,11 @@ pub struct AppState {
 
 impl AppState {
     /// State for serving `jobs` from `store`. Rollback over HTTP needs `admin_token`.
-    pub fn new(store: EmbeddedStore, jobs: Vec<ServeJob>, admin_token: Option<String>) -> Arc<AppState> {
+    pub fn new(
+        store: EmbeddedStore,
+        jobs: Vec<ServeJob>,
+        admin_token: Option<String>,
+    ) -> Arc<AppState> {
         let metrics = Metrics::new(jobs.iter().map(|j| j.name.clone()));
         let jobs = jobs
             .into_iter()

@@ -33,7 +33,11 @@ fn reload_job(state: &AppState, name: &str, slot: &JobSlot) -> Option<String> {
         Ok(version) => {
             slot.current.store(Some(Arc::new(version)));
             *rejected = None;
-            state.metrics.job(name).swaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state
+                .metrics
+                .job(name)
+                .swaps
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Some(match loaded {
                 Some(old) => format!("job `{name}`: now serving version {wanted} (was {old})"),
                 None => format!("job `{name}`: serving version {wanted}"),
@@ -41,9 +45,15 @@ fn reload_job(state: &AppState, name: &str, slot: &JobSlot) -> Option<String> {
         }
         Err(e) => {
             *rejected = Some(wanted);
-            state.metrics.job(name).swap_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state
+                .metrics
+                .job(name)
+                .swap_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let keeping = loaded.map_or("nothing".to_owned(), |id| format!("version {id}"));
-            Some(format!("job `{name}`: refusing version {wanted}, still serving {keeping}: {e}"))
+            Some(format!(
+                "job `{name}`: refusing version {wanted}, still serving {keeping}: {e}"
+            ))
         }
     }
 }

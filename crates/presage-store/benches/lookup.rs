@@ -12,7 +12,10 @@
 //! 12 value bytes per key. Files go to `PRESAGE_BENCH_DIR`, else a temporary folder
 //! under cargo's target tmp dir.
 
-#![allow(unsafe_code, reason = "opening LMDB and evicting files from the page cache are unsafe calls")]
+#![allow(
+    unsafe_code,
+    reason = "opening LMDB and evicting files from the page cache are unsafe calls"
+)]
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, ArrayRef, AsArray, Float32Array, Int64Array, StringArray};
 use arrow::datatypes::{Float32Type, Int64Type};
-use presage_store::lookup::{FieldType, Key, KeyType, LookupFile, LookupWriter, ValueField, Value};
+use presage_store::lookup::{FieldType, Key, KeyType, LookupFile, LookupWriter, Value, ValueField};
 
 const BATCH_ROWS: usize = 65_536;
 /// Keys looked up per pass (hits, and as many misses).
@@ -48,21 +51,34 @@ fn main() {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
     fs_err::create_dir_all(&base).unwrap();
     let dir = tempfile::tempdir_in(&base).unwrap();
-    println!("# lookup benchmark: {rows} rows, 16-byte string keys, f32 + i64 values; files in {}", dir.path().display());
-    println!("# {} cores; lookups: {runs} passes of {} keys each after a warm-up pass, median; latency: {LATENCY_SAMPLE} lookups timed one by one", cores(), SAMPLE.min(rows));
+    println!(
+        "# lookup benchmark: {rows} rows, 16-byte string keys, f32 + i64 values; files in {}",
+        dir.path().display()
+    );
+    println!(
+        "# {} cores; lookups: {runs} passes of {} keys each after a warm-up pass, median; latency: {LATENCY_SAMPLE} lookups timed one by one",
+        cores(),
+        SAMPLE.min(rows)
+    );
 
     let t = Instant::now();
     let batches = make_batches(rows);
     let hits: Vec<String> = sample_keys(rows, 0);
     let misses: Vec<String> = sample_keys(rows, MISS_SALT);
-    println!("# generated Arrow data in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "# generated Arrow data in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     let presage_path = dir.path().join("predictions.lookup");
     let lmdb_path = dir.path().join("lmdb");
     let redb_path = dir.path().join("predictions.redb");
 
     let builds = [
-        ("presage", measure_build(|| build_presage(&presage_path, &batches))),
+        (
+            "presage",
+            measure_build(|| build_presage(&presage_path, &batches)),
+        ),
         ("lmdb", measure_build(|| build_lmdb(&lmdb_path, &batches))),
         ("redb", measure_build(|| build_redb(&redb_path, &batches))),
     ];
@@ -83,18 +99,36 @@ fn main() {
     // Open + first lookup, in fresh processes, before anything here maps the files
     // (a mapped page cannot be evicted).
     let first_key = &hits[hits.len() / 2];
-    let stores = [("presage", &presage_path), ("lmdb", &lmdb_path), ("redb", &redb_path)];
+    let stores = [
+        ("presage", &presage_path),
+        ("lmdb", &lmdb_path),
+        ("redb", &redb_path),
+    ];
     let mut opens = Vec::new();
     for (name, path) in stores {
-        let cold = median_duration((0..runs).map(|_| open_in_child(name, path, first_key, true)).collect());
-        let warm = median_duration((0..runs).map(|_| open_in_child(name, path, first_key, false)).collect());
+        let cold = median_duration(
+            (0..runs)
+                .map(|_| open_in_child(name, path, first_key, true))
+                .collect(),
+        );
+        let warm = median_duration(
+            (0..runs)
+                .map(|_| open_in_child(name, path, first_key, false))
+                .collect(),
+        );
         opens.push((name, cold, warm));
     }
     println!();
-    println!("| open + first lookup (fresh process, median of {runs}) | file evicted from page cache | file in page cache |");
+    println!(
+        "| open + first lookup (fresh process, median of {runs}) | file evicted from page cache | file in page cache |"
+    );
     println!("|---|---|---|");
     for (name, cold, warm) in &opens {
-        println!("| {name} | {} | {} |", fmt_duration(*cold), fmt_duration(*warm));
+        println!(
+            "| {name} | {} | {} |",
+            fmt_duration(*cold),
+            fmt_duration(*warm)
+        );
     }
 
     let timer = timer_overhead();
@@ -115,7 +149,10 @@ fn main() {
             file.get(Key::Str(key))?.write_json(&mut json);
             Some(json.len() as f32)
         };
-        lookups.push(("presage get + write_json", measure_lookups(&hits, &misses, runs, get_json)));
+        lookups.push((
+            "presage get + write_json",
+            measure_lookups(&hits, &misses, runs, get_json),
+        ));
     }
     {
         let env = open_lmdb(&lmdb_path);
@@ -141,7 +178,9 @@ fn main() {
         lookups.push(("redb", measure_lookups(&hits, &misses, runs, get)));
     }
     println!();
-    println!("| warm lookups, 1 thread | hits/s | hit p50 | hit p99 | misses/s | miss p50 | miss p99 |");
+    println!(
+        "| warm lookups, 1 thread | hits/s | hit p50 | hit p99 | misses/s | miss p50 | miss p99 |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (name, l) in &lookups {
         println!(
@@ -154,10 +193,15 @@ fn main() {
             fmt_duration(l.misses.p99),
         );
     }
-    println!("(latencies include one `Instant::now()` pair, {} here)", fmt_duration(timer));
+    println!(
+        "(latencies include one `Instant::now()` pair, {} here)",
+        fmt_duration(timer)
+    );
 
     println!();
-    println!("| presage / peer | build rows/s | hits/s | misses/s | hit p99 (lower is better) | cold open + first lookup (lower is better) |");
+    println!(
+        "| presage / peer | build rows/s | hits/s | misses/s | hit p99 (lower is better) | cold open + first lookup (lower is better) |"
+    );
     println!("|---|---|---|---|---|---|");
     for peer in 1..3 {
         let (name, build) = &builds[peer];
@@ -204,7 +248,8 @@ fn make_batches(rows: usize) -> Vec<(ArrayRef, Vec<ArrayRef>)> {
             let end = (start + BATCH_ROWS).min(rows) as u64;
             let range = start as u64..end;
             let keys = StringArray::from_iter_values(range.clone().map(|i| key_of(i, 0)));
-            let probability = Float32Array::from_iter_values(range.clone().map(|i| (i % 1000) as f32 / 1000.0));
+            let probability =
+                Float32Array::from_iter_values(range.clone().map(|i| (i % 1000) as f32 / 1000.0));
             let label = Int64Array::from_iter_values(range.map(|i| (i % 2) as i64));
             let columns: Vec<ArrayRef> = vec![Arc::new(probability), Arc::new(label)];
             (Arc::new(keys) as ArrayRef, columns)
@@ -276,7 +321,13 @@ fn build_presage(path: &Path, batches: &[(ArrayRef, Vec<ArrayRef>)]) -> u64 {
 fn open_lmdb(path: &Path) -> heed::Env {
     fs_err::create_dir_all(path).unwrap();
     // SAFETY: the benchmark is the only user of this environment.
-    unsafe { heed::EnvOpenOptions::new().map_size(MAP_SIZE).max_dbs(1).open(path) }.unwrap()
+    unsafe {
+        heed::EnvOpenOptions::new()
+            .map_size(MAP_SIZE)
+            .max_dbs(1)
+            .open(path)
+    }
+    .unwrap()
 }
 
 fn build_lmdb(path: &Path, batches: &[(ArrayRef, Vec<ArrayRef>)]) -> u64 {
@@ -287,7 +338,12 @@ fn build_lmdb(path: &Path, batches: &[(ArrayRef, Vec<ArrayRef>)]) -> u64 {
     for (keys, columns) in batches {
         let keys = keys.as_string::<i32>();
         for row in 0..keys.len() {
-            db.put(&mut wtxn, keys.value(row).as_bytes(), &peer_value(columns, row)).unwrap();
+            db.put(
+                &mut wtxn,
+                keys.value(row).as_bytes(),
+                &peer_value(columns, row),
+            )
+            .unwrap();
         }
     }
     wtxn.commit().unwrap();
@@ -303,7 +359,12 @@ fn build_redb(path: &Path, batches: &[(ArrayRef, Vec<ArrayRef>)]) -> u64 {
         for (keys, columns) in batches {
             let keys = keys.as_string::<i32>();
             for row in 0..keys.len() {
-                table.insert(keys.value(row).as_bytes(), peer_value(columns, row).as_slice()).unwrap();
+                table
+                    .insert(
+                        keys.value(row).as_bytes(),
+                        peer_value(columns, row).as_slice(),
+                    )
+                    .unwrap();
             }
         }
     }
@@ -321,8 +382,18 @@ fn open_in_child(store: &str, path: &Path, key: &str, cold: bool) -> Duration {
         .args([key, if cold { "cold" } else { "warm" }])
         .output()
         .unwrap();
-    assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
-    Duration::from_nanos(String::from_utf8(out.stdout).unwrap().trim().parse().unwrap())
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Duration::from_nanos(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap(),
+    )
 }
 
 /// Evicts a file's pages from the page cache (they are clean: the builds fsynced).
@@ -330,7 +401,8 @@ fn evict(path: &Path) {
     use std::os::fd::AsRawFd;
     let file = fs_err::File::open(path).unwrap();
     // SAFETY: a plain syscall on a file descriptor we own.
-    let rc = unsafe { libc::posix_fadvise(file.file().as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    let rc =
+        unsafe { libc::posix_fadvise(file.file().as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
     assert_eq!(rc, 0, "posix_fadvise failed");
 }
 
@@ -353,21 +425,36 @@ fn child(args: &[String]) {
     let found = match store.as_str() {
         "presage" => {
             let file = LookupFile::open(path).unwrap();
-            file.get(Key::Str(key)).map(|r| black_box(r.value(0))).is_some()
+            file.get(Key::Str(key))
+                .map(|r| black_box(r.value(0)))
+                .is_some()
         }
         "lmdb" => {
             // SAFETY: the benchmark is the only user of this environment.
-            let env = unsafe { heed::EnvOpenOptions::new().map_size(MAP_SIZE).max_dbs(1).open(path) }.unwrap();
+            let env = unsafe {
+                heed::EnvOpenOptions::new()
+                    .map_size(MAP_SIZE)
+                    .max_dbs(1)
+                    .open(path)
+            }
+            .unwrap();
             let rtxn = env.read_txn().unwrap();
             let db: heed::Database<heed::types::Bytes, heed::types::Bytes> =
                 env.open_database(&rtxn, None).unwrap().unwrap();
-            db.get(&rtxn, key.as_bytes()).unwrap().map(|v| black_box(v[0])).is_some()
+            db.get(&rtxn, key.as_bytes())
+                .unwrap()
+                .map(|v| black_box(v[0]))
+                .is_some()
         }
         "redb" => {
             let db = redb::Database::open(path).unwrap();
             let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
             let table = txn.open_table(REDB_TABLE).unwrap();
-            table.get(key.as_bytes()).unwrap().map(|v| black_box(v.value()[0])).is_some()
+            table
+                .get(key.as_bytes())
+                .unwrap()
+                .map(|v| black_box(v.value()[0]))
+                .is_some()
         }
         other => panic!("unknown store `{other}`"),
     };
@@ -406,7 +493,11 @@ fn measure_lookups(
                 found += usize::from(black_box(get(black_box(key))).is_some());
             }
             rates.push(keys.len() as f64 / t.elapsed().as_secs_f64());
-            assert_eq!(found, if expect_hit { keys.len() } else { 0 }, "wrong answers");
+            assert_eq!(
+                found,
+                if expect_hit { keys.len() } else { 0 },
+                "wrong answers"
+            );
         }
         rates.sort_by(f64::total_cmp);
         let mut latencies: Vec<Duration> = keys[..LATENCY_SAMPLE.min(keys.len())]

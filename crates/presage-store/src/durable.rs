@@ -7,7 +7,10 @@ use std::path::Path;
 /// into place, so readers see the old content or the new, never a torn write.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("a file path has a parent");
-    let name = path.file_name().expect("a file path has a name").to_string_lossy();
+    let name = path
+        .file_name()
+        .expect("a file path has a name")
+        .to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut file = fs_err::File::create(&tmp)?;
     file.write_all(bytes)?;

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
-use crate::lookup::LookupError;
 use crate::VersionId;
+use crate::lookup::LookupError;
 
 /// Why a version could not be written, published, read or rolled back.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,9 @@ pub enum StoreError {
         id: VersionId,
     },
     /// A file of a version does not match the checksum its manifest recorded.
-    #[error("version `{id}` of job `{job}` is corrupt: `{path}` has sha256 {actual}, the manifest says {expected}")]
+    #[error(
+        "version `{id}` of job `{job}` is corrupt: `{path}` has sha256 {actual}, the manifest says {expected}"
+    )]
     ChecksumMismatch {
         /// The job.
         job: String,

@@ -55,9 +55,14 @@ impl EmbeddedStore {
     pub fn last_run(&self, job: &str) -> Result<Option<LastRun>, StoreError> {
         let path = self.job_dir(job).join(LAST_RUN);
         match fs_err::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::BadManifest { path, message: e.to_string() }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::BadManifest {
+                        path,
+                        message: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }

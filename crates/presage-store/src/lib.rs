@@ -11,8 +11,8 @@ mod durable;
 mod embedded;
 mod error;
 pub mod failpoint;
-pub mod lookup;
 mod last_run;
+pub mod lookup;
 mod manifest;
 mod staleness;
 
@@ -20,7 +20,7 @@ pub use embedded::{EmbeddedStore, LoadedVersion, StagedVersion, VersionWriter};
 pub use error::StoreError;
 pub use last_run::{LastRun, RunOutcomeKind};
 pub use manifest::{
-    CheckResult, FileEntry, KeyInfo, Manifest, ModelInfo, OutputColumn, SourceInfo, VersionId,
-    MANIFEST_FORMAT,
+    CheckResult, FileEntry, KeyInfo, MANIFEST_FORMAT, Manifest, ModelInfo, OutputColumn,
+    SourceInfo, VersionId,
 };
 pub use staleness::{Freshness, Staleness};

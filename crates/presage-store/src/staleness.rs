@@ -34,12 +34,20 @@ pub struct Staleness {
 
 impl Staleness {
     /// The staleness at `now` of a version computed at `computed_at`.
-    pub fn at(computed_at: DateTime<Utc>, max_age: Option<Duration>, now: DateTime<Utc>) -> Staleness {
+    pub fn at(
+        computed_at: DateTime<Utc>,
+        max_age: Option<Duration>,
+        now: DateTime<Utc>,
+    ) -> Staleness {
         let age_seconds = ((now - computed_at).num_milliseconds().max(0) as f64) / 1000.0;
         let stale = max_age.is_some_and(|max| age_seconds > max.as_secs_f64());
         Staleness {
             age_seconds,
-            freshness: if stale { Freshness::Stale } else { Freshness::Fresh },
+            freshness: if stale {
+                Freshness::Stale
+            } else {
+                Freshness::Fresh
+            },
         }
     }
 }
@@ -56,6 +64,9 @@ mod tests {
         assert_eq!(at(3600).freshness, Freshness::Fresh);
         assert_eq!(at(3601).freshness, Freshness::Stale);
         assert_eq!(at(-5).age_seconds, 0.0);
-        assert_eq!(Staleness::at(t0, None, t0 + chrono::Duration::days(400)).freshness, Freshness::Fresh);
+        assert_eq!(
+            Staleness::at(t0, None, t0 + chrono::Duration::days(400)).freshness,
+            Freshness::Fresh
+        );
     }
 }

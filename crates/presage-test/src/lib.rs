@@ -91,7 +91,10 @@ pub struct ChildProcess {
 impl ChildProcess {
     /// Spawns `command` with stdout discarded and stderr captured.
     pub fn spawn(mut command: Command) -> ChildProcess {
-        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawning a child process");
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = mpsc::channel();
@@ -160,13 +163,21 @@ pub fn wait_http_ok(url: &str, timeout: Duration) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "`{url}` did not answer 200 within {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "`{url}` did not answer 200 within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// An HTTP answer: status and JSON body.
-pub fn http_json(method: &str, url: &str, body: Option<&serde_json::Value>, bearer: Option<&str>) -> (u16, serde_json::Value) {
+pub fn http_json(
+    method: &str,
+    url: &str,
+    body: Option<&serde_json::Value>,
+    bearer: Option<&str>,
+) -> (u16, serde_json::Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))
@@ -220,14 +231,26 @@ impl RedisServer {
         command
             .arg("--port")
             .arg(port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+            ])
             .arg("--dir")
             .arg(dir.path())
             .args(extra);
         let process = ChildProcess::spawn(command);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}; is it installed?");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {port}; is it installed?"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         RedisServer {

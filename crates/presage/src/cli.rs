@@ -28,7 +28,9 @@ pub struct ConfigArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write an example project (data, model, config), run it, and serve it.
-    #[command(after_help = "Example:\n  presage quickstart --dir demo\n  presage quickstart --dir demo --no-serve")]
+    #[command(
+        after_help = "Example:\n  presage quickstart --dir demo\n  presage quickstart --dir demo --no-serve"
+    )]
     Quickstart {
         /// Folder for the example project.
         #[arg(long, default_value = "presage-quickstart")]
@@ -44,7 +46,9 @@ pub enum Command {
         no_run: bool,
     },
     /// Compute features, score every entity, check, and publish a new version.
-    #[command(after_help = "Example:\n  presage run churn\n  presage run churn --as-of 2026-11-01T00:00:00Z")]
+    #[command(
+        after_help = "Example:\n  presage run churn\n  presage run churn --as-of 2026-11-01T00:00:00Z"
+    )]
     Run {
         /// The job (a `[jobs.NAME]` table in the config).
         job: String,
@@ -58,7 +62,9 @@ pub enum Command {
         config: ConfigArg,
     },
     /// Serve every job's current version over HTTP.
-    #[command(after_help = "Example:\n  presage serve --addr 127.0.0.1:8080 --resp-addr 127.0.0.1:6380\n  curl 127.0.0.1:8080/v1/jobs\n  redis-cli -p 6380 GET churn:u000042")]
+    #[command(
+        after_help = "Example:\n  presage serve --addr 127.0.0.1:8080 --resp-addr 127.0.0.1:6380\n  curl 127.0.0.1:8080/v1/jobs\n  redis-cli -p 6380 GET churn:u000042"
+    )]
     Serve {
         /// Address for the HTTP API.
         #[arg(long, env = env_vars::PRESAGE_ADDR, default_value = "127.0.0.1:8080")]
@@ -112,7 +118,9 @@ pub enum Command {
         config: ConfigArg,
     },
     /// Score a Parquet or CSV file with a model, straight to Parquet.
-    #[command(after_help = "Example:\n  presage score --model model.onnx --input rows.parquet --output scored.parquet --key user_id")]
+    #[command(
+        after_help = "Example:\n  presage score --model model.onnx --input rows.parquet --output scored.parquet --key user_id"
+    )]
     Score {
         /// The model: `.onnx`, XGBoost `.json` or LightGBM `.txt`.
         #[arg(long)]

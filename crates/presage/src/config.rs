@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use presage_data::{SourceFormat, SourceSpec};
 use presage_job::{Checks, FeatureSpec, JobSpec, ModelSpec};
 use presage_serve::ServeJob;
@@ -135,8 +135,18 @@ impl Config {
         let raw: RawConfig =
             toml::from_str(text).with_context(|| format!("parsing `{}`", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
-        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
-        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
         let in_file = || format!("in `{}`", path.display());
 
         if raw.store.kind == StoreKind::Redis {
@@ -181,10 +191,17 @@ impl Config {
             let max_age = job
                 .max_age
                 .as_deref()
-                .map(|text| parse_duration(text).with_context(|| format!("{} ({})", field("max_age"), in_file())))
+                .map(|text| {
+                    parse_duration(text)
+                        .with_context(|| format!("{} ({})", field("max_age"), in_file()))
+                })
                 .transpose()?;
             if job.keep_versions == 0 {
-                bail!("{}: must be at least 1 ({})", field("keep_versions"), in_file());
+                bail!(
+                    "{}: must be at least 1 ({})",
+                    field("keep_versions"),
+                    in_file()
+                );
             }
             for (check, value) in [
                 ("max_row_change", job.checks.max_row_change),
@@ -196,7 +213,11 @@ impl Config {
                         bail!(
                             "{}: `{v}` is out of range; expected {} ({})",
                             field(&format!("checks.{check}")),
-                            if check == "max_null_fraction" { "0.0 to 1.0" } else { "0.0 or more" },
+                            if check == "max_null_fraction" {
+                                "0.0 to 1.0"
+                            } else {
+                                "0.0 or more"
+                            },
                             in_file()
                         );
                     }
@@ -258,7 +279,11 @@ impl Config {
 
 fn names<'a>(keys: impl Iterator<Item = &'a String>) -> String {
     let list: Vec<String> = keys.map(|k| format!("`{k}`")).collect();
-    if list.is_empty() { "none".to_owned() } else { list.join(", ") }
+    if list.is_empty() {
+        "none".to_owned()
+    } else {
+        list.join(", ")
+    }
 }
 
 /// Parses `26h`, `30m`, `7d`, `1h 30m`.

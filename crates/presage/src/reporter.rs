@@ -68,7 +68,10 @@ impl Reporter for RunReporter {
         }
         match &self.bar {
             Some(bar) => {
-                if let Stage::Scoring { expected_rows: Some(n) } = stage {
+                if let Stage::Scoring {
+                    expected_rows: Some(n),
+                } = stage
+                {
                     bar.set_length(n);
                     bar.set_style(
                         ProgressStyle::with_template(
@@ -77,10 +80,15 @@ impl Reporter for RunReporter {
                         .expect("valid template")
                         .progress_chars("=> "),
                     );
-                } else if let Stage::Scoring { expected_rows: None } = stage {
+                } else if let Stage::Scoring {
+                    expected_rows: None,
+                } = stage
+                {
                     bar.set_style(
-                        ProgressStyle::with_template("{spinner} {prefix} {msg}: {human_pos} rows, {per_sec}")
-                            .expect("valid template"),
+                        ProgressStyle::with_template(
+                            "{spinner} {prefix} {msg}: {human_pos} rows, {per_sec}",
+                        )
+                        .expect("valid template"),
                     );
                 }
                 bar.set_prefix(self.job.clone());

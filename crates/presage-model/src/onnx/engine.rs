@@ -34,16 +34,21 @@ impl LabelIndex {
             ClassLabels::Int(c) => {
                 LabelIndex::Int(c.iter().enumerate().map(|(i, &l)| (l, i as u32)).collect())
             }
-            ClassLabels::Str(c) => {
-                LabelIndex::Str(c.iter().enumerate().map(|(i, l)| (l.clone(), i as u32)).collect())
-            }
+            ClassLabels::Str(c) => LabelIndex::Str(
+                c.iter()
+                    .enumerate()
+                    .map(|(i, l)| (l.clone(), i as u32))
+                    .collect(),
+            ),
         }
     }
 
     /// The class index of every label in `labels`, a tensor of `rows` labels.
     fn indices(&self, labels: &Tensor, rows: usize) -> Result<Vec<u32>, ModelError> {
         let unknown = |label: String| {
-            ModelError::Scoring(format!("the model predicted `{label}`, which is not one of its classes"))
+            ModelError::Scoring(format!(
+                "the model predicted `{label}`, which is not one of its classes"
+            ))
         };
         if labels.len() != rows {
             return Err(ModelError::Scoring(format!(
@@ -119,7 +124,12 @@ impl TractModel {
 }
 
 /// Copies a `[rows, width]` float output, checking its size.
-fn float_block(tensor: &Tensor, rows: usize, width: usize, what: &str) -> Result<Vec<f32>, ModelError> {
+fn float_block(
+    tensor: &Tensor,
+    rows: usize,
+    width: usize,
+    what: &str,
+) -> Result<Vec<f32>, ModelError> {
     let values = plain::<f32>(tensor)?;
     if values.len() != rows * width {
         return Err(ModelError::Scoring(format!(
@@ -152,7 +162,10 @@ impl Model for TractModel {
             return Ok(scores);
         }
         let input = Tensor::from_shape(&[rows, n], features).map_err(tract_error)?;
-        let outputs = self.plan.run(tvec![input.into_tvalue()]).map_err(tract_error)?;
+        let outputs = self
+            .plan
+            .run(tvec![input.into_tvalue()])
+            .map_err(tract_error)?;
         match (&self.outputs, &self.info.task, &self.labels) {
             (
                 Outputs::Classifier {
@@ -163,8 +176,12 @@ impl Model for TractModel {
                 Some(index),
             ) => {
                 scores.label_index = index.indices(&outputs[*label], rows)?;
-                scores.probabilities =
-                    float_block(&outputs[*probabilities], rows, classes.len(), "probabilities")?;
+                scores.probabilities = float_block(
+                    &outputs[*probabilities],
+                    rows,
+                    classes.len(),
+                    "probabilities",
+                )?;
             }
             (Outputs::Regressor { values }, Task::Regressor { targets }, _) => {
                 scores.values = float_block(&outputs[*values], rows, *targets, "values")?;

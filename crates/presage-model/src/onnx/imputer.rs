@@ -62,11 +62,17 @@ impl Expansion for Imputer {
     ) -> TractResult<TVec<OutletId>> {
         let x = inputs[0];
         let fact = model.outlet_fact(x)?.clone();
-        ensure!(fact.rank() >= 1, "Imputer input must have at least one axis");
+        ensure!(
+            fact.rank() >= 1,
+            "Imputer input must have at least one axis"
+        );
         let width = fact.shape.last().and_then(|d| d.to_usize().ok());
         if let Some(width) = width {
             let n = self.imputed.len();
-            ensure!(n == 1 || n == width, "Imputer has {n} imputed values for {width} features");
+            ensure!(
+                n == 1 || n == width,
+                "Imputer has {n} imputed values for {width} features"
+            );
         }
         let missing = if self.replaced.is_nan() {
             model.wire_node(format!("{prefix}.is_nan"), math::is_nan(), &[x])?
@@ -80,6 +86,11 @@ impl Expansion for Imputer {
             )?
         };
         let imputed = model.add_const(format!("{prefix}.imputed"), tensor1(&self.imputed))?;
-        wire_with_rank_broadcast(format!("{prefix}.select"), model, Iff, &[missing[0], imputed, x])
+        wire_with_rank_broadcast(
+            format!("{prefix}.select"),
+            model,
+            Iff,
+            &[missing[0], imputed, x],
+        )
     }
 }

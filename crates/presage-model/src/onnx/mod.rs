@@ -52,7 +52,9 @@ pub(crate) fn load(bytes: &[u8], origin: &Path) -> Result<Box<dyn Model>, ModelE
         .parse(&proto, model_dir)
         .map_err(|e| not_a_model(format!("{e:#}")))?;
     if let Some(name) = parsed.unresolved_inputs.first() {
-        return Err(not_a_model(format!("value `{name}` is used but never produced")));
+        return Err(not_a_model(format!(
+            "value `{name}` is used but never produced"
+        )));
     }
     let mut model = parsed.model;
     let batch = model.sym(BATCH_SYMBOL);

@@ -25,7 +25,9 @@ pub(super) fn parse(
     _ctx: &ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let offset: Vec<f32> = node.get_attr_opt_vec("offset")?.unwrap_or_else(|| vec![0.0]);
+    let offset: Vec<f32> = node
+        .get_attr_opt_vec("offset")?
+        .unwrap_or_else(|| vec![0.0]);
     let scale: Vec<f32> = node.get_attr_opt_vec("scale")?.unwrap_or_else(|| vec![1.0]);
     node.expect_attr("offset", !offset.is_empty(), "at least one value")?;
     node.expect_attr("scale", !scale.is_empty(), "at least one value")?;
@@ -75,13 +77,21 @@ impl Expansion for Scaler {
         self.check_width("offset", self.offset.len(), width)?;
         self.check_width("scale", self.scale.len(), width)?;
         if fact.datum_type != f32::datum_type() {
-            x = model.wire_node(format!("{prefix}.to_f32"), cast::cast(f32::datum_type()), &[x])?
-                [0];
+            x = model.wire_node(
+                format!("{prefix}.to_f32"),
+                cast::cast(f32::datum_type()),
+                &[x],
+            )?[0];
         }
         let offset = model.add_const(format!("{prefix}.offset"), tensor1(&self.offset))?;
         let scale = model.add_const(format!("{prefix}.scale"), tensor1(&self.scale))?;
         let centred =
             wire_with_rank_broadcast(format!("{prefix}.sub"), model, math::sub(), &[x, offset])?;
-        wire_with_rank_broadcast(format!("{prefix}.mul"), model, math::mul(), &[centred[0], scale])
+        wire_with_rank_broadcast(
+            format!("{prefix}.mul"),
+            model,
+            math::mul(),
+            &[centred[0], scale],
+        )
     }
 }

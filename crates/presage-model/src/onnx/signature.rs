@@ -111,7 +111,11 @@ pub(super) fn find_input(graph: &GraphProto, origin: &Path) -> Result<Input, Mod
             ),
         ));
     }
-    let dims = tensor.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
+    let dims = tensor
+        .shape
+        .as_ref()
+        .map(|s| s.dim.as_slice())
+        .unwrap_or_default();
     let width = match dims {
         [_, width] => match width.value {
             Some(tensor_shape_proto::dimension::Value::DimValue(w)) if w >= 0 => Some(w as usize),
@@ -155,7 +159,7 @@ fn role(fact: &TypedFact) -> Role {
 fn width(fact: &TypedFact) -> Option<usize> {
     match fact.rank() {
         1 => Some(1),
-        2 => fact.shape[1].to_usize().ok(),
+        2 => fact.shape[1].to_i64().ok().map(|v| v as usize),
         _ => None,
     }
 }
@@ -180,12 +184,19 @@ pub(super) fn find_outputs(
             .collect();
         all.join(", ")
     };
-    let labels: Vec<usize> = (0..facts.len()).filter(|&i| matches!(role(facts[i]), Role::Label)).collect();
-    let floats: Vec<usize> = (0..facts.len()).filter(|&i| matches!(role(facts[i]), Role::Float)).collect();
+    let labels: Vec<usize> = (0..facts.len())
+        .filter(|&i| matches!(role(facts[i]), Role::Label))
+        .collect();
+    let floats: Vec<usize> = (0..facts.len())
+        .filter(|&i| matches!(role(facts[i]), Role::Float))
+        .collect();
     if facts.iter().any(|f| matches!(role(f), Role::Other)) {
         return Err(misfit(
             origin,
-            format!("unsupported output types ({}); expected a label and float32 probabilities, or float32 values", describe()),
+            format!(
+                "unsupported output types ({}); expected a label and float32 probabilities, or float32 values",
+                describe()
+            ),
         ));
     }
     match (labels.as_slice(), floats.as_slice()) {
@@ -210,7 +221,10 @@ pub(super) fn find_outputs(
                 None if string_labels => {
                     return Err(misfit(
                         origin,
-                        format!("cannot find the class names behind string output `{}`", name(*label)),
+                        format!(
+                            "cannot find the class names behind string output `{}`",
+                            name(*label)
+                        ),
                     ));
                 }
                 None => ClassLabels::Int((0..n_classes as i64).collect()),
@@ -267,7 +281,14 @@ pub(super) fn find_outputs(
 
 /// Operators that hand their first input's values through unchanged (up to type
 /// and shape), followed back from the label output.
-const PASS_THROUGH: &[&str] = &["Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten"];
+const PASS_THROUGH: &[&str] = &[
+    "Cast",
+    "Identity",
+    "Reshape",
+    "Squeeze",
+    "Unsqueeze",
+    "Flatten",
+];
 
 /// The class labels the graph declares for its label output: the classifier
 /// node's `classlabels_*` attribute, or the constant an `ArrayFeatureExtractor`
@@ -286,7 +307,9 @@ fn declared_classes(graph: &GraphProto, label_output: &str) -> Option<ClassLabel
             return Some(classes);
         }
         match node.op_type.as_str() {
-            "ArrayFeatureExtractor" => return constant_labels(graph, &producers, node.input.first()?),
+            "ArrayFeatureExtractor" => {
+                return constant_labels(graph, &producers, node.input.first()?);
+            }
             op if PASS_THROUGH.contains(&op) => value = node.input.first()?,
             _ => return None,
         }
@@ -300,7 +323,10 @@ fn classlabels_attribute(node: &NodeProto) -> Option<ClassLabels> {
             Some(ClassLabels::Int(a.ints.clone()))
         }
         "classlabels_strings" if !a.strings.is_empty() => Some(ClassLabels::Str(
-            a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect(),
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
         )),
         _ => None,
     })
@@ -321,7 +347,11 @@ fn constant_labels(
         "value" => tensor_labels(attribute.t.as_ref()?),
         "value_ints" => Some(ClassLabels::Int(attribute.ints.clone())),
         "value_strings" => Some(ClassLabels::Str(
-            attribute.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect(),
+            attribute
+                .strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
         )),
         _ => None,
     }

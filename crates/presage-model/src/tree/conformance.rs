@@ -48,7 +48,10 @@ fn floats(batch: &RecordBatch, name: &str) -> Vec<f32> {
     match column.data_type() {
         DataType::List(_) => {
             let list = column.as_list::<i32>();
-            list.values().as_primitive::<Float32Type>().values().to_vec()
+            list.values()
+                .as_primitive::<Float32Type>()
+                .values()
+                .to_vec()
         }
         _ => column.as_primitive::<Float32Type>().values().to_vec(),
     }
@@ -88,9 +91,16 @@ fn compare(
             let crate::ClassLabels::Int(names) = classes else {
                 panic!("{what}: string labels in a tree fixture")
             };
-            let got_labels: Vec<i64> =
-                scores.label_index.iter().map(|&i| names[i as usize]).collect();
-            let wrong = got_labels.iter().zip(&want_labels).filter(|(a, b)| a != b).count();
+            let got_labels: Vec<i64> = scores
+                .label_index
+                .iter()
+                .map(|&i| names[i as usize])
+                .collect();
+            let wrong = got_labels
+                .iter()
+                .zip(&want_labels)
+                .filter(|(a, b)| a != b)
+                .count();
             assert_eq!(wrong, 0, "{what}: {wrong} labels differ");
             (&scores.probabilities, floats(expected, value_column))
         }
@@ -128,17 +138,31 @@ fn check_onnx(name: &str) -> f64 {
         Task::Classifier { .. } => "probabilities",
         Task::Regressor { .. } => "variable",
     };
-    compare(&format!("{name} (onnx)"), &*model, &scores, &expected, value_column, "label", tolerance(&dir))
+    compare(
+        &format!("{name} (onnx)"),
+        &*model,
+        &scores,
+        &expected,
+        value_column,
+        "label",
+        tolerance(&dir),
+    )
 }
 
 fn check_native(name: &str) -> f64 {
     let dir = fixture(name);
     let (model, file) = if dir.join("model.json").exists() {
         let path = dir.join("model.json");
-        (super::xgboost::load(&fs_err::read(&path).unwrap(), &path).expect("loading"), path)
+        (
+            super::xgboost::load(&fs_err::read(&path).unwrap(), &path).expect("loading"),
+            path,
+        )
     } else {
         let path = dir.join("model.txt");
-        (super::lightgbm::load(&fs_err::read(&path).unwrap(), &path).expect("loading"), path)
+        (
+            super::lightgbm::load(&fs_err::read(&path).unwrap(), &path).expect("loading"),
+            path,
+        )
     };
     let (input, rows) = read_input(&dir);
     let scores = model.score(&input, rows).expect("scoring");
@@ -212,7 +236,12 @@ fn non_tree_graphs_are_left_to_tract() {
         let path = fixture(name).join("model.onnx");
         let bytes = fs_err::read(&path).expect("reading model.onnx");
         let proto = tract_onnx::pb::ModelProto::decode(bytes.as_slice()).expect("decoding ONNX");
-        assert!(super::onnx::try_load(&proto, &path).expect("no error").is_none(), "{name}");
+        assert!(
+            super::onnx::try_load(&proto, &path)
+                .expect("no error")
+                .is_none(),
+            "{name}"
+        );
     }
 }
 

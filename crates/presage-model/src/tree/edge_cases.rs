@@ -131,15 +131,27 @@ fn load_errors_name_the_problem() {
     let path = Path::new("models/broken.txt");
     let text = fs_err::read_to_string(testdata().join("lgbm_poisson.txt")).unwrap();
     let broken = text.replacen("left_child=", "left_child=99 ", 1);
-    let err = super::lightgbm::load(broken.as_bytes(), path).map(|_| ()).unwrap_err().to_string();
-    assert!(err.contains("models/broken.txt") && err.contains("tree 0"), "{err}");
+    let err = super::lightgbm::load(broken.as_bytes(), path)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("models/broken.txt") && err.contains("tree 0"),
+        "{err}"
+    );
 
     let json = fs_err::read_to_string(testdata().join("xgb_poisson.json")).unwrap();
     let unknown = json.replace("count:poisson", "count:mystery");
-    let err = super::xgboost::load(unknown.as_bytes(), path).map(|_| ()).unwrap_err().to_string();
+    let err = super::xgboost::load(unknown.as_bytes(), path)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unknown objective `count:mystery`"), "{err}");
 
     let cut = &json.as_bytes()[..json.len() / 2];
-    let err = super::xgboost::load(cut, path).map(|_| ()).unwrap_err().to_string();
+    let err = super::xgboost::load(cut, path)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("invalid JSON"), "{err}");
 }

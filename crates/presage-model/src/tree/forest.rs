@@ -115,8 +115,8 @@ impl CategoryTest {
             return self.invalid_right;
         };
         let word = (cat / 32) as usize;
-        let in_set = word < self.len as usize
-            && (words[self.start as usize + word] >> (cat % 32)) & 1 == 1;
+        let in_set =
+            word < self.len as usize && (words[self.start as usize + word] >> (cat % 32)) & 1 == 1;
         in_set == self.in_set_right
     }
 }
@@ -204,7 +204,9 @@ impl Forest {
                         if let Test::Category(c) = &s.test {
                             let end = c.start as usize + c.len as usize;
                             if end > self.category_words.len() {
-                                return Err(format!("tree {t} node {n}: category bitset out of range"));
+                                return Err(format!(
+                                    "tree {t} node {n}: category bitset out of range"
+                                ));
                             }
                         }
                         for child in [s.left, s.right] {
@@ -224,7 +226,9 @@ impl Forest {
                         }
                     }
                     Node::Leaf(outputs) => {
-                        if let Some((slot, _)) = outputs.iter().find(|(s, _)| *s as usize >= self.n_slots) {
+                        if let Some((slot, _)) =
+                            outputs.iter().find(|(s, _)| *s as usize >= self.n_slots)
+                        {
                             return Err(format!(
                                 "tree {t} leaf {n}: output {slot} is out of range for {} outputs",
                                 self.n_slots
@@ -296,9 +300,24 @@ mod tests {
 
     #[test]
     fn above_f32_matches_strict_comparison() {
-        for t in [0.5_f32, -3.25, 0.0, f32::MAX, f32::MIN, f32::INFINITY, f32::NEG_INFINITY] {
+        for t in [
+            0.5_f32,
+            -3.25,
+            0.0,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ] {
             let u = above_f32(t);
-            for x in [t.next_down(), t, t.next_up(), f32::INFINITY, f32::NEG_INFINITY, 0.0] {
+            for x in [
+                t.next_down(),
+                t,
+                t.next_up(),
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                0.0,
+            ] {
                 if x.is_nan() {
                     continue;
                 }

@@ -170,7 +170,9 @@ fn probit(x: f32) -> f32 {
 
 /// onnxruntime's `ComputeSoftmax`, in place.
 fn softmax_f32(values: &mut [f32]) {
-    let max = values.iter().fold(-f32::MAX, |m, &v| if v > m { v } else { m });
+    let max = values
+        .iter()
+        .fold(-f32::MAX, |m, &v| if v > m { v } else { m });
     let mut sum = 0.0f32;
     for v in values.iter_mut() {
         *v = (*v - max).exp();
@@ -183,7 +185,9 @@ fn softmax_f32(values: &mut [f32]) {
 
 /// onnxruntime's `ComputeSoftmaxZero`, in place: exact zeros stay out of the sum.
 fn softmax_zero_f32(values: &mut [f32]) {
-    let max = values.iter().fold(-f32::MAX, |m, &v| if v > m { v } else { m });
+    let max = values
+        .iter()
+        .fold(-f32::MAX, |m, &v| if v > m { v } else { m });
     let exp_neg_max = (-max).exp();
     let mut sum = 0.0f32;
     for v in values.iter_mut() {
@@ -228,10 +232,18 @@ fn onnx_regressor<V: Value>(
             OnnxAggregate::Sum => raw + origin,
             OnnxAggregate::Average => raw / n_trees as f64 + origin,
             OnnxAggregate::Min | OnnxAggregate::Max => {
-                if has[0] { raw + origin } else { origin }
+                if has[0] {
+                    raw + origin
+                } else {
+                    origin
+                }
             }
         } as f32;
-        out.values.push(if post == PostTransform::Probit { probit(score) } else { score });
+        out.values.push(if post == PostTransform::Probit {
+            probit(score)
+        } else {
+            score
+        });
         return;
     }
     let use_base = base.len() == targets;
@@ -282,9 +294,8 @@ fn onnx_classifier<V: Value>(
         }
         out.label_index.push(best.unwrap_or(0) as u32);
         let start = out.probabilities.len();
-        out.probabilities.extend(
-            (0..classes).map(|k| if has[k] { scores[k] as f32 } else { 0.0 }),
-        );
+        out.probabilities
+            .extend((0..classes).map(|k| if has[k] { scores[k] as f32 } else { 0.0 }));
         transform_all(post, &mut out.probabilities[start..]);
         return;
     }
@@ -392,7 +403,8 @@ fn xgboost<V: Value>(link: XgboostLink, acc: &[V], out: &mut Sink) {
             for p in probs.iter_mut() {
                 *p /= sum;
             }
-            out.label_index.push(argmax(probs.iter().map(|&p| f64::from(p))));
+            out.label_index
+                .push(argmax(probs.iter().map(|&p| f64::from(p))));
         }
     }
 }
@@ -432,7 +444,8 @@ fn lightgbm<V: Value>(link: LightgbmLink, average_over: Option<f64>, acc: &[V], 
             let max = scores.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
             let exps: Vec<f64> = scores.iter().map(|v| (v - max).exp()).collect();
             let sum: f64 = exps.iter().sum();
-            out.probabilities.extend(exps.iter().map(|e| (e / sum) as f32));
+            out.probabilities
+                .extend(exps.iter().map(|e| (e / sum) as f32));
             out.label_index.push(argmax(exps.iter().map(|e| e / sum)));
         }
         LightgbmLink::OneVsAll { sigmoid } => {
@@ -482,7 +495,15 @@ mod tests {
 
         // Random-forest style: positive weights, no transform: [1 - p, p].
         let mut out = Sink::default();
-        onnx_classifier(PostTransform::None, &[], true, true, &[0.3f32, 0.0], &[true, false], &mut out);
+        onnx_classifier(
+            PostTransform::None,
+            &[],
+            true,
+            true,
+            &[0.3f32, 0.0],
+            &[true, false],
+            &mut out,
+        );
         assert_eq!(out.label_index, [0]);
         assert_eq!(out.probabilities, [0.7, 0.3]);
     }

@@ -142,7 +142,14 @@ impl<V: Value> Layout<V> {
 
     /// Adds the leaf `leaf`'s outputs to row `row`'s slots.
     #[inline(always)]
-    fn emit<C: Combine>(&self, tree: &FlatTree, leaf: u32, row: usize, acc: &mut [V], has: &mut [bool]) {
+    fn emit<C: Combine>(
+        &self,
+        tree: &FlatTree,
+        leaf: u32,
+        row: usize,
+        acc: &mut [V],
+        has: &mut [bool],
+    ) {
         let base = row * self.n_slots;
         match tree.outputs {
             Outputs::Single(slot) => {

@@ -58,7 +58,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(Forest, Spec), String> {
     let n_features = usize::try_from(max_feature + 1)
         .map_err(|_| format!("invalid `max_feature_idx` `{max_feature}`"))?;
     let num_class: usize = header_number(&header, "num_class").unwrap_or(1);
-    let per_iteration: usize = header_number(&header, "num_tree_per_iteration").unwrap_or(num_class);
+    let per_iteration: usize =
+        header_number(&header, "num_tree_per_iteration").unwrap_or(num_class);
     if per_iteration == 0 {
         return Err("`num_tree_per_iteration` is 0".into());
     }
@@ -77,7 +78,10 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(Forest, Spec), String> {
         } else if let (Some(tree), Some((k, v))) = (trees.last_mut(), line.split_once('=')) {
             tree.insert(k, v);
         } else if !line.is_empty() {
-            return Err(format!("line {}: unexpected `{line}` between trees", number + 1));
+            return Err(format!(
+                "line {}: unexpected `{line}` between trees",
+                number + 1
+            ));
         }
     }
     if !ended {
@@ -153,23 +157,54 @@ fn objective_link(line: &str) -> Result<LightgbmLink, String> {
         "poisson" | "gamma" | "tweedie" => LightgbmLink::Exp,
         "cross_entropy" | "xentropy" => LightgbmLink::Sigmoid,
         "cross_entropy_lambda" | "xentlambda" => LightgbmLink::Softplus,
-        "regression" | "regression_l2" | "l2" | "mean_squared_error" | "mse" | "regression_l1"
-        | "l1" | "mean_absolute_error" | "mae" | "huber" | "fair" | "quantile" | "mape"
+        "regression"
+        | "regression_l2"
+        | "l2"
+        | "mean_squared_error"
+        | "mse"
+        | "regression_l1"
+        | "l1"
+        | "mean_absolute_error"
+        | "mae"
+        | "huber"
+        | "fair"
+        | "quantile"
+        | "mape"
         | "mean_absolute_percentage_error"
             if sqrt =>
         {
             LightgbmLink::Square
         }
-        "regression" | "regression_l2" | "l2" | "mean_squared_error" | "mse" | "regression_l1"
-        | "l1" | "mean_absolute_error" | "mae" | "huber" | "fair" | "quantile" | "mape"
-        | "mean_absolute_percentage_error" | "lambdarank" | "rank_xendcg" | "xendcg"
-        | "custom" | "" => LightgbmLink::Identity,
+        "regression"
+        | "regression_l2"
+        | "l2"
+        | "mean_squared_error"
+        | "mse"
+        | "regression_l1"
+        | "l1"
+        | "mean_absolute_error"
+        | "mae"
+        | "huber"
+        | "fair"
+        | "quantile"
+        | "mape"
+        | "mean_absolute_percentage_error"
+        | "lambdarank"
+        | "rank_xendcg"
+        | "xendcg"
+        | "custom"
+        | "" => LightgbmLink::Identity,
         other => return Err(format!("unknown objective `{other}`")),
     })
 }
 
-fn header_number<T: std::str::FromStr>(header: &HashMap<&str, &str>, key: &str) -> Result<T, String> {
-    let v = header.get(key).ok_or_else(|| format!("missing header field `{key}`"))?;
+fn header_number<T: std::str::FromStr>(
+    header: &HashMap<&str, &str>,
+    key: &str,
+) -> Result<T, String> {
+    let v = header
+        .get(key)
+        .ok_or_else(|| format!("missing header field `{key}`"))?;
     v.trim()
         .parse()
         .map_err(|_| format!("header field `{key}` is not a number: `{v}`"))
@@ -181,20 +216,32 @@ fn list<T: std::str::FromStr>(
     key: &str,
     expected: usize,
 ) -> Result<Vec<T>, String> {
-    let v = fields.get(key).ok_or_else(|| format!("missing field `{key}`"))?;
+    let v = fields
+        .get(key)
+        .ok_or_else(|| format!("missing field `{key}`"))?;
     let values = v
         .split_whitespace()
-        .map(|s| s.parse::<T>().map_err(|_| format!("field `{key}`: `{s}` is not a valid number")))
+        .map(|s| {
+            s.parse::<T>()
+                .map_err(|_| format!("field `{key}`: `{s}` is not a valid number"))
+        })
         .collect::<Result<Vec<T>, String>>()?;
     if values.len() != expected {
-        return Err(format!("field `{key}` has {} values, expected {expected}", values.len()));
+        return Err(format!(
+            "field `{key}` has {} values, expected {expected}",
+            values.len()
+        ));
     }
     Ok(values)
 }
 
 /// Converts one tree. Internal node `i` becomes node `i`; leaf `j` becomes node
 /// `num_leaves - 1 + j` (a one-leaf tree is just its leaf).
-fn parse_tree(fields: &HashMap<&str, &str>, slot: u32, words: &mut Vec<u32>) -> Result<Tree, String> {
+fn parse_tree(
+    fields: &HashMap<&str, &str>,
+    slot: u32,
+    words: &mut Vec<u32>,
+) -> Result<Tree, String> {
     let num_leaves: usize = fields
         .get("num_leaves")
         .ok_or("missing field `num_leaves`")?
@@ -209,7 +256,9 @@ fn parse_tree(fields: &HashMap<&str, &str>, slot: u32, words: &mut Vec<u32>) -> 
     let leaf_value: Vec<f64> = list(fields, "leaf_value", num_leaves)?;
     let leaf = |j: usize| Node::Leaf(vec![(slot, leaf_value[j])]);
     if num_leaves == 1 {
-        return Ok(Tree { nodes: vec![leaf(0)] });
+        return Ok(Tree {
+            nodes: vec![leaf(0)],
+        });
     }
     let splits = num_leaves - 1;
     let feature: Vec<u32> = list(fields, "split_feature", splits)?;
@@ -218,7 +267,8 @@ fn parse_tree(fields: &HashMap<&str, &str>, slot: u32, words: &mut Vec<u32>) -> 
     let left: Vec<i64> = list(fields, "left_child", splits)?;
     let right: Vec<i64> = list(fields, "right_child", splits)?;
     let num_cat: usize = fields.get("num_cat").map_or(Ok(0), |v| {
-        v.parse().map_err(|_| "field `num_cat` is not a number".to_owned())
+        v.parse()
+            .map_err(|_| "field `num_cat` is not a number".to_owned())
     })?;
     let (boundaries, cat_words): (Vec<usize>, Vec<u32>) = if num_cat > 0 {
         let boundaries: Vec<usize> = list(fields, "cat_boundaries", num_cat + 1)?;
@@ -233,7 +283,10 @@ fn parse_tree(fields: &HashMap<&str, &str>, slot: u32, words: &mut Vec<u32>) -> 
         let index = if c >= 0 {
             usize::try_from(c).ok().filter(|&c| c < splits)
         } else {
-            usize::try_from(!c).ok().filter(|&j| j < num_leaves).map(|j| splits + j)
+            usize::try_from(!c)
+                .ok()
+                .filter(|&j| j < num_leaves)
+                .map(|j| splits + j)
         };
         index
             .map(|k| k as u32)
@@ -311,7 +364,11 @@ fn numerical_test(t: f64, missing: i8, default_left: bool) -> Result<(Test, bool
             } else {
                 below_band
             };
-            let nan_right = if missing == 0 { !(0.0 <= t) } else { !default_left };
+            let nan_right = if missing == 0 {
+                !(0.0 <= t)
+            } else {
+                !default_left
+            };
             (test, nan_right)
         }
         1 => {
@@ -393,7 +450,11 @@ mod tests {
                 for default_left in [false, true] {
                     let (test, nan_right) = numerical_test(t, missing, default_left).unwrap();
                     for x in xs {
-                        let got = if x.is_nan() { nan_right } else { test.goes_right(x, &[]) };
+                        let got = if x.is_nan() {
+                            nan_right
+                        } else {
+                            test.goes_right(x, &[])
+                        };
                         assert_eq!(
                             got,
                             reference(x, t, missing, default_left),

@@ -94,11 +94,17 @@ impl<V: Value> Model for TreeModel<V> {
                 row.copy_from_slice(&self.init);
             }
             has[..n * slots].fill(false);
-            self.layout
-                .accumulate(block, n, self.aggregate, &mut acc[..n * slots], &mut has[..n * slots]);
+            self.layout.accumulate(
+                block,
+                n,
+                self.aggregate,
+                &mut acc[..n * slots],
+                &mut has[..n * slots],
+            );
             for r in 0..n {
                 let range = r * slots..(r + 1) * slots;
-                self.head.finish(&acc[range.clone()], &has[range], &mut sink);
+                self.head
+                    .finish(&acc[range.clone()], &has[range], &mut sink);
             }
             first += n;
         }

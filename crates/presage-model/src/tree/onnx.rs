@@ -116,14 +116,21 @@ fn match_graph(graph: &GraphProto) -> Option<Plan> {
                 "TreeEnsembleClassifier" | "TreeEnsembleRegressor" | "TreeEnsemble"
             )
     };
-    let mut ensembles = graph.node.iter().enumerate().filter(|(_, n)| is_ensemble(n));
+    let mut ensembles = graph
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| is_ensemble(n));
     let (ensemble, te) = ensembles.next()?;
     if ensembles.next().is_some() {
         return None;
     }
 
-    let initializers: HashMap<&str, &TensorProto> =
-        graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let initializers: HashMap<&str, &TensorProto> = graph
+        .initializer
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
     let inputs: Vec<_> = graph
         .input
         .iter()
@@ -167,7 +174,11 @@ fn match_graph(graph: &GraphProto) -> Option<Plan> {
             return None;
         }
         let value = n.attribute.iter().find_map(|a| match a.name.as_str() {
-            "value" => a.t.as_ref().and_then(|t| tensor_f64(t).ok()).and_then(|v| single(&v)),
+            "value" => {
+                a.t.as_ref()
+                    .and_then(|t| tensor_f64(t).ok())
+                    .and_then(|v| single(&v))
+            }
             "value_float" => Some(a.f),
             _ => None,
         })?;
@@ -283,23 +294,30 @@ fn tensor_f64(t: &TensorProto) -> Result<Vec<f64>, String> {
         raw.chunks_exact(width).map(read).collect()
     };
     Ok(match t.data_type {
-        FLOAT if !raw.is_empty() => {
-            from_raw(4, &|b| f64::from(f32::from_le_bytes(b.try_into().unwrap_or_default())))
-        }
+        FLOAT if !raw.is_empty() => from_raw(4, &|b| {
+            f64::from(f32::from_le_bytes(b.try_into().unwrap_or_default()))
+        }),
         FLOAT => t.float_data.iter().map(|&v| f64::from(v)).collect(),
         DOUBLE if !raw.is_empty() => {
             from_raw(8, &|b| f64::from_le_bytes(b.try_into().unwrap_or_default()))
         }
         DOUBLE => t.double_data.clone(),
-        INT64 if !raw.is_empty() => {
-            from_raw(8, &|b| i64::from_le_bytes(b.try_into().unwrap_or_default()) as f64)
-        }
+        INT64 if !raw.is_empty() => from_raw(8, &|b| {
+            i64::from_le_bytes(b.try_into().unwrap_or_default()) as f64
+        }),
         INT64 => t.int64_data.iter().map(|&v| v as f64).collect(),
         // uint8 / int32 (opset 5 `nodes_modes`): raw bytes or int32_data.
         2 if !raw.is_empty() => raw.iter().map(|&b| f64::from(b)).collect(),
         2 | INT32 if raw.is_empty() => t.int32_data.iter().map(|&v| f64::from(v)).collect(),
-        INT32 => from_raw(4, &|b| f64::from(i32::from_le_bytes(b.try_into().unwrap_or_default()))),
-        other => return Err(format!("tensor `{}` has unsupported element type `{other}`", t.name)),
+        INT32 => from_raw(4, &|b| {
+            f64::from(i32::from_le_bytes(b.try_into().unwrap_or_default()))
+        }),
+        other => {
+            return Err(format!(
+                "tensor `{}` has unsupported element type `{other}`",
+                t.name
+            ));
+        }
     })
 }
 
@@ -326,12 +344,18 @@ impl Attrs<'_> {
     }
 
     fn string(&self, name: &str) -> Option<String> {
-        self.get(name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
+        self.get(name)
+            .map(|a| String::from_utf8_lossy(&a.s).into_owned())
     }
 
     fn strings(&self, name: &str) -> Vec<String> {
         self.get(name)
-            .map(|a| a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+            .map(|a| {
+                a.strings
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -340,7 +364,10 @@ impl Attrs<'_> {
         if let Some(a) = self.get(name) {
             return Ok(Some(a.floats.iter().map(|&v| f64::from(v)).collect()));
         }
-        match self.get(&format!("{name}_as_tensor")).and_then(|a| a.t.as_ref()) {
+        match self
+            .get(&format!("{name}_as_tensor"))
+            .and_then(|a| a.t.as_ref())
+        {
             Some(t) => tensor_f64(t).map(Some),
             None => Ok(None),
         }
@@ -409,7 +436,13 @@ fn onnx_test(mode: Mode, value: f64, tracks_true: bool, double: bool) -> (Test, 
             v as f32
         }
     };
-    let above = |v: f64| -> f32 { if double { above_f64(v) } else { above_f32(v as f32) } };
+    let above = |v: f64| -> f32 {
+        if double {
+            above_f64(v)
+        } else {
+            above_f32(v as f32)
+        }
+    };
     let t = value;
     // (test, nan goes to the true branch, true branch is the right child)
     let (test, nan_true, true_right) = match mode {
@@ -452,7 +485,9 @@ fn parse_ensemble(
         .iter()
         .map(|m| Mode::parse(m))
         .collect::<Result<Vec<_>, _>>()?;
-    let values = attrs.reals("nodes_values")?.ok_or("missing attribute `nodes_values`")?;
+    let values = attrs
+        .reals("nodes_values")?
+        .ok_or("missing attribute `nodes_values`")?;
     let trues = attrs.required_ints("nodes_truenodeids")?;
     let falses = attrs.required_ints("nodes_falsenodeids")?;
     let tracks = attrs.ints("nodes_missing_value_tracks_true");
@@ -466,7 +501,9 @@ fn parse_ensemble(
         ("nodes_falsenodeids", falses.len()),
     ] {
         if len != n {
-            return Err(format!("`{name}` has {len} entries, `nodes_treeids` has {n}"));
+            return Err(format!(
+                "`{name}` has {len} entries, `nodes_treeids` has {n}"
+            ));
         }
     }
     if !tracks.is_empty() && tracks.len() != n {
@@ -486,7 +523,11 @@ fn parse_ensemble(
         return Err(format!("the `{prefix}_*` attributes differ in length"));
     }
     let base = attrs.reals("base_values")?.unwrap_or_default();
-    let post = post_transform(&attrs.string("post_transform").unwrap_or_else(|| "NONE".into()))?;
+    let post = post_transform(
+        &attrs
+            .string("post_transform")
+            .unwrap_or_else(|| "NONE".into()),
+    )?;
 
     let (n_slots, labels) = if classifier {
         let ints = attrs.ints("classlabels_int64s");
@@ -497,7 +538,10 @@ fn parse_ensemble(
             ClassLabels::Str(strings)
         };
         if labels.len() < 2 {
-            return Err(format!("a classifier needs at least 2 class labels, found {}", labels.len()));
+            return Err(format!(
+                "a classifier needs at least 2 class labels, found {}",
+                labels.len()
+            ));
         }
         (labels.len(), Some(labels))
     } else {
@@ -514,7 +558,10 @@ fn parse_ensemble(
     let mut roots: Vec<(i64, usize)> = Vec::new();
     for i in 0..n {
         if index.insert((tree_ids[i], node_ids[i]), i).is_some() {
-            return Err(format!("node `{}` of tree `{}` is defined twice", node_ids[i], tree_ids[i]));
+            return Err(format!(
+                "node `{}` of tree `{}` is defined twice",
+                node_ids[i], tree_ids[i]
+            ));
         }
         if !roots.iter().any(|&(t, _)| t == tree_ids[i]) {
             roots.push((tree_ids[i], i));
@@ -545,29 +592,43 @@ fn parse_ensemble(
     let mut all_positive = true;
     let mut weight_classes = HashSet::new();
     for k in 0..w_trees.len() {
-        let at = index.get(&(w_trees[k], w_nodes[k])).copied().ok_or_else(|| {
-            format!(
-                "`{prefix}_nodeids` refers to node `{}` of tree `{}`, which does not exist",
-                w_nodes[k], w_trees[k]
-            )
-        })?;
+        let at = index
+            .get(&(w_trees[k], w_nodes[k]))
+            .copied()
+            .ok_or_else(|| {
+                format!(
+                    "`{prefix}_nodeids` refers to node `{}` of tree `{}`, which does not exist",
+                    w_nodes[k], w_trees[k]
+                )
+            })?;
         let slot = u32::try_from(w_ids[k])
             .ok()
             .filter(|&s| (s as usize) < n_slots)
             .ok_or_else(|| {
-                format!("`{prefix}_ids` has `{}`, out of range for {n_slots} outputs", w_ids[k])
+                format!(
+                    "`{prefix}_ids` has `{}`, out of range for {n_slots} outputs",
+                    w_ids[k]
+                )
             })?;
         weight_classes.insert(slot);
         all_positive &= !(w_values[k] < 0.0);
         // onnxruntime ignores weights on internal nodes.
         if raw[at].mode == Mode::Leaf {
-            let v = if double { w_values[k] } else { f64::from(w_values[k] as f32) };
+            let v = if double {
+                w_values[k]
+            } else {
+                f64::from(w_values[k] as f32)
+            };
             raw[at].outputs.push((slot, v));
         }
     }
 
     let n_features = input_width.unwrap_or_else(|| {
-        features.iter().copied().max().map_or(0, |m| usize::try_from(m + 1).unwrap_or(0))
+        features
+            .iter()
+            .copied()
+            .max()
+            .map_or(0, |m| usize::try_from(m + 1).unwrap_or(0))
     });
     let mut forest = Forest {
         n_features,
@@ -576,13 +637,16 @@ fn parse_ensemble(
         category_words: Vec::new(),
     };
     for &(tree_id, root) in &roots {
-        let tree =
-            build_tree(&raw, root, double).map_err(|e| format!("tree `{tree_id}`: {e}"))?;
+        let tree = build_tree(&raw, root, double).map_err(|e| format!("tree `{tree_id}`: {e}"))?;
         forest.trees.push(tree);
     }
     forest.validate()?;
 
-    let base = if double { base } else { base.iter().map(|&b| f64::from(b as f32)).collect() };
+    let base = if double {
+        base
+    } else {
+        base.iter().map(|&b| f64::from(b as f32)).collect()
+    };
     let (task, head, aggregate) = if let Some(classes) = labels {
         let head = Head::OnnxClassifier {
             post,
@@ -592,8 +656,11 @@ fn parse_ensemble(
         };
         (Task::Classifier { classes }, head, Aggregate::Sum)
     } else {
-        let onnx_aggregate =
-            aggregate_function(&attrs.string("aggregate_function").unwrap_or_else(|| "SUM".into()))?;
+        let onnx_aggregate = aggregate_function(
+            &attrs
+                .string("aggregate_function")
+                .unwrap_or_else(|| "SUM".into()),
+        )?;
         regressor_parts(n_slots, post, onnx_aggregate, base, forest.trees.len())
     };
     let spec = Spec {
@@ -704,8 +771,12 @@ fn parse_tree_ensemble_v5(
 ) -> Result<(Forest, Spec), String> {
     let roots = attrs.required_ints("tree_roots")?;
     let features = attrs.required_ints("nodes_featureids")?;
-    let modes = attrs.tensor("nodes_modes")?.ok_or("missing attribute `nodes_modes`")?;
-    let splits = attrs.tensor("nodes_splits")?.ok_or("missing attribute `nodes_splits`")?;
+    let modes = attrs
+        .tensor("nodes_modes")?
+        .ok_or("missing attribute `nodes_modes`")?;
+    let splits = attrs
+        .tensor("nodes_splits")?
+        .ok_or("missing attribute `nodes_splits`")?;
     let trues = attrs.required_ints("nodes_truenodeids")?;
     let falses = attrs.required_ints("nodes_falsenodeids")?;
     let true_leafs = attrs.ints("nodes_trueleafs");
@@ -713,7 +784,9 @@ fn parse_tree_ensemble_v5(
     let tracks = attrs.ints("nodes_missing_value_tracks_true");
     let members = attrs.tensor("membership_values")?.unwrap_or_default();
     let leaf_targets = attrs.required_ints("leaf_targetids")?;
-    let leaf_weights = attrs.tensor("leaf_weights")?.ok_or("missing attribute `leaf_weights`")?;
+    let leaf_weights = attrs
+        .tensor("leaf_weights")?
+        .ok_or("missing attribute `leaf_weights`")?;
     let n = features.len();
     for (name, len) in [
         ("nodes_modes", modes.len()),
@@ -724,7 +797,9 @@ fn parse_tree_ensemble_v5(
         ("nodes_falseleafs", false_leafs.len()),
     ] {
         if len != n {
-            return Err(format!("`{name}` has {len} entries, `nodes_featureids` has {n}"));
+            return Err(format!(
+                "`{name}` has {len} entries, `nodes_featureids` has {n}"
+            ));
         }
     }
     if leaf_weights.len() != leaf_targets.len() {
@@ -767,13 +842,22 @@ fn parse_tree_ensemble_v5(
             other => return Err(format!("node {i}: unknown mode `{other}`")),
         };
         let members = if mode == Mode::Member {
-            member_sets.next().unwrap_or_default().iter().map(|&v| v as f32).collect()
+            member_sets
+                .next()
+                .unwrap_or_default()
+                .iter()
+                .map(|&v| v as f32)
+                .collect()
         } else {
             Vec::new()
         };
         let target = |id: i64, leaf: bool| -> Result<usize, String> {
             let id = usize::try_from(id).map_err(|_| format!("node {i}: invalid child `{id}`"))?;
-            let (limit, offset) = if leaf { (leaf_targets.len(), n) } else { (n, 0) };
+            let (limit, offset) = if leaf {
+                (leaf_targets.len(), n)
+            } else {
+                (n, 0)
+            };
             if id >= limit {
                 return Err(format!("node {i}: child `{id}` does not exist"));
             }
@@ -809,7 +893,11 @@ fn parse_tree_ensemble_v5(
     }
 
     let n_features = input_width.unwrap_or_else(|| {
-        features.iter().copied().max().map_or(0, |m| usize::try_from(m + 1).unwrap_or(0))
+        features
+            .iter()
+            .copied()
+            .max()
+            .map_or(0, |m| usize::try_from(m + 1).unwrap_or(0))
     });
     let mut forest = Forest {
         n_features,
@@ -827,7 +915,8 @@ fn parse_tree_ensemble_v5(
             .push(build_tree(&raw, root, double).map_err(|e| format!("tree {t}: {e}"))?);
     }
     forest.validate()?;
-    let (task, head, aggregate) = regressor_parts(n_slots, post, aggregate, Vec::new(), forest.trees.len());
+    let (task, head, aggregate) =
+        regressor_parts(n_slots, post, aggregate, Vec::new(), forest.trees.len());
     let spec = Spec {
         format: ModelFormat::Onnx,
         task,
@@ -852,7 +941,11 @@ impl Model for Adjusted {
 
     fn score(&self, features: &[f32], rows: usize) -> Result<Scores, ModelError> {
         let mut scores = self.inner.score(features, rows)?;
-        for v in scores.probabilities.iter_mut().chain(scores.values.iter_mut()) {
+        for v in scores
+            .probabilities
+            .iter_mut()
+            .chain(scores.values.iter_mut())
+        {
             *v = self.ops.iter().fold(*v, |x, op| op.apply(x));
         }
         Ok(scores)

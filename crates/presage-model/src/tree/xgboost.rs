@@ -29,8 +29,7 @@ pub(crate) fn load(bytes: &[u8], origin: &Path) -> Result<Box<dyn Model>, ModelE
 
 /// Parses and validates the model; errors are reasons for [`ModelError::NotAModel`].
 pub(crate) fn parse(bytes: &[u8]) -> Result<(Forest, Spec), String> {
-    let root: Json =
-        serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+    let root: Json = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
     let learner = get(&root, "learner", "")?;
     let param = get(learner, "learner_model_param", "learner")?;
     let n_features: usize = number_field(param, "num_feature", "learner.learner_model_param")?;
@@ -44,9 +43,13 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(Forest, Spec), String> {
         }
     }
     let base_score = parse_base_score(get(param, "base_score", "learner.learner_model_param")?)?;
-    let objective = get(get(learner, "objective", "learner")?, "name", "learner.objective")?
-        .as_str()
-        .ok_or("`learner.objective.name` is not a string")?;
+    let objective = get(
+        get(learner, "objective", "learner")?,
+        "name",
+        "learner.objective",
+    )?
+    .as_str()
+    .ok_or("`learner.objective.name` is not a string")?;
     let (link, margin_of) = objective_link(objective)?;
 
     let booster = get(learner, "gradient_booster", "learner")?;
@@ -86,12 +89,18 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(Forest, Spec), String> {
     if let Some(w) = &weight_drop
         && w.len() != trees_json.len()
     {
-        return Err(format!("`weight_drop` has {} entries for {} trees", w.len(), trees_json.len()));
+        return Err(format!(
+            "`weight_drop` has {} entries for {} trees",
+            w.len(),
+            trees_json.len()
+        ));
     }
 
     let n_slots = if link == XgboostLink::Softmax {
         if num_class < 2 {
-            return Err(format!("objective `{objective}` needs `num_class` of at least 2, found `{num_class}`"));
+            return Err(format!(
+                "objective `{objective}` needs `num_class` of at least 2, found `{num_class}`"
+            ));
         }
         num_class
     } else {
@@ -106,7 +115,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(Forest, Spec), String> {
     for (t, tree) in trees_json.iter().enumerate() {
         let group = tree_info[t];
         if group < 0 || group as usize >= n_slots {
-            return Err(format!("tree {t}: output group `{group}` is out of range for {n_slots} outputs"));
+            return Err(format!(
+                "tree {t}: output group `{group}` is out of range for {n_slots} outputs"
+            ));
         }
         let scale = weight_drop.as_ref().map_or(1.0, |w| w[t]);
         let parsed = parse_tree(tree, group as u32, scale, &mut forest.category_words)
@@ -118,9 +129,14 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(Forest, Spec), String> {
     // One base score per class, or one shared by all.
     let init = (0..n_slots)
         .map(|k| {
-            let score = if base_score.len() == 1 { base_score[0] } else {
+            let score = if base_score.len() == 1 {
+                base_score[0]
+            } else {
                 *base_score.get(k).ok_or_else(|| {
-                    format!("`base_score` has {} values for {n_slots} outputs", base_score.len())
+                    format!(
+                        "`base_score` has {} values for {n_slots} outputs",
+                        base_score.len()
+                    )
                 })?
             };
             margin_of(score).map(f64::from)
@@ -155,14 +171,18 @@ fn objective_link(name: &str) -> Result<(XgboostLink, fn(f32) -> Result<f32, Str
         if b > 0.0 && b < 1.0 {
             Ok(-(1.0 / b - 1.0).ln())
         } else {
-            Err(format!("`base_score` must be in (0, 1) for a logistic objective, found `{b}`"))
+            Err(format!(
+                "`base_score` must be in (0, 1) for a logistic objective, found `{b}`"
+            ))
         }
     }
     fn log(b: f32) -> Result<f32, String> {
         if b > 0.0 {
             Ok(b.ln())
         } else {
-            Err(format!("`base_score` must be positive for a log-link objective, found `{b}`"))
+            Err(format!(
+                "`base_score` must be positive for a log-link objective, found `{b}`"
+            ))
         }
     }
     Ok(match name {
@@ -175,8 +195,14 @@ fn objective_link(name: &str) -> Result<(XgboostLink, fn(f32) -> Result<f32, Str
         "count:poisson" | "reg:gamma" | "reg:tweedie" | "survival:cox" | "survival:aft" => {
             (XgboostLink::Exp, log)
         }
-        "reg:squarederror" | "reg:linear" | "reg:squaredlogerror" | "reg:pseudohubererror"
-        | "reg:absoluteerror" | "reg:quantileerror" | "rank:pairwise" | "rank:ndcg"
+        "reg:squarederror"
+        | "reg:linear"
+        | "reg:squaredlogerror"
+        | "reg:pseudohubererror"
+        | "reg:absoluteerror"
+        | "reg:quantileerror"
+        | "rank:pairwise"
+        | "rank:ndcg"
         | "rank:map" => (XgboostLink::Identity, identity),
         other => return Err(format!("unknown objective `{other}`")),
     })
@@ -189,7 +215,9 @@ fn parse_tree(tree: &Json, group: u32, scale: f64, words: &mut Vec<u32>) -> Resu
     {
         let size: usize = number(size, "tree_param.size_leaf_vector")?;
         if size > 1 {
-            return Err(format!("vector-leaf trees (`size_leaf_vector` = `{size}`) are not supported"));
+            return Err(format!(
+                "vector-leaf trees (`size_leaf_vector` = `{size}`) are not supported"
+            ));
         }
     }
     let left = i64_array(get(tree, "left_children", "")?, "left_children")?;
@@ -210,7 +238,9 @@ fn parse_tree(tree: &Json, group: u32, scale: f64, words: &mut Vec<u32>) -> Resu
         ("split_type", split_type.len()),
     ] {
         if len != n {
-            return Err(format!("`{name}` has {len} entries, `left_children` has {n}"));
+            return Err(format!(
+                "`{name}` has {len} entries, `left_children` has {n}"
+            ));
         }
     }
     if n == 0 {
@@ -266,7 +296,10 @@ fn categorical_splits(tree: &Json, n: usize) -> Result<Vec<(usize, Vec<i64>)>, S
     let sizes = i64_array(get(tree, "categories_sizes", "")?, "categories_sizes")?;
     let categories = i64_array(get(tree, "categories", "")?, "categories")?;
     if segments.len() != nodes.len() || sizes.len() != nodes.len() {
-        return Err("`categories_nodes`, `categories_segments` and `categories_sizes` differ in length".into());
+        return Err(
+            "`categories_nodes`, `categories_segments` and `categories_sizes` differ in length"
+                .into(),
+        );
     }
     let mut out = Vec::with_capacity(nodes.len());
     for ((&node, &start), &size) in nodes.iter().zip(&segments).zip(&sizes) {
@@ -350,7 +383,8 @@ fn number_field<T: std::str::FromStr>(v: &Json, key: &str, at: &str) -> Result<T
 }
 
 fn array<'a>(v: &'a Json, at: &str) -> Result<&'a Vec<Json>, String> {
-    v.as_array().ok_or_else(|| format!("`{at}` is not an array"))
+    v.as_array()
+        .ok_or_else(|| format!("`{at}` is not an array"))
 }
 
 /// Integers; booleans count as 0/1 (older versions wrote `default_left` as booleans).

@@ -67,7 +67,11 @@ impl fmt::Display for Report {
         if self.mismatch_count == 0 {
             return write!(f, ": {} rows match", self.rows);
         }
-        write!(f, ": {} mismatching values in {} rows", self.mismatch_count, self.rows)?;
+        write!(
+            f,
+            ": {} mismatching values in {} rows",
+            self.mismatch_count, self.rows
+        )?;
         for m in &self.mismatches {
             write!(
                 f,
@@ -124,19 +128,29 @@ fn column<'a>(batch: &'a RecordBatch, name: &str, file: &str) -> Result<&'a Arra
 /// one, a `list<float>` column its lists.
 fn float_rows(array: &ArrayRef) -> Result<Vec<Vec<f64>>, String> {
     match array.data_type() {
-        DataType::Float32 => {
-            Ok(array.as_primitive::<Float32Type>().values().iter().map(|&v| vec![f64::from(v)]).collect())
-        }
-        DataType::Float64 => {
-            Ok(array.as_primitive::<Float64Type>().values().iter().map(|&v| vec![v]).collect())
-        }
+        DataType::Float32 => Ok(array
+            .as_primitive::<Float32Type>()
+            .values()
+            .iter()
+            .map(|&v| vec![f64::from(v)])
+            .collect()),
+        DataType::Float64 => Ok(array
+            .as_primitive::<Float64Type>()
+            .values()
+            .iter()
+            .map(|&v| vec![v])
+            .collect()),
         DataType::List(_) => {
             let list = array.as_list::<i32>();
-            (0..list.len()).map(|i| float_rows(&list.value(i)).map(|r| r.concat())).collect()
+            (0..list.len())
+                .map(|i| float_rows(&list.value(i)).map(|r| r.concat()))
+                .collect()
         }
         DataType::FixedSizeList(_, _) => {
             let list = array.as_fixed_size_list();
-            (0..list.len()).map(|i| float_rows(&list.value(i)).map(|r| r.concat())).collect()
+            (0..list.len())
+                .map(|i| float_rows(&list.value(i)).map(|r| r.concat()))
+                .collect()
         }
         other => Err(format!("expected float values, found {other}")),
     }
@@ -145,11 +159,22 @@ fn float_rows(array: &ArrayRef) -> Result<Vec<Vec<f64>>, String> {
 /// A label column rendered as text, so integer and string labels compare alike.
 fn label_rows(array: &ArrayRef) -> Result<Vec<String>, String> {
     match array.data_type() {
-        DataType::Int64 => {
-            Ok(array.as_primitive::<Int64Type>().values().iter().map(i64::to_string).collect())
-        }
-        DataType::Utf8 => Ok(array.as_string::<i32>().iter().map(|s| s.unwrap_or("").to_owned()).collect()),
-        DataType::LargeUtf8 => Ok(array.as_string::<i64>().iter().map(|s| s.unwrap_or("").to_owned()).collect()),
+        DataType::Int64 => Ok(array
+            .as_primitive::<Int64Type>()
+            .values()
+            .iter()
+            .map(i64::to_string)
+            .collect()),
+        DataType::Utf8 => Ok(array
+            .as_string::<i32>()
+            .iter()
+            .map(|s| s.unwrap_or("").to_owned())
+            .collect()),
+        DataType::LargeUtf8 => Ok(array
+            .as_string::<i64>()
+            .iter()
+            .map(|s| s.unwrap_or("").to_owned())
+            .collect()),
         other => Err(format!("expected int64 or string labels, found {other}")),
     }
 }
@@ -190,10 +215,17 @@ fn read_meta(dir: &Path) -> Result<Meta, String> {
     let strings = |key: &str| -> Vec<String> {
         meta[key]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    let number = |v: &Value, what: &str| v.as_f64().ok_or_else(|| format!("`meta.json` has no `{what}`"));
+    let number = |v: &Value, what: &str| {
+        v.as_f64()
+            .ok_or_else(|| format!("`meta.json` has no `{what}`"))
+    };
     Ok(Meta {
         n_features: number(&meta["features"], "features")? as usize,
         classification: match meta["task"].as_str() {
@@ -227,7 +259,11 @@ fn compare_floats(
     expected: &[Vec<f64>],
     tolerance: Tolerance,
 ) {
-    let width = if expected.is_empty() { 0 } else { got.len() / expected.len() };
+    let width = if expected.is_empty() {
+        0
+    } else {
+        got.len() / expected.len()
+    };
     for (row, want) in expected.iter().enumerate() {
         let have = &got[row * width..(row + 1) * width];
         // A reference may give only P(class 1) of a binary classifier.
@@ -237,10 +273,19 @@ fn compare_floats(
             have.iter().map(|&v| f64::from(v)).collect()
         };
         let matches = have.len() == want.len()
-            && have.iter().zip(want).all(|(&g, &e)| tolerance.accepts(g, e));
+            && have
+                .iter()
+                .zip(want)
+                .all(|(&g, &e)| tolerance.accepts(g, e));
         if !matches {
             report.mismatch_count += 1;
-            if report.mismatches.iter().filter(|m| m.output == output).count() < SHOWN_PER_OUTPUT {
+            if report
+                .mismatches
+                .iter()
+                .filter(|m| m.output == output)
+                .count()
+                < SHOWN_PER_OUTPUT
+            {
                 report.mismatches.push(Mismatch {
                     output: output.to_owned(),
                     row,
@@ -255,8 +300,13 @@ fn compare_floats(
 
 fn label_text(classes: &ClassLabels, index: u32) -> String {
     match classes {
-        ClassLabels::Int(c) => c.get(index as usize).map_or_else(|| format!("<index {index}>"), i64::to_string),
-        ClassLabels::Str(c) => c.get(index as usize).cloned().unwrap_or_else(|| format!("<index {index}>")),
+        ClassLabels::Int(c) => c
+            .get(index as usize)
+            .map_or_else(|| format!("<index {index}>"), i64::to_string),
+        ClassLabels::Str(c) => c
+            .get(index as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("<index {index}>")),
     }
 }
 
@@ -296,7 +346,10 @@ fn check_model_into(
     let info = model.info().clone();
     report.engine = Some(info.engine);
     if info.n_features != meta.n_features {
-        return Err(format!("{} features, `meta.json` says {}", info.n_features, meta.n_features));
+        return Err(format!(
+            "{} features, `meta.json` says {}",
+            info.n_features, meta.n_features
+        ));
     }
     let (matrix, keys) = read_input(dir, meta.n_features)?;
     let rows = keys.len();
@@ -308,7 +361,10 @@ fn check_model_into(
     }
     let expected = read_parquet(&dir.join(expected_file))?;
     if expected.num_rows() != rows {
-        return Err(format!("`{expected_file}` has {} rows, the input {rows}", expected.num_rows()));
+        return Err(format!(
+            "`{expected_file}` has {} rows, the input {rows}",
+            expected.num_rows()
+        ));
     }
     if let Some(expected_keys) = expected.column_by_name("key") {
         if label_rows(expected_keys)? != keys {
@@ -325,7 +381,13 @@ fn check_model_into(
                 let got = label_text(classes, index);
                 if got != *want {
                     report.mismatch_count += 1;
-                    if report.mismatches.iter().filter(|m| m.output == label).count() < SHOWN_PER_OUTPUT {
+                    if report
+                        .mismatches
+                        .iter()
+                        .filter(|m| m.output == label)
+                        .count()
+                        < SHOWN_PER_OUTPUT
+                    {
                         report.mismatches.push(Mismatch {
                             output: label.to_owned(),
                             row,
@@ -337,7 +399,10 @@ fn check_model_into(
                 }
             }
             if scores.label_index.len() != rows {
-                return Err(format!("{} labels for {rows} rows", scores.label_index.len()));
+                return Err(format!(
+                    "{} labels for {rows} rows",
+                    scores.label_index.len()
+                ));
             }
             if scores.probabilities.len() != rows * classes.len() {
                 return Err(format!(
@@ -347,14 +412,24 @@ fn check_model_into(
                 ));
             }
             let want = float_rows(column(&expected, probabilities, expected_file)?)?;
-            compare_floats(report, probabilities, &keys, &scores.probabilities, &want, meta.tolerance);
+            compare_floats(
+                report,
+                probabilities,
+                &keys,
+                &scores.probabilities,
+                &want,
+                meta.tolerance,
+            );
         }
         Task::Regressor { targets } => {
             let Some(values) = columns.values else {
                 return Err("the model is a regressor, `meta.json` says classification".into());
             };
             if scores.values.len() != rows * targets {
-                return Err(format!("{} values for {rows} rows × {targets} targets", scores.values.len()));
+                return Err(format!(
+                    "{} values for {rows} rows × {targets} targets",
+                    scores.values.len()
+                ));
             }
             let want = float_rows(column(&expected, values, expected_file)?)?;
             compare_floats(report, values, &keys, &scores.values, &want, meta.tolerance);
@@ -365,7 +440,10 @@ fn check_model_into(
 
 /// Checks every model file of one fixture folder.
 fn check_fixture(dir: &Path) -> Vec<Report> {
-    let fixture = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let fixture = dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let meta = match read_meta(dir) {
         Ok(meta) => meta,
         Err(error) => {
@@ -380,7 +458,11 @@ fn check_fixture(dir: &Path) -> Vec<Report> {
             }];
         }
     };
-    let named = |wanted: &str, list: &[String]| list.iter().find(|o| o.as_str() == wanted).map(String::as_str);
+    let named = |wanted: &str, list: &[String]| {
+        list.iter()
+            .find(|o| o.as_str() == wanted)
+            .map(String::as_str)
+    };
     let onnx = if meta.classification {
         ExpectedColumns {
             label: named("label", &meta.onnx_outputs).or(Some("label")),
@@ -391,18 +473,33 @@ fn check_fixture(dir: &Path) -> Vec<Report> {
         ExpectedColumns {
             label: None,
             probabilities: None,
-            values: meta.onnx_outputs.first().map(String::as_str).or(Some("variable")),
+            values: meta
+                .onnx_outputs
+                .first()
+                .map(String::as_str)
+                .or(Some("variable")),
         }
     };
-    let mut reports = vec![check_model(dir, &fixture, "model.onnx", "expected.parquet", &onnx, &meta)];
+    let mut reports = vec![check_model(
+        dir,
+        &fixture,
+        "model.onnx",
+        "expected.parquet",
+        &onnx,
+        &meta,
+    )];
     let native_file = meta.native_model.clone().or_else(|| {
-        ["model.json", "model.txt"].into_iter().find(|f| dir.join(f).exists()).map(str::to_owned)
+        ["model.json", "model.txt"]
+            .into_iter()
+            .find(|f| dir.join(f).exists())
+            .map(str::to_owned)
     });
     if let Some(native_file) = native_file {
         let native = if meta.classification {
             ExpectedColumns {
                 label: named("label", &meta.native_outputs).or(Some("label")),
-                probabilities: named("probabilities", &meta.native_outputs).or(Some("probabilities")),
+                probabilities: named("probabilities", &meta.native_outputs)
+                    .or(Some("probabilities")),
                 values: None,
             }
         } else {
@@ -412,7 +509,14 @@ fn check_fixture(dir: &Path) -> Vec<Report> {
                 values: named("prediction", &meta.native_outputs).or(Some("prediction")),
             }
         };
-        reports.push(check_model(dir, &fixture, &native_file, "expected_native.parquet", &native, &meta));
+        reports.push(check_model(
+            dir,
+            &fixture,
+            &native_file,
+            "expected_native.parquet",
+            &native,
+            &meta,
+        ));
     }
     reports
 }
@@ -434,7 +538,11 @@ fn assert_all_pass(reports: &[Report]) {
     for report in reports {
         eprintln!("{report}");
     }
-    let failed: Vec<String> = reports.iter().filter(|r| !r.passed()).map(ToString::to_string).collect();
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.passed())
+        .map(ToString::to_string)
+        .collect();
     let passed = reports.len() - failed.len();
     assert!(
         failed.is_empty(),
@@ -448,7 +556,11 @@ fn assert_all_pass(reports: &[Report]) {
 #[test]
 fn all_fixtures() {
     let dirs = fixture_dirs();
-    assert!(!dirs.is_empty(), "no fixtures under `{}`", presage_test::model_fixtures().display());
+    assert!(
+        !dirs.is_empty(),
+        "no fixtures under `{}`",
+        presage_test::model_fixtures().display()
+    );
     let reports: Vec<Report> = dirs.iter().flat_map(|dir| check_fixture(dir)).collect();
     assert_all_pass(&reports);
 }

@@ -11,7 +11,9 @@ use presage_model::{ClassLabels, Model, ModelError, ModelFormat, Task};
 use serde_json::Value;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn load_error(name: &str) -> ModelError {
@@ -35,7 +37,10 @@ fn assert_unsupported(name: &str, want_op: &str, want_node: &str) {
 fn an_unknown_operator_is_refused_at_load_with_its_node() {
     assert_unsupported("svm_classifier.onnx", "SVMClassifier", "svm");
     let message = load_error("svm_classifier.onnx").to_string();
-    assert!(message.contains("`SVMClassifier`") && message.contains("`svm`"), "{message}");
+    assert!(
+        message.contains("`SVMClassifier`") && message.contains("`svm`"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -56,17 +61,28 @@ fn a_zipmap_export_is_refused_naming_zipmap() {
 #[test]
 fn bytes_that_are_not_onnx_name_the_file() {
     let origin = Path::new("models/broken.onnx");
-    let Err(error) = presage_model::load_bytes(b"\xff\xfe not a protobuf", ModelFormat::Onnx, origin) else {
+    let Err(error) =
+        presage_model::load_bytes(b"\xff\xfe not a protobuf", ModelFormat::Onnx, origin)
+    else {
         panic!("garbage loaded as a model");
     };
-    assert!(matches!(&error, ModelError::NotAModel { path, .. } if path == origin), "{error:?}");
-    assert!(error.to_string().contains("`models/broken.onnx`"), "{error}");
+    assert!(
+        matches!(&error, ModelError::NotAModel { path, .. } if path == origin),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("`models/broken.onnx`"),
+        "{error}"
+    );
 }
 
 #[test]
 fn several_inputs_are_refused_naming_them() {
     let message = load_error("two_inputs.onnx").to_string();
-    assert!(message.contains("2 inputs") && message.contains("`a`") && message.contains("`b`"), "{message}");
+    assert!(
+        message.contains("2 inputs") && message.contains("`a`") && message.contains("`b`"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -84,13 +100,20 @@ struct Expected {
 }
 
 fn read_expected(case: &str) -> Expected {
-    let text = fs_err::read_to_string(data(&format!("{case}.expected.json"))).expect("reading expected outputs");
+    let text = fs_err::read_to_string(data(&format!("{case}.expected.json")))
+        .expect("reading expected outputs");
     let doc: Value = serde_json::from_str(&text).expect("expected outputs are JSON");
     let rows_of = |v: &Value| -> Vec<Vec<f64>> {
         v.as_array()
             .expect("a list of rows")
             .iter()
-            .map(|row| row.as_array().expect("a row").iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
+            .map(|row| {
+                row.as_array()
+                    .expect("a row")
+                    .iter()
+                    .map(|x| x.as_f64().unwrap_or(f64::NAN))
+                    .collect()
+            })
             .collect()
     };
     let inputs = rows_of(&doc["inputs"]);
@@ -120,10 +143,16 @@ fn check_case(case: &str) -> Box<dyn Model> {
     let model = presage_model::load(&data(&format!("{case}.onnx"))).expect("loading the model");
     assert_eq!(model.info().engine, "tract");
     let expected = read_expected(case);
-    let scores = model.score(&expected.inputs, expected.rows).expect("scoring");
+    let scores = model
+        .score(&expected.inputs, expected.rows)
+        .expect("scoring");
     let (got, width): (&[f32], usize) = match &model.info().task {
         Task::Classifier { classes } => {
-            let labels: Vec<String> = scores.label_index.iter().map(|&i| label_text(classes, i)).collect();
+            let labels: Vec<String> = scores
+                .label_index
+                .iter()
+                .map(|&i| label_text(classes, i))
+                .collect();
             assert_eq!(Some(labels), expected.labels, "labels of `{case}`");
             (&scores.probabilities, classes.len())
         }
@@ -134,7 +163,10 @@ fn check_case(case: &str) -> Box<dyn Model> {
         assert_eq!(have.len(), want.len(), "width of `{case}` row {row}");
         for (&g, &e) in have.iter().zip(want) {
             let g = f64::from(g);
-            assert!((g - e).abs() <= 1e-5 + 1e-4 * e.abs(), "`{case}` row {row}: got {have:?}, expected {want:?}");
+            assert!(
+                (g - e).abs() <= 1e-5 + 1e-4 * e.abs(),
+                "`{case}` row {row}: got {have:?}, expected {want:?}"
+            );
         }
     }
     model
@@ -151,7 +183,12 @@ fn string_classes_through_scaler_and_linear_classifier() {
 #[test]
 fn mlp_labels_come_from_the_graph_constant() {
     let model = check_case("mlp_labels_3_7");
-    assert_eq!(model.info().task, Task::Classifier { classes: ClassLabels::Int(vec![3, 7]) });
+    assert_eq!(
+        model.info().task,
+        Task::Classifier {
+            classes: ClassLabels::Int(vec![3, 7])
+        }
+    );
 }
 
 #[test]
@@ -174,8 +211,16 @@ fn mlp_fixture() -> Box<dyn Model> {
 fn mlp_fixture_runs_on_tract_with_default_classes() {
     let model = mlp_fixture();
     let info = model.info();
-    assert_eq!((info.engine, info.format, info.n_features), ("tract", ModelFormat::Onnx, 12));
-    assert_eq!(info.task, Task::Classifier { classes: ClassLabels::Int(vec![0, 1]) });
+    assert_eq!(
+        (info.engine, info.format, info.n_features),
+        ("tract", ModelFormat::Onnx, 12)
+    );
+    assert_eq!(
+        info.task,
+        Task::Classifier {
+            classes: ClassLabels::Int(vec![0, 1])
+        }
+    );
 }
 
 #[test]
@@ -194,13 +239,24 @@ fn every_batch_size_gives_the_same_scores() {
     let one_call = model.score(&base, base_rows).expect("scoring");
     // 4096-row chunks plus a remainder, as `score_parallel` cuts them.
     let copies = 4096 * 2 / base_rows + 3;
-    let tiled: Vec<f32> = base.iter().copied().cycle().take(copies * base_rows * n).collect();
-    let parallel = presage_model::score_parallel(model.as_ref(), &tiled, copies * base_rows).expect("scoring");
+    let tiled: Vec<f32> = base
+        .iter()
+        .copied()
+        .cycle()
+        .take(copies * base_rows * n)
+        .collect();
+    let parallel =
+        presage_model::score_parallel(model.as_ref(), &tiled, copies * base_rows).expect("scoring");
     assert_eq!(parallel.rows, copies * base_rows);
     for copy in 0..copies {
         let labels = &parallel.label_index[copy * base_rows..(copy + 1) * base_rows];
-        assert_eq!(labels, one_call.label_index.as_slice(), "labels of copy {copy}");
-        let probabilities = &parallel.probabilities[copy * base_rows * 2..(copy + 1) * base_rows * 2];
+        assert_eq!(
+            labels,
+            one_call.label_index.as_slice(),
+            "labels of copy {copy}"
+        );
+        let probabilities =
+            &parallel.probabilities[copy * base_rows * 2..(copy + 1) * base_rows * 2];
         for (g, e) in probabilities.iter().zip(&one_call.probabilities) {
             assert!((g - e).abs() <= 1e-6, "copy {copy}: {g} vs {e}");
         }
@@ -213,11 +269,30 @@ fn every_batch_size_gives_the_same_scores() {
 #[test]
 fn zero_rows_give_empty_scores() {
     let scores = mlp_fixture().score(&[], 0).expect("scoring nothing");
-    assert_eq!((scores.rows, scores.label_index.len(), scores.probabilities.len()), (0, 0, 0));
+    assert_eq!(
+        (
+            scores.rows,
+            scores.label_index.len(),
+            scores.probabilities.len()
+        ),
+        (0, 0, 0)
+    );
 }
 
 #[test]
 fn a_matrix_of_the_wrong_size_is_refused() {
-    let error = mlp_fixture().score(&[0.0; 13], 1).expect_err("13 values for 1 row of 12");
-    assert!(matches!(error, ModelError::WrongShape { expected: 12, rows: 1, found: 13 }), "{error:?}");
+    let error = mlp_fixture()
+        .score(&[0.0; 13], 1)
+        .expect_err("13 values for 1 row of 12");
+    assert!(
+        matches!(
+            error,
+            ModelError::WrongShape {
+                expected: 12,
+                rows: 1,
+                found: 13
+            }
+        ),
+        "{error:?}"
+    );
 }

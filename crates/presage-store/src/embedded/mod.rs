@@ -213,7 +213,12 @@ pub(crate) fn sha256_file(path: &Path) -> Result<String, StoreError> {
     Ok(format!("sha256:{:x}", hasher.finalize()))
 }
 
-pub(crate) fn verify_version_file(job: &str, id: VersionId, path: &Path, expected: &str) -> Result<(), StoreError> {
+pub(crate) fn verify_version_file(
+    job: &str,
+    id: VersionId,
+    path: &Path,
+    expected: &str,
+) -> Result<(), StoreError> {
     let actual = match sha256_file(path) {
         Ok(actual) => actual,
         Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => "missing".to_owned(),
@@ -230,5 +235,3 @@ pub(crate) fn verify_version_file(job: &str, id: VersionId, path: &Path, expecte
     }
     Ok(())
 }
-
-

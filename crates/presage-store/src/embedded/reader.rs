@@ -1,4 +1,4 @@
-use super::{verify_version_file, EmbeddedStore, LOOKUP_FILE};
+use super::{EmbeddedStore, LOOKUP_FILE, verify_version_file};
 use crate::lookup::{Key, LookupFile};
 use crate::{Manifest, StoreError, VersionId};
 
@@ -11,7 +11,11 @@ pub struct LoadedVersion {
 impl LoadedVersion {
     /// Opens a version: reads its manifest, checks the lookup file against the
     /// manifest's sha256 (a corrupt or truncated version is refused), maps it.
-    pub(super) fn open(store: &EmbeddedStore, job: &str, id: VersionId) -> Result<LoadedVersion, StoreError> {
+    pub(super) fn open(
+        store: &EmbeddedStore,
+        job: &str,
+        id: VersionId,
+    ) -> Result<LoadedVersion, StoreError> {
         let manifest = store.manifest(job, id)?;
         let path = store.version_dir(job, id).join(LOOKUP_FILE);
         let expected = manifest

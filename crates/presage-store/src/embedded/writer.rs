@@ -8,7 +8,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use super::{sha256_file, JobLock, EmbeddedStore, LOOKUP_FILE, MANIFEST, PARQUET_FILE, STAGING, VERSIONS};
+use super::{
+    EmbeddedStore, JobLock, LOOKUP_FILE, MANIFEST, PARQUET_FILE, STAGING, VERSIONS, sha256_file,
+};
 use crate::durable::{sync_dir, sync_file, write_atomic};
 use crate::lookup::{FieldType, KeyType, LookupWriter, ValueField};
 use crate::{FileEntry, Manifest, StoreError, VersionId};
@@ -196,7 +198,9 @@ impl StagedVersion {
 
     /// Opens the staged lookup file (for checks that look keys up).
     pub fn open_lookup(&self) -> Result<crate::lookup::LookupFile, StoreError> {
-        Ok(crate::lookup::LookupFile::open(&self.dir.join(LOOKUP_FILE))?)
+        Ok(crate::lookup::LookupFile::open(
+            &self.dir.join(LOOKUP_FILE),
+        )?)
     }
 
     /// Publishes: takes the next id, writes the manifest, moves the folder into
@@ -204,12 +208,20 @@ impl StagedVersion {
     ///
     /// `manifest`'s `id`, `parent`, `rows` and `files` are filled in here. A crash
     /// before the `CURRENT` swap leaves the previous version current.
-    pub fn publish(mut self, mut manifest: Manifest, keep_versions: usize) -> Result<Manifest, StoreError> {
+    pub fn publish(
+        mut self,
+        mut manifest: Manifest,
+        keep_versions: usize,
+    ) -> Result<Manifest, StoreError> {
         let job_dir = self.store.job_dir(&self.job);
         let _lock = JobLock::acquire(&job_dir)?;
         let ids = self.store.version_ids(&self.job)?;
         let parent = self.store.current(&self.job)?;
-        let next = ids.last().copied().max(parent).map_or(1, |VersionId(id)| id + 1);
+        let next = ids
+            .last()
+            .copied()
+            .max(parent)
+            .map_or(1, |VersionId(id)| id + 1);
         manifest.id = VersionId(next);
         manifest.job = self.job.clone();
         manifest.parent = parent;
@@ -226,7 +238,10 @@ impl StagedVersion {
         sync_dir(&versions)?;
         sync_dir(&job_dir.join(STAGING))?;
         crate::failpoint::pause("publish");
-        write_atomic(&self.store.current_path(&self.job), format!("{next}\n").as_bytes())?;
+        write_atomic(
+            &self.store.current_path(&self.job),
+            format!("{next}\n").as_bytes(),
+        )?;
 
         self.store.retain(&self.job, manifest.id, keep_versions)?;
         Ok(manifest)
@@ -234,9 +249,10 @@ impl StagedVersion {
 
     /// Keeps the staged files for inspection (a blocked publish) and returns where.
     pub fn keep(mut self) -> Result<PathBuf, StoreError> {
-        let kept = self
-            .dir
-            .with_file_name(format!("blocked-{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ")));
+        let kept = self.dir.with_file_name(format!(
+            "blocked-{}",
+            Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+        ));
         fs_err::rename(&self.dir, &kept)?;
         self.dir = PathBuf::new();
         Ok(kept)

@@ -9,8 +9,8 @@ use arrow::array::{
 };
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{
-    DataType, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type,
-    UInt8Type,
+    DataType, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type,
+    UInt64Type,
 };
 
 use super::format::put_varint;
@@ -122,7 +122,11 @@ impl<'a> Column<'a> {
                     }
                     Some(nulls) => {
                         for (i, value) in raw.iter().enumerate() {
-                            let value = if nulls.is_null(start + i) { f32::NAN } else { *value };
+                            let value = if nulls.is_null(start + i) {
+                                f32::NAN
+                            } else {
+                                *value
+                            };
                             out.extend_from_slice(&value.to_le_bytes());
                         }
                     }

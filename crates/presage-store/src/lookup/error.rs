@@ -28,7 +28,9 @@ pub enum LookupError {
         reason: String,
     },
     /// A checksum stored in the file does not match the bytes.
-    #[error("lookup file `{path}` has a bad {section} checksum: stored `{expected:016x}`, computed `{actual:016x}`")]
+    #[error(
+        "lookup file `{path}` has a bad {section} checksum: stored `{expected:016x}`, computed `{actual:016x}`"
+    )]
     ChecksumMismatch {
         /// The lookup file.
         path: PathBuf,
@@ -40,7 +42,9 @@ pub enum LookupError {
         actual: u64,
     },
     /// The file was written by a format version this build cannot read.
-    #[error("lookup file `{path}` has format version `{found}`, this build reads version `{supported}`")]
+    #[error(
+        "lookup file `{path}` has format version `{found}`, this build reads version `{supported}`"
+    )]
     UnsupportedVersion {
         /// The lookup file.
         path: PathBuf,
@@ -66,7 +70,9 @@ pub enum LookupError {
         key: String,
     },
     /// An unsigned integer key does not fit in the file's signed 64-bit keys.
-    #[error("key at row `{row}` does not fit in a signed 64-bit integer while writing `{path}`: `{value}`")]
+    #[error(
+        "key at row `{row}` does not fit in a signed 64-bit integer while writing `{path}`: `{value}`"
+    )]
     KeyOutOfRange {
         /// The lookup file being written.
         path: PathBuf,
@@ -84,7 +90,9 @@ pub enum LookupError {
         data_type: String,
     },
     /// A batch column's Arrow type does not match the field declared at `create`.
-    #[error("column `{field}` has type `{data_type}` while writing `{path}`, the field was declared `{expected}`")]
+    #[error(
+        "column `{field}` has type `{data_type}` while writing `{path}`, the field was declared `{expected}`"
+    )]
     ColumnType {
         /// The lookup file being written.
         path: PathBuf,
@@ -96,7 +104,9 @@ pub enum LookupError {
         data_type: String,
     },
     /// The key column's Arrow type does not match the file's key type.
-    #[error("key column has type `{data_type}` while writing `{path}`, the file holds `{expected}` keys")]
+    #[error(
+        "key column has type `{data_type}` while writing `{path}`, the file holds `{expected}` keys"
+    )]
     KeyType {
         /// The lookup file being written.
         path: PathBuf,
@@ -114,7 +124,9 @@ pub enum LookupError {
         field: String,
     },
     /// A batch has the wrong number of value columns.
-    #[error("batch has `{found}` value columns while writing `{path}`, the file has `{expected}` fields")]
+    #[error(
+        "batch has `{found}` value columns while writing `{path}`, the file has `{expected}` fields"
+    )]
     ColumnCount {
         /// The lookup file being written.
         path: PathBuf,
@@ -124,7 +136,9 @@ pub enum LookupError {
         found: usize,
     },
     /// A value column is not as long as the key column.
-    #[error("column `{field}` has `{found}` rows while writing `{path}`, the key column has `{expected}`")]
+    #[error(
+        "column `{field}` has `{found}` rows while writing `{path}`, the key column has `{expected}`"
+    )]
     ColumnLength {
         /// The lookup file being written.
         path: PathBuf,
@@ -136,7 +150,9 @@ pub enum LookupError {
         found: usize,
     },
     /// The file would exceed what a slot can address (1 TiB of records).
-    #[error("lookup file `{path}` is too large: records reach byte `{offset}`, the format addresses up to `{limit}`")]
+    #[error(
+        "lookup file `{path}` is too large: records reach byte `{offset}`, the format addresses up to `{limit}`"
+    )]
     TooLarge {
         /// The lookup file being written.
         path: PathBuf,

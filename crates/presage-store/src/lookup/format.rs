@@ -96,7 +96,11 @@ impl Header {
 
     /// Parses and checks a header: magic, format version, header checksum, and that
     /// every section lies inside a file of `actual_len` bytes.
-    pub(crate) fn decode(bytes: &[u8], actual_len: u64, path: &Path) -> Result<Header, LookupError> {
+    pub(crate) fn decode(
+        bytes: &[u8],
+        actual_len: u64,
+        path: &Path,
+    ) -> Result<Header, LookupError> {
         if bytes.len() < HEADER_LEN {
             return Err(LookupError::corrupt(
                 path,
@@ -127,8 +131,9 @@ impl Header {
                 actual,
             });
         }
-        let key_type = KeyType::from_tag(bytes[12])
-            .ok_or_else(|| LookupError::corrupt(path, format!("unknown key type `{}`", bytes[12])))?;
+        let key_type = KeyType::from_tag(bytes[12]).ok_or_else(|| {
+            LookupError::corrupt(path, format!("unknown key type `{}`", bytes[12]))
+        })?;
         let word = |i: usize| u64_at(bytes, 32 + 8 * i);
         let header = Header {
             key_type,
@@ -178,7 +183,8 @@ impl Header {
         if self.index_offset % 8 != 0 || index_end != Some(self.file_len) {
             return bad("the index section is out of place");
         }
-        if self.home_slots == 0 || self.table_slots < self.home_slots || self.rows > self.home_slots {
+        if self.home_slots == 0 || self.table_slots < self.home_slots || self.rows > self.home_slots
+        {
             return bad("the slot counts do not fit the row count");
         }
         if data_end.is_some_and(|end| end > MAX_OFFSET) {
@@ -207,7 +213,11 @@ pub(crate) fn encode_schema(fields: &[ValueField]) -> Vec<u8> {
 }
 
 /// Decodes the schema section of `count` fields.
-pub(crate) fn decode_schema(mut bytes: &[u8], count: u32, path: &Path) -> Result<Vec<ValueField>, LookupError> {
+pub(crate) fn decode_schema(
+    mut bytes: &[u8],
+    count: u32,
+    path: &Path,
+) -> Result<Vec<ValueField>, LookupError> {
     let bad = |what: String| LookupError::corrupt(path, format!("bad schema section: {what}"));
     let mut fields = Vec::new();
     for i in 0..count {
@@ -229,7 +239,10 @@ pub(crate) fn decode_schema(mut bytes: &[u8], count: u32, path: &Path) -> Result
         bytes = &rest[name_len..];
     }
     if !bytes.is_empty() {
-        return Err(bad(format!("`{}` bytes follow the last field", bytes.len())));
+        return Err(bad(format!(
+            "`{}` bytes follow the last field",
+            bytes.len()
+        )));
     }
     Ok(fields)
 }
@@ -322,7 +335,17 @@ mod tests {
 
     #[test]
     fn varints_round_trip() {
-        for value in [0, 1, 127, 128, 300, 16_383, 16_384, u64::from(u32::MAX), u64::MAX] {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             put_varint(&mut out, value);
             assert_eq!(get_varint(&out), Some((value, out.len())));

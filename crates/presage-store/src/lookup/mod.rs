@@ -21,7 +21,10 @@ mod error;
 mod field;
 mod format;
 mod key;
-#[allow(unsafe_code, reason = "memory-mapping the file needs it; nothing else in the lookup module does")]
+#[allow(
+    unsafe_code,
+    reason = "memory-mapping the file needs it; nothing else in the lookup module does"
+)]
 mod map;
 mod reader;
 mod record;

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use super::format::{
-    checksum, decode_schema, home_slot, slot_displacement, slot_offset, slot_tag, Header,
-    DISP_SATURATED, HEADER_LEN,
+    DISP_SATURATED, HEADER_LEN, Header, checksum, decode_schema, home_slot, slot_displacement,
+    slot_offset, slot_tag,
 };
-use super::record::{split_key, Layout, RawKey};
-use super::{map, Key, KeyType, LookupError, Record, ValueField};
+use super::record::{Layout, RawKey, split_key};
+use super::{Key, KeyType, LookupError, Record, ValueField, map};
 
 /// An open lookup file: a read-only mapping and its parsed header.
 ///
@@ -32,10 +32,7 @@ impl LookupFile {
     /// checksum and length, but not its data (see [`LookupFile::verify`]).
     pub fn open(path: &Path) -> Result<LookupFile, LookupError> {
         let file = fs_err::File::open(path).map_err(|e| LookupError::io(path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| LookupError::io(path, e))?
-            .len();
+        let len = file.metadata().map_err(|e| LookupError::io(path, e))?.len();
         if len < HEADER_LEN as u64 {
             return Err(LookupError::corrupt(
                 path,
@@ -131,7 +128,9 @@ impl LookupFile {
         if !same {
             return None;
         }
-        self.layout.record(&bytes[key_len..]).map(|(record, _)| record)
+        self.layout
+            .record(&bytes[key_len..])
+            .map(|(record, _)| record)
     }
 
     /// Every key and record, in the order they were appended.
@@ -233,7 +232,12 @@ impl<'a> Iterator for Iter<'a> {
             RawKey::Int(value) => Key::Int(value),
             RawKey::Str(text) => match std::str::from_utf8(text) {
                 Ok(text) => Key::Str(text),
-                Err(_) => return self.fail(format!("record `{}` has a key that is not UTF-8", self.seen)),
+                Err(_) => {
+                    return self.fail(format!(
+                        "record `{}` has a key that is not UTF-8",
+                        self.seen
+                    ));
+                }
             },
         };
         let Some((record, record_len)) = file.layout.record(&bytes[key_len..]) else {

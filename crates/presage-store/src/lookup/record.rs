@@ -142,7 +142,11 @@ impl<'a> Record<'a> {
     /// # Panics
     /// If `i >= self.len()`.
     pub fn is_null(&self, i: usize) -> bool {
-        assert!(i < self.len(), "field index `{i}` out of range: the record has `{}` fields", self.len());
+        assert!(
+            i < self.len(),
+            "field index `{i}` out of range: the record has `{}` fields",
+            self.len()
+        );
         self.nulls[i / 8] & (1 << (i % 8)) != 0
     }
 
@@ -151,13 +155,21 @@ impl<'a> Record<'a> {
     /// # Panics
     /// If `i >= self.len()`.
     pub fn value(&self, i: usize) -> Value<'a> {
-        assert!(i < self.len(), "field index `{i}` out of range: the record has `{}` fields", self.len());
+        assert!(
+            i < self.len(),
+            "field index `{i}` out of range: the record has `{}` fields",
+            self.len()
+        );
         self.values().nth(i).unwrap_or(Value::Null)
     }
 
     /// The value of the field called `name`, or `None` if there is no such field.
     pub fn get(&self, name: &str) -> Option<Value<'a>> {
-        let i = self.layout.fields.iter().position(|field| field.name == name)?;
+        let i = self
+            .layout
+            .fields
+            .iter()
+            .position(|field| field.name == name)?;
         Some(self.value(i))
     }
 
@@ -294,7 +306,9 @@ impl Value<'_> {
     /// null and for NaN or infinite floats, strings escaped.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match *self {
-            Value::Int64(value) => out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes()),
+            Value::Int64(value) => {
+                out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes())
+            }
             Value::Float32(value) => write_f32(out, value),
             Value::Float64(value) => {
                 if value.is_finite() {
@@ -416,8 +430,19 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_as_serde_json_does() {
-        for text in ["plain", "quote \" and \\", "line\nbreak\ttab", "\u{1}\u{1f}", "naïve ☃", ""] {
-            assert_eq!(json_str(text), serde_json::to_string(text).unwrap(), "{text:?}");
+        for text in [
+            "plain",
+            "quote \" and \\",
+            "line\nbreak\ttab",
+            "\u{1}\u{1f}",
+            "naïve ☃",
+            "",
+        ] {
+            assert_eq!(
+                json_str(text),
+                serde_json::to_string(text).unwrap(),
+                "{text:?}"
+            );
         }
     }
 

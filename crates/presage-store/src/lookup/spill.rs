@@ -211,7 +211,10 @@ mod tests {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                let entry = Entry { hash: state, offset };
+                let entry = Entry {
+                    hash: state,
+                    offset,
+                };
                 expected.push(entry);
                 entries.push(entry).unwrap();
             }

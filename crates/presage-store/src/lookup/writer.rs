@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, ArrayRef};
 use fs_err::os::unix::fs::FileExt;
 
-use super::encode::{put_str, Column, KeyColumn, KeyValue};
+use super::encode::{Column, KeyColumn, KeyValue, put_str};
 use super::format::{
-    encode_schema, get_varint, home_slot, home_slots_for, pack_slot, Header, HASH_SEED,
-    HEADER_LEN, MAX_OFFSET,
+    HASH_SEED, HEADER_LEN, Header, MAX_OFFSET, encode_schema, get_varint, home_slot,
+    home_slots_for, pack_slot,
 };
 use super::key::key_hash;
 use super::spill::{Entries, Entry};
@@ -187,7 +187,11 @@ impl LookupWriter {
     /// The batch is checked before anything is written (column count, types, lengths,
     /// null keys, integer keys out of range), so an error leaves the writer as it was.
     /// Duplicate keys are only found by [`LookupWriter::finish`].
-    pub fn append_batch(&mut self, keys: &dyn Array, columns: &[ArrayRef]) -> Result<(), LookupError> {
+    pub fn append_batch(
+        &mut self,
+        keys: &dyn Array,
+        columns: &[ArrayRef],
+    ) -> Result<(), LookupError> {
         let path = &self.out.path;
         if columns.len() != self.fields.len() {
             return Err(LookupError::ColumnCount {
@@ -207,23 +211,26 @@ impl LookupWriter {
                     found: column.len(),
                 });
             }
-            let reader = Column::new(field, column.as_ref()).ok_or_else(|| LookupError::ColumnType {
-                path: path.clone(),
-                field: field.name.clone(),
-                expected: field.field_type,
-                data_type: column.data_type().to_string(),
-            })?;
+            let reader =
+                Column::new(field, column.as_ref()).ok_or_else(|| LookupError::ColumnType {
+                    path: path.clone(),
+                    field: field.name.clone(),
+                    expected: field.field_type,
+                    data_type: column.data_type().to_string(),
+                })?;
             readers.push(reader);
         }
-        let key_column = KeyColumn::new(self.key_type, keys).ok_or_else(|| LookupError::KeyType {
-            path: path.clone(),
-            expected: self.key_type,
-            data_type: keys.data_type().to_string(),
-        })?;
+        let key_column =
+            KeyColumn::new(self.key_type, keys).ok_or_else(|| LookupError::KeyType {
+                path: path.clone(),
+                expected: self.key_type,
+                data_type: keys.data_type().to_string(),
+            })?;
         if let Some(row) = keys
             .nulls()
             .filter(|nulls| nulls.null_count() > 0)
-            .and_then(|nulls| (0..rows).find(|&row| nulls.is_null(row))) {
+            .and_then(|nulls| (0..rows).find(|&row| nulls.is_null(row)))
+        {
             return Err(LookupError::NullKey {
                 path: path.clone(),
                 row: self.rows + row as u64,
@@ -310,8 +317,9 @@ impl LookupWriter {
                 let home = home_slot(entry.hash, home_slots);
                 let slot = home.max(cursor);
                 out.put_zeros(8 * (slot - cursor))?;
-                out.buf
-                    .extend_from_slice(&pack_slot(entry.offset, slot - home, entry.hash).to_le_bytes());
+                out.buf.extend_from_slice(
+                    &pack_slot(entry.offset, slot - home, entry.hash).to_le_bytes(),
+                );
                 cursor = slot + 1;
                 out.flush_if_full()?;
             }
@@ -338,7 +346,9 @@ impl LookupWriter {
         out.file
             .write_all_at(&header.encode(), 0)
             .map_err(|e| LookupError::io(&out.path, e))?;
-        out.file.sync_all().map_err(|e| LookupError::io(&out.path, e))?;
+        out.file
+            .sync_all()
+            .map_err(|e| LookupError::io(&out.path, e))?;
         Ok(LookupSummary {
             rows,
             bytes: out.pos,
@@ -349,10 +359,19 @@ impl LookupWriter {
 /// Fails on the first pair of entries of a sorted run whose keys are equal. Equal
 /// keys have equal hashes, so only entries of equal hash (almost always duplicates,
 /// rarely a 64-bit collision) are read back.
-fn check_duplicates(out: &Output, key_type: KeyType, data_end: u64, run: &[Entry]) -> Result<(), LookupError> {
+fn check_duplicates(
+    out: &Output,
+    key_type: KeyType,
+    data_end: u64,
+    run: &[Entry],
+) -> Result<(), LookupError> {
     let mut start = 0;
     while start < run.len() {
-        let end = start + run[start..].iter().take_while(|e| e.hash == run[start].hash).count();
+        let end = start
+            + run[start..]
+                .iter()
+                .take_while(|e| e.hash == run[start].hash)
+                .count();
         if end - start > 1 {
             let mut keys = run[start..end]
                 .iter()
@@ -387,7 +406,12 @@ impl std::fmt::Display for OwnedKey {
     }
 }
 
-fn read_key(out: &Output, key_type: KeyType, data_end: u64, offset: u64) -> Result<OwnedKey, LookupError> {
+fn read_key(
+    out: &Output,
+    key_type: KeyType,
+    data_end: u64,
+    offset: u64,
+) -> Result<OwnedKey, LookupError> {
     let read = |len: u64, at: u64| -> Result<Vec<u8>, LookupError> {
         let mut bytes = vec![0u8; len as usize];
         out.file
@@ -404,8 +428,9 @@ fn read_key(out: &Output, key_type: KeyType, data_end: u64, offset: u64) -> Resu
         }
         KeyType::Str => {
             let prefix = read(10.min(data_end - offset), offset)?;
-            let (len, taken) = get_varint(&prefix)
-                .ok_or_else(|| LookupError::corrupt(&out.path, "a key written by this build does not parse"))?;
+            let (len, taken) = get_varint(&prefix).ok_or_else(|| {
+                LookupError::corrupt(&out.path, "a key written by this build does not parse")
+            })?;
             let bytes = read(len, offset + taken as u64)?;
             Ok(OwnedKey::Str(String::from_utf8_lossy(&bytes).into_owned()))
         }

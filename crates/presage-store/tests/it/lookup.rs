@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int32Array,
-    Int64Array, LargeStringArray, StringArray, StringViewArray, UInt64Array,
+    ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int32Array, Int64Array,
+    LargeStringArray, StringArray, StringViewArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field};
 use presage_store::lookup::{
-    FieldType, Key, KeyType, LookupError, LookupFile, LookupWriter, ValueField, Value,
+    FieldType, Key, KeyType, LookupError, LookupFile, LookupWriter, Value, ValueField,
 };
 use proptest::prelude::*;
 
@@ -47,7 +47,10 @@ fn batch_one() -> Vec<ArrayRef> {
         Arc::new(Float64Array::from(vec![0.1, 1e300])),
         Arc::new(BooleanArray::from(vec![true, false])),
         Arc::new(StringArray::from(vec!["gold", "say \"hi\"\n"])),
-        f32_list(&[Some([Some(1.0), Some(0.25), Some(-3.5)]), Some([Some(0.1), None, Some(2.0)])]),
+        f32_list(&[
+            Some([Some(1.0), Some(0.25), Some(-3.5)]),
+            Some([Some(0.1), None, Some(2.0)]),
+        ]),
         Arc::new(Int32Array::from(vec![3, i32::MIN])),
     ]
 }
@@ -93,7 +96,10 @@ fn string_keys_round_trip_every_field_type() {
         KeyType::Str,
         [
             Arc::new(StringArray::from(vec!["alice", "bob"])),
-            Arc::new(StringViewArray::from(vec!["carol", "a rather longer key than twelve bytes"])),
+            Arc::new(StringViewArray::from(vec![
+                "carol",
+                "a rather longer key than twelve bytes",
+            ])),
         ],
     );
     let file = LookupFile::open(&path).unwrap();
@@ -101,9 +107,18 @@ fn string_keys_round_trip_every_field_type() {
     assert_eq!(file.len(), 4);
     assert_eq!(file.key_type(), KeyType::Str);
     assert_eq!(file.fields(), all_fields().as_slice());
-    let keys = ["alice", "bob", "carol", "a rather longer key than twelve bytes"];
+    let keys = [
+        "alice",
+        "bob",
+        "carol",
+        "a rather longer key than twelve bytes",
+    ];
     for (key, expected) in keys.iter().zip(JSON_ROWS) {
-        assert_eq!(json(&file, Key::Str(key)).as_deref(), Some(expected), "{key}");
+        assert_eq!(
+            json(&file, Key::Str(key)).as_deref(),
+            Some(expected),
+            "{key}"
+        );
         // The JSON is valid and holds what was stored.
         let parsed: serde_json::Value = serde_json::from_str(expected).unwrap();
         assert!(parsed.is_object());
@@ -122,7 +137,9 @@ fn string_keys_round_trip_every_field_type() {
     assert_eq!(record.get("small"), Some(Value::Int64(3)));
     assert_eq!(record.get("nope"), None);
 
-    let nulls = file.get(Key::Str("a rather longer key than twelve bytes")).unwrap();
+    let nulls = file
+        .get(Key::Str("a rather longer key than twelve bytes"))
+        .unwrap();
     assert!((0..nulls.len()).all(|i| nulls.is_null(i) && nulls.value(i) == Value::Null));
     // NaN is a value, not a null, though JSON prints it as null.
     let carol = file.get(Key::Str("carol")).unwrap();
@@ -146,7 +163,11 @@ fn integer_keys_round_trip_from_any_integer_column() {
     file.verify().unwrap();
     assert_eq!(file.key_type(), KeyType::Int);
     for (key, expected) in [-1, 42, 0, i64::MAX].into_iter().zip(JSON_ROWS) {
-        assert_eq!(json(&file, Key::Int(key)).as_deref(), Some(expected), "{key}");
+        assert_eq!(
+            json(&file, Key::Int(key)).as_deref(),
+            Some(expected),
+            "{key}"
+        );
     }
     let parsed = Key::parse(KeyType::Int, "42").unwrap();
     assert_eq!(json(&file, parsed).as_deref(), Some(JSON_ROWS[1]));
@@ -186,7 +207,10 @@ fn write_f32(path: &Path, keys: &[String]) -> LookupFile {
             .map(|i| ((chunk_index * 300 + i) as f32) / 1000.0)
             .collect();
         writer
-            .append_batch(&StringArray::from_iter_values(chunk), &[Arc::new(probabilities)])
+            .append_batch(
+                &StringArray::from_iter_values(chunk),
+                &[Arc::new(probabilities)],
+            )
             .unwrap();
     }
     writer.finish().unwrap();
@@ -230,8 +254,12 @@ fn an_empty_file_opens_verifies_and_misses() {
     // A batch of zero rows is fine too, and so is a file with no value fields.
     let path = dir.path().join("keys-only.lookup");
     let mut writer = LookupWriter::create(&path, KeyType::Str, Vec::new()).unwrap();
-    writer.append_batch(&StringArray::from(Vec::<&str>::new()), &[]).unwrap();
-    writer.append_batch(&StringArray::from(vec!["a"]), &[]).unwrap();
+    writer
+        .append_batch(&StringArray::from(Vec::<&str>::new()), &[])
+        .unwrap();
+    writer
+        .append_batch(&StringArray::from(vec!["a"]), &[])
+        .unwrap();
     writer.finish().unwrap();
     let file = LookupFile::open(&path).unwrap();
     assert_eq!(json(&file, Key::Str("a")).as_deref(), Some("{}"));
@@ -242,14 +270,21 @@ fn a_null_key_is_refused_naming_its_row() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.lookup");
     let mut writer = LookupWriter::create(&path, KeyType::Int, Vec::new()).unwrap();
-    writer.append_batch(&Int64Array::from(vec![1, 2, 3]), &[]).unwrap();
+    writer
+        .append_batch(&Int64Array::from(vec![1, 2, 3]), &[])
+        .unwrap();
     let err = writer
         .append_batch(&Int64Array::from(vec![Some(4), None]), &[])
         .unwrap_err();
-    assert!(matches!(err, LookupError::NullKey { row: 4, .. }), "{err:?}");
+    assert!(
+        matches!(err, LookupError::NullKey { row: 4, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("row `4`"), "{err}");
     // The refused batch left nothing behind.
-    writer.append_batch(&Int64Array::from(vec![4]), &[]).unwrap();
+    writer
+        .append_batch(&Int64Array::from(vec![4]), &[])
+        .unwrap();
     assert_eq!(writer.finish().unwrap().rows, 4);
 }
 
@@ -261,8 +296,12 @@ fn a_duplicate_key_is_refused_at_finish_naming_the_key() {
         let mut writer = LookupWriter::create(&path, KeyType::Str, Vec::new()).unwrap();
         writer.set_memory_limit(memory_limit);
         let keys: Vec<String> = (0..5000).map(|i| format!("key-{i}")).collect();
-        writer.append_batch(&StringArray::from_iter_values(&keys), &[]).unwrap();
-        writer.append_batch(&StringArray::from(vec!["key-4321"]), &[]).unwrap();
+        writer
+            .append_batch(&StringArray::from_iter_values(&keys), &[])
+            .unwrap();
+        writer
+            .append_batch(&StringArray::from(vec!["key-4321"]), &[])
+            .unwrap();
         let err = writer.finish().unwrap_err();
         assert!(
             matches!(&err, LookupError::DuplicateKey { key, .. } if key == "key-4321"),
@@ -270,15 +309,23 @@ fn a_duplicate_key_is_refused_at_finish_naming_the_key() {
         );
         assert!(err.to_string().contains("`key-4321`"), "{err}");
         // The half-built file is refused, and the spill file is gone.
-        assert!(matches!(LookupFile::open(&path), Err(LookupError::Corrupt { .. })));
+        assert!(matches!(
+            LookupFile::open(&path),
+            Err(LookupError::Corrupt { .. })
+        ));
         assert!(!dir.path().join("p.lookup.spill").exists());
     }
 
     let path = dir.path().join("int.lookup");
     let mut writer = LookupWriter::create(&path, KeyType::Int, Vec::new()).unwrap();
-    writer.append_batch(&Int64Array::from(vec![7, -3, 7]), &[]).unwrap();
+    writer
+        .append_batch(&Int64Array::from(vec![7, -3, 7]), &[])
+        .unwrap();
     let err = writer.finish().unwrap_err();
-    assert!(matches!(&err, LookupError::DuplicateKey { key, .. } if key == "7"), "{err:?}");
+    assert!(
+        matches!(&err, LookupError::DuplicateKey { key, .. } if key == "7"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -292,29 +339,86 @@ fn badly_shaped_batches_are_refused_naming_the_column() {
     let short: ArrayRef = Arc::new(Float32Array::from(vec![0.1]));
 
     let err = writer.append_batch(&keys, &[f64s]).unwrap_err();
-    assert!(matches!(&err, LookupError::ColumnType { field, .. } if field == "probability"), "{err:?}");
+    assert!(
+        matches!(&err, LookupError::ColumnType { field, .. } if field == "probability"),
+        "{err:?}"
+    );
     let err = writer.append_batch(&keys, &[short]).unwrap_err();
-    assert!(matches!(&err, LookupError::ColumnLength { expected: 2, found: 1, .. }), "{err:?}");
+    assert!(
+        matches!(
+            &err,
+            LookupError::ColumnLength {
+                expected: 2,
+                found: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let err = writer.append_batch(&keys, &[]).unwrap_err();
-    assert!(matches!(&err, LookupError::ColumnCount { expected: 1, found: 0, .. }), "{err:?}");
+    assert!(
+        matches!(
+            &err,
+            LookupError::ColumnCount {
+                expected: 1,
+                found: 0,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let ok: ArrayRef = Arc::new(Float32Array::from(vec![0.1, 0.2]));
     let err = writer
-        .append_batch(&StringArray::from(vec!["a", "b"]), std::slice::from_ref(&ok))
+        .append_batch(
+            &StringArray::from(vec!["a", "b"]),
+            std::slice::from_ref(&ok),
+        )
         .unwrap_err();
-    assert!(matches!(&err, LookupError::KeyType { expected: KeyType::Int, .. }), "{err:?}");
+    assert!(
+        matches!(
+            &err,
+            LookupError::KeyType {
+                expected: KeyType::Int,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let err = writer
-        .append_batch(&UInt64Array::from(vec![1, u64::MAX]), std::slice::from_ref(&ok))
+        .append_batch(
+            &UInt64Array::from(vec![1, u64::MAX]),
+            std::slice::from_ref(&ok),
+        )
         .unwrap_err();
-    assert!(matches!(&err, LookupError::KeyOutOfRange { row: 1, value: u64::MAX, .. }), "{err:?}");
+    assert!(
+        matches!(
+            &err,
+            LookupError::KeyOutOfRange {
+                row: 1,
+                value: u64::MAX,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     let twice = vec![fields[0].clone(), fields[0].clone()];
-    let err = LookupWriter::create(&path, KeyType::Int, twice).err().unwrap();
+    let err = LookupWriter::create(&path, KeyType::Int, twice)
+        .err()
+        .unwrap();
     assert!(matches!(&err, LookupError::DuplicateField { field, .. } if field == "probability"));
 
     let list = Field::new_list_field(DataType::Float64, true);
-    let err = ValueField::from_arrow(&Field::new("v", DataType::FixedSizeList(Arc::new(list), 2), true))
-        .unwrap_err();
-    assert!(matches!(&err, LookupError::FieldType { field, .. } if field == "v"), "{err:?}");
+    let err = ValueField::from_arrow(&Field::new(
+        "v",
+        DataType::FixedSizeList(Arc::new(list), 2),
+        true,
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(&err, LookupError::FieldType { field, .. } if field == "v"),
+        "{err:?}"
+    );
     assert_eq!(FieldType::from_arrow(&DataType::UInt64), None);
     assert_eq!(KeyType::from_arrow(&DataType::UInt64), Some(KeyType::Int));
     assert_eq!(KeyType::from_arrow(&DataType::Float32), None);
@@ -346,7 +450,10 @@ fn a_truncated_file_is_refused_at_open() {
     let mut longer = bytes.clone();
     longer.push(0);
     fs_err::write(&path, &longer).unwrap();
-    assert!(matches!(LookupFile::open(&path), Err(LookupError::Corrupt { .. })));
+    assert!(matches!(
+        LookupFile::open(&path),
+        Err(LookupError::Corrupt { .. })
+    ));
 }
 
 #[test]
@@ -361,14 +468,19 @@ fn a_flipped_byte_is_refused_at_open_or_verify() {
         let err = match LookupFile::open(&path) {
             Err(err) => {
                 // Only the header and the schema are read at open.
-                assert!(at < 128 + 9 + "probability".len(), "data byte {at} refused at open: {err}");
+                assert!(
+                    at < 128 + 9 + "probability".len(),
+                    "data byte {at} refused at open: {err}"
+                );
                 err
             }
             Ok(file) => {
                 let err = file.verify().unwrap_err();
                 // Lookups on an unverified damaged file never panic.
                 for i in (0..2000).step_by(7) {
-                    let _ = file.get(Key::Str(&format!("user-{i}"))).map(|r| r.to_json());
+                    let _ = file
+                        .get(Key::Str(&format!("user-{i}")))
+                        .map(|r| r.to_json());
                 }
                 let _ = file.iter().count();
                 err
@@ -377,16 +489,23 @@ fn a_flipped_byte_is_refused_at_open_or_verify() {
         assert!(mentions_path(&err, &path), "{at}: {err}");
         if at >= 128 {
             assert!(
-                matches!(err, LookupError::ChecksumMismatch { section: "data", .. })
-                    || matches!(err, LookupError::Corrupt { .. }),
+                matches!(
+                    err,
+                    LookupError::ChecksumMismatch {
+                        section: "data",
+                        ..
+                    }
+                ) || matches!(err, LookupError::Corrupt { .. }),
                 "{at}: {err:?}"
             );
         } else {
             assert!(
                 matches!(
                     err,
-                    LookupError::ChecksumMismatch { section: "header", .. }
-                        | LookupError::Corrupt { .. }
+                    LookupError::ChecksumMismatch {
+                        section: "header",
+                        ..
+                    } | LookupError::Corrupt { .. }
                         | LookupError::UnsupportedVersion { .. }
                 ),
                 "{at}: {err:?}"
@@ -402,7 +521,10 @@ fn another_format_version_is_refused_at_open() {
     bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
     fs_err::write(&path, &bytes).unwrap();
     let err = LookupFile::open(&path).unwrap_err();
-    assert!(matches!(err, LookupError::UnsupportedVersion { found: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, LookupError::UnsupportedVersion { found: 2, .. }),
+        "{err:?}"
+    );
     assert!(mentions_path(&err, &path), "{err}");
 }
 
@@ -433,7 +555,8 @@ fn spilling_builds_the_same_file_as_building_in_memory() {
         let mut writer = LookupWriter::create(&path, KeyType::Int, fields).unwrap();
         writer.set_memory_limit(limit);
         for chunk in keys.chunks(8192) {
-            let labels: ArrayRef = Arc::new(Int64Array::from_iter_values(chunk.iter().map(|k| k % 3)));
+            let labels: ArrayRef =
+                Arc::new(Int64Array::from_iter_values(chunk.iter().map(|k| k % 3)));
             writer
                 .append_batch(&Int64Array::from(chunk.to_vec()), &[labels])
                 .unwrap();

@@ -10,9 +10,12 @@ use crate::config::Config;
 pub fn lookup(config: &Config, job: &str, keys: &[String]) -> Result<()> {
     let job = config.job(job)?;
     let store = config.store();
-    let id = store
-        .current(&job.spec.name)?
-        .with_context(|| format!("job `{}` has no published version; run `presage run {}`", job.spec.name, job.spec.name))?;
+    let id = store.current(&job.spec.name)?.with_context(|| {
+        format!(
+            "job `{}` has no published version; run `presage run {}`",
+            job.spec.name, job.spec.name
+        )
+    })?;
     let version = store.load(&job.spec.name, id)?;
     let now = Utc::now();
     let mut stdout = std::io::stdout().lock();
@@ -28,7 +31,11 @@ pub fn lookup(config: &Config, job: &str, keys: &[String]) -> Result<()> {
         }
     }
     if !missing.is_empty() {
-        anyhow::bail!("no prediction in job `{}` version {id} for {}", job.spec.name, missing.join(", "));
+        anyhow::bail!(
+            "no prediction in job `{}` version {id} for {}",
+            job.spec.name,
+            missing.join(", ")
+        );
     }
     Ok(())
 }

@@ -18,20 +18,44 @@ use crate::config::Config;
 /// Runs one subcommand.
 pub fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::Quickstart { dir, addr, no_serve, no_run } => quickstart::quickstart(&dir, addr, no_serve, no_run),
-        Command::Run { job, as_of, force, config } => {
+        Command::Quickstart {
+            dir,
+            addr,
+            no_serve,
+            no_run,
+        } => quickstart::quickstart(&dir, addr, no_serve, no_run),
+        Command::Run {
+            job,
+            as_of,
+            force,
+            config,
+        } => {
             let config = Config::load(&config.config)?;
             let as_of = as_of.as_deref().map(parse_instant).transpose()?;
             run::run(&config, &job, as_of, force).map(|_| ())
         }
-        Command::Serve { addr, resp_addr, config } => serve::serve(&Config::load(&config.config)?, addr, resp_addr),
-        Command::Lookup { job, keys, config } => lookup::lookup(&Config::load(&config.config)?, &job, &keys),
-        Command::Versions { job, json, config } => versions::versions(&Config::load(&config.config)?, &job, json),
-        Command::Rollback { job, to, config } => rollback::rollback(&Config::load(&config.config)?, &job, to),
-        Command::Status { json, config } => status::status(&Config::load(&config.config)?, json),
-        Command::Score { model, input, output, key, inputs } => {
-            score::score(&model, &input, output.as_deref(), key.as_deref(), &inputs)
+        Command::Serve {
+            addr,
+            resp_addr,
+            config,
+        } => serve::serve(&Config::load(&config.config)?, addr, resp_addr),
+        Command::Lookup { job, keys, config } => {
+            lookup::lookup(&Config::load(&config.config)?, &job, &keys)
         }
+        Command::Versions { job, json, config } => {
+            versions::versions(&Config::load(&config.config)?, &job, json)
+        }
+        Command::Rollback { job, to, config } => {
+            rollback::rollback(&Config::load(&config.config)?, &job, to)
+        }
+        Command::Status { json, config } => status::status(&Config::load(&config.config)?, json),
+        Command::Score {
+            model,
+            input,
+            output,
+            key,
+            inputs,
+        } => score::score(&model, &input, output.as_deref(), key.as_deref(), &inputs),
     }
 }
 
@@ -54,7 +78,9 @@ pub fn parse_instant(text: &str) -> Result<DateTime<Utc>> {
     if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
     }
-    anyhow::bail!("invalid time `{text}`; expected e.g. `2026-11-28`, `2026-11-28T06:00:00` or `2026-11-28T06:00:00Z`")
+    anyhow::bail!(
+        "invalid time `{text}`; expected e.g. `2026-11-28`, `2026-11-28T06:00:00` or `2026-11-28T06:00:00Z`"
+    )
 }
 
 /// Formats seconds of age as `3h 12m`, `45s`.

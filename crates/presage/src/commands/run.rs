@@ -6,7 +6,12 @@ use crate::config::Config;
 use crate::reporter::RunReporter;
 
 /// `presage run JOB`: one run, ending with a one-line summary.
-pub fn run(config: &Config, job: &str, as_of: Option<DateTime<Utc>>, force: bool) -> Result<RunOutcome> {
+pub fn run(
+    config: &Config,
+    job: &str,
+    as_of: Option<DateTime<Utc>>,
+    force: bool,
+) -> Result<RunOutcome> {
     let job = config.job(job)?;
     let store = config.store();
     let options = RunOptions {
@@ -14,13 +19,16 @@ pub fn run(config: &Config, job: &str, as_of: Option<DateTime<Utc>>, force: bool
         force,
     };
     let reporter = RunReporter::new(&job.spec.name);
-    let result = super::runtime()?.block_on(presage_job::run(&job.spec, &store, options, &reporter));
+    let result =
+        super::runtime()?.block_on(presage_job::run(&job.spec, &store, options, &reporter));
     reporter.finish();
     match result {
         Ok(outcome) => {
             let m = &outcome.manifest;
             if m.forced {
-                eprintln!("warning: checks failed and --force published anyway (recorded in the manifest)");
+                eprintln!(
+                    "warning: checks failed and --force published anyway (recorded in the manifest)"
+                );
             }
             println!(
                 "published {} version {}: {} rows in {:.2}s ({:.0} rows/s), features as of {}",

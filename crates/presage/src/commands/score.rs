@@ -7,24 +7,37 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
-use presage_data::{stream_error, FeatureSession, SourceSpec};
-use presage_job::{column_index, load_model, BatchScorer};
-use presage_model::{output_fields, OutputField};
+use presage_data::{FeatureSession, SourceSpec, stream_error};
+use presage_job::{BatchScorer, column_index, load_model};
+use presage_model::{OutputField, output_fields};
 
 /// `presage score`: a file of rows in, a Parquet file of predictions out.
-pub fn score(model_path: &Path, input: &Path, output: Option<&Path>, key: Option<&str>, inputs: &[String]) -> Result<()> {
+pub fn score(
+    model_path: &Path,
+    input: &Path,
+    output: Option<&Path>,
+    key: Option<&str>,
+    inputs: &[String],
+) -> Result<()> {
     let started = Instant::now();
-    let output: PathBuf = output.map_or_else(|| input.with_extension("scored.parquet"), Path::to_path_buf);
+    let output: PathBuf =
+        output.map_or_else(|| input.with_extension("scored.parquet"), Path::to_path_buf);
     let (model, _) = load_model(&model_path.display().to_string(), model_path)?;
     let outputs = output_fields(model.info());
     let n_features = model.info().n_features;
     let rt = super::runtime()?;
     let rows = rt.block_on(async {
-        let source = SourceSpec { name: "input".into(), path: input.to_path_buf(), format: None };
+        let source = SourceSpec {
+            name: "input".into(),
+            path: input.to_path_buf(),
+            format: None,
+        };
         let session = FeatureSession::new(std::slice::from_ref(&source)).await?;
         let plan = session.plan("input", "SELECT * FROM input").await?;
         let schema = plan.schema();
-        let key_index = key.map(|k| column_index(&schema, "input", k, "key")).transpose()?;
+        let key_index = key
+            .map(|k| column_index(&schema, "input", k, "key"))
+            .transpose()?;
         let input_names: Vec<String> = if inputs.is_empty() {
             schema
                 .fields()
@@ -42,10 +55,24 @@ pub fn score(model_path: &Path, input: &Path, output: Option<&Path>, key: Option
             model_path.display(),
             input_names.len(),
             input_names.join(", "),
-            if inputs.is_empty() { "; choose them with `--inputs a,b,c` and the id column with `--key`" } else { "" }
+            if inputs.is_empty() {
+                "; choose them with `--inputs a,b,c` and the id column with `--key`"
+            } else {
+                ""
+            }
         );
-        let mut scorer = BatchScorer::new(model, &model_path.display().to_string(), outputs, "input", &schema, &input_names)?;
-        let mut fields: Vec<Field> = key_index.map(|i| schema.field(i).clone()).into_iter().collect();
+        let mut scorer = BatchScorer::new(
+            model,
+            &model_path.display().to_string(),
+            outputs,
+            "input",
+            &schema,
+            &input_names,
+        )?;
+        let mut fields: Vec<Field> = key_index
+            .map(|i| schema.field(i).clone())
+            .into_iter()
+            .collect();
         fields.extend(scorer.outputs().iter().map(OutputField::arrow_field));
         let out_schema = Arc::new(Schema::new(fields));
         let file = fs_err::File::create(&output)?;
@@ -55,14 +82,19 @@ pub fn score(model_path: &Path, input: &Path, output: Option<&Path>, key: Option
         let mut rows = 0u64;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| stream_error("input", &e))?;
-            let mut columns = key_index.map(|i| batch.column(i).clone()).into_iter().collect::<Vec<_>>();
+            let mut columns = key_index
+                .map(|i| batch.column(i).clone())
+                .into_iter()
+                .collect::<Vec<_>>();
             columns.extend(tokio::task::block_in_place(|| scorer.score(&batch))?);
             writer
                 .write(&RecordBatch::try_new(out_schema.clone(), columns)?)
                 .with_context(|| format!("writing `{}`", output.display()))?;
             rows += batch.num_rows() as u64;
         }
-        writer.close().with_context(|| format!("writing `{}`", output.display()))?;
+        writer
+            .close()
+            .with_context(|| format!("writing `{}`", output.display()))?;
         anyhow::Ok(rows)
     })?;
     let secs = started.elapsed().as_secs_f64();

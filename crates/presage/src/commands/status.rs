@@ -44,15 +44,32 @@ pub fn status(config: &Config, as_json: bool) -> Result<()> {
         rows.push(entry);
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "jobs": rows }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "jobs": rows }))?
+        );
         return Ok(());
     }
-    println!("{:<16} {:>7} {:>10}  {:<20} {:>10} {:>8}  {:<7}  last run", "job", "version", "rows", "computed_at", "age", "max_age", "status");
+    println!(
+        "{:<16} {:>7} {:>10}  {:<20} {:>10} {:>8}  {:<7}  last run",
+        "job", "version", "rows", "computed_at", "age", "max_age", "status"
+    );
     for r in &rows {
         let last = describe_last_run(&r["last_run"]);
-        let max_age = r["max_age_seconds"].as_u64().map_or("-".to_owned(), |s| super::human_age(s as f64));
+        let max_age = r["max_age_seconds"]
+            .as_u64()
+            .map_or("-".to_owned(), |s| super::human_age(s as f64));
         if r["version"].is_null() {
-            println!("{:<16} {:>7} {:>10}  {:<20} {:>10} {:>8}  {:<7}  {last}", r["job"].as_str().unwrap_or(""), "-", "-", "-", "-", max_age, "none");
+            println!(
+                "{:<16} {:>7} {:>10}  {:<20} {:>10} {:>8}  {:<7}  {last}",
+                r["job"].as_str().unwrap_or(""),
+                "-",
+                "-",
+                "-",
+                "-",
+                max_age,
+                "none"
+            );
             continue;
         }
         let computed = r["computed_at"].as_str().unwrap_or("");
@@ -74,12 +91,22 @@ fn describe_last_run(run: &serde_json::Value) -> String {
     if run.is_null() {
         return "never ran".to_owned();
     }
-    let at = run["finished_at"].as_str().map(|t| t.get(..19).unwrap_or(t)).unwrap_or("");
+    let at = run["finished_at"]
+        .as_str()
+        .map(|t| t.get(..19).unwrap_or(t))
+        .unwrap_or("");
     match run["outcome"].as_str() {
         Some("published") => format!("published version {} at {at}", run["version"]),
         Some("blocked") => format!(
             "blocked by {} at {at}",
-            run["failed_checks"].as_array().map(|c| c.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+            run["failed_checks"]
+                .as_array()
+                .map(|c| c
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
         ),
         _ => format!("failed at {at}: {}", run["error"].as_str().unwrap_or("")),
     }

@@ -12,14 +12,25 @@ pub fn versions(config: &Config, job: &str, json: bool) -> Result<()> {
     let current = store.current(&job.spec.name)?;
     let versions = store.versions(&job.spec.name)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "current": current, "versions": versions }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "current": current, "versions": versions })
+            )?
+        );
         return Ok(());
     }
     if versions.is_empty() {
-        println!("{}: no versions yet; run `presage run {}`", job.spec.name, job.spec.name);
+        println!(
+            "{}: no versions yet; run `presage run {}`",
+            job.spec.name, job.spec.name
+        );
         return Ok(());
     }
-    println!("{:>2} {:>7}  {:<20}  {:<20}  {:>10}  {:>8}  checks", "", "version", "computed_at", "features_as_of", "rows", "run");
+    println!(
+        "{:>2} {:>7}  {:<20}  {:<20}  {:>10}  {:>8}  checks",
+        "", "version", "computed_at", "features_as_of", "rows", "run"
+    );
     for m in &versions {
         let passed = m.checks.iter().filter(|c| c.passed).count();
         let checks = if m.checks.is_empty() {
@@ -39,7 +50,10 @@ pub fn versions(config: &Config, job: &str, json: bool) -> Result<()> {
             m.run_seconds,
         );
         for c in m.checks.iter().filter(|c| !c.passed) {
-            println!("{:>12}failed {} = {} (threshold {}) {}", "", c.name, c.value, c.threshold, c.detail);
+            println!(
+                "{:>12}failed {} = {} (threshold {}) {}",
+                "", c.name, c.value, c.threshold, c.detail
+            );
         }
     }
     Ok(())
@@ -48,16 +62,26 @@ pub fn versions(config: &Config, job: &str, json: bool) -> Result<()> {
 /// A table of check results, failed ones marked.
 pub fn checks_table(checks: &[CheckResult]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{:<20} {:>14} {:>12}  result", "check", "value", "threshold");
+    let _ = writeln!(
+        out,
+        "{:<20} {:>14} {:>12}  result",
+        "check", "value", "threshold"
+    );
     for c in checks {
         let _ = writeln!(
             out,
             "{:<20} {:>14} {:>12}  {}{}",
             c.name,
-            format!("{:.6}", c.value).trim_end_matches('0').trim_end_matches('.'),
+            format!("{:.6}", c.value)
+                .trim_end_matches('0')
+                .trim_end_matches('.'),
             c.threshold,
             if c.passed { "ok" } else { "FAILED" },
-            if c.detail.is_empty() { String::new() } else { format!(" ({})", c.detail) }
+            if c.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", c.detail)
+            }
         );
     }
     out

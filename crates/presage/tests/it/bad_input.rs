@@ -1,6 +1,6 @@
 //! Each bad input gets a one-line error naming the place, and publishes nothing.
 
-use crate::project::{inputs, stderr, SmallProject};
+use crate::project::{SmallProject, inputs, stderr};
 
 /// Runs `score` once successfully, applies `break_it`, runs again, and checks the
 /// second run failed with every `needles` in a one-line error and left version 1
@@ -15,14 +15,29 @@ fn fails_cleanly(break_it: impl FnOnce(&SmallProject), needles: &[&str]) {
     let out = p.run(&["run", "score"]);
     let err = stderr(&out);
     assert!(!out.status.success(), "run should fail; stderr: {err}");
-    let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("no error line in: {err}"));
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line in: {err}"));
     for needle in needles {
-        assert!(line.contains(needle), "error line `{line}` lacks `{needle}`");
+        assert!(
+            line.contains(needle),
+            "error line `{line}` lacks `{needle}`"
+        );
     }
-    assert_eq!(p.current().as_deref(), Some("1"), "a failed run must not publish");
-    assert!(!p.version_dir(2).exists(), "a failed run must not leave a version");
+    assert_eq!(
+        p.current().as_deref(),
+        Some("1"),
+        "a failed run must not publish"
+    );
+    assert!(
+        !p.version_dir(2).exists(),
+        "a failed run must not leave a version"
+    );
     let staging = p.path().join("store/score/staging");
-    let leftovers: Vec<_> = fs_err::read_dir(&staging).map(|d| d.flatten().collect()).unwrap_or_default();
+    let leftovers: Vec<_> = fs_err::read_dir(&staging)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
     assert!(leftovers.is_empty(), "staging not cleaned: {leftovers:?}");
 }
 
@@ -74,7 +89,10 @@ fn null_key() {
         "SELECT CASE WHEN key = (SELECT min(key) FROM rows) THEN NULL ELSE key END AS key, {} FROM rows",
         inputs().join(", ")
     );
-    fails_cleanly(|p| p.write_config(&sql, "key", &inputs()), &["key column `key`", "is null in row"]);
+    fails_cleanly(
+        |p| p.write_config(&sql, "key", &inputs()),
+        &["key column `key`", "is null in row"],
+    );
 }
 
 #[test]
@@ -83,7 +101,10 @@ fn duplicate_key() {
         "SELECT key, {cols} FROM rows UNION ALL SELECT key, {cols} FROM rows WHERE key = (SELECT min(key) FROM rows)",
         cols = inputs().join(", ")
     );
-    fails_cleanly(|p| p.write_config(&sql, "key", &inputs()), &["duplicate key", "key column `key`"]);
+    fails_cleanly(
+        |p| p.write_config(&sql, "key", &inputs()),
+        &["duplicate key", "key column `key`"],
+    );
 }
 
 #[test]
@@ -98,7 +119,10 @@ fn feature_column_missing() {
 
 #[test]
 fn feature_column_wrong_type() {
-    let sql = format!("SELECT key, {}, 'x' AS f11 FROM rows", inputs()[..11].join(", "));
+    let sql = format!(
+        "SELECT key, {}, 'x' AS f11 FROM rows",
+        inputs()[..11].join(", ")
+    );
     fails_cleanly(
         |p| p.write_config(&sql, "key", &inputs()),
         &["column `f11`", "Utf8", "expected a number"],
@@ -117,7 +141,8 @@ fn wrong_number_of_inputs() {
 fn model_file_that_is_not_a_model() {
     fails_cleanly(
         |p| {
-            p.project.write("models/logreg.onnx", b"definitely not protobuf \xff\xfe");
+            p.project
+                .write("models/logreg.onnx", b"definitely not protobuf \xff\xfe");
         },
         &["model `logreg`", "logreg.onnx", "not a valid ONNX model"],
     );
@@ -130,7 +155,11 @@ fn unknown_job() {
             // Break nothing on disk; ask for a job that does not exist instead.
             let out = p.run(&["run", "nope"]);
             assert!(!out.status.success());
-            assert!(stderr(&out).contains("unknown job `nope`"), "{}", stderr(&out));
+            assert!(
+                stderr(&out).contains("unknown job `nope`"),
+                "{}",
+                stderr(&out)
+            );
             assert!(stderr(&out).contains("`score`"), "{}", stderr(&out));
             p.write_config("SELECT 1 AS key", "key", &inputs());
         },
@@ -142,7 +171,8 @@ fn unknown_job() {
 fn config_typo_names_the_field() {
     let p = SmallProject::new();
     let text = fs_err::read_to_string(p.path().join("presage.toml")).unwrap();
-    p.project.write("presage.toml", text.replace("max_age", "max_agee"));
+    p.project
+        .write("presage.toml", text.replace("max_age", "max_agee"));
     let out = p.run(&["run", "score"]);
     assert!(!out.status.success());
     let err = stderr(&out);

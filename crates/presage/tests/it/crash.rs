@@ -3,33 +3,47 @@
 
 use std::time::Duration;
 
-use presage_test::{free_port, http_json, wait_http_ok, ChildProcess};
+use presage_test::{ChildProcess, free_port, http_json, wait_http_ok};
 use serde_json::json;
 
-use crate::project::{presage, stderr, SmallProject};
+use crate::project::{SmallProject, presage, stderr};
 
 fn kill_at(point: &str) {
     let p = SmallProject::new();
     assert!(p.run(&["run", "score"]).status.success());
 
     let mut command = presage();
-    command.current_dir(p.path()).args(["run", "score"]).env("PRESAGE_TEST_PAUSE", point);
+    command
+        .current_dir(p.path())
+        .args(["run", "score"])
+        .env("PRESAGE_TEST_PAUSE", point);
     let mut run = ChildProcess::spawn(command);
     run.wait_for_stderr(&format!("paused at {point}"), Duration::from_secs(60));
     run.kill9();
 
-    assert_eq!(p.current().as_deref(), Some("1"), "killed run changed CURRENT");
+    assert_eq!(
+        p.current().as_deref(),
+        Some("1"),
+        "killed run changed CURRENT"
+    );
     let versions = p.run(&["versions", "score", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&versions.stdout).unwrap();
     assert_eq!(listed["current"], json!(1));
 
     let again = p.run(&["run", "score"]);
-    assert!(again.status.success(), "run after a crash failed: {}", stderr(&again));
+    assert!(
+        again.status.success(),
+        "run after a crash failed: {}",
+        stderr(&again)
+    );
     let current: u64 = p.current().unwrap().parse().unwrap();
     assert!(current >= 2, "a later run publishes a new version");
     let staging = p.path().join("store/score/staging");
     let leftovers: Vec<_> = fs_err::read_dir(&staging).unwrap().flatten().collect();
-    assert!(leftovers.is_empty(), "dead run's staging folder not cleaned: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "dead run's staging folder not cleaned: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -46,10 +60,11 @@ fn kill9_during_publish_keeps_previous_version() {
 fn first_key(p: &SmallProject) -> String {
     let fixture = p.path().join("data/rows.parquet");
     let file = fs_err::File::open(fixture).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)
-        .unwrap()
-        .build()
-        .unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)
+            .unwrap()
+            .build()
+            .unwrap();
     let batch = reader.into_iter().next().unwrap().unwrap();
     let keys = batch.column_by_name("key").unwrap();
     let keys = arrow::array::AsArray::as_string::<i32>(keys);
@@ -63,7 +78,9 @@ fn serve_refuses_a_corrupt_version_and_keeps_the_previous() {
     let key = first_key(&p);
     let port = free_port();
     let mut command = presage();
-    command.current_dir(p.path()).args(["serve", "--addr", &format!("127.0.0.1:{port}")]);
+    command
+        .current_dir(p.path())
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")]);
     let mut server = ChildProcess::spawn(command);
     let base = format!("http://127.0.0.1:{port}");
     wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30));
@@ -71,7 +88,10 @@ fn serve_refuses_a_corrupt_version_and_keeps_the_previous() {
     // A second version, stopped before it is published, then corrupted and pointed at
     // by hand: what a torn copy or a bad disk would look like to the server.
     let mut command = presage();
-    command.current_dir(p.path()).args(["run", "score"]).env("PRESAGE_TEST_PAUSE", "publish");
+    command
+        .current_dir(p.path())
+        .args(["run", "score"])
+        .env("PRESAGE_TEST_PAUSE", "publish");
     let mut run = ChildProcess::spawn(command);
     run.wait_for_stderr("paused at publish", Duration::from_secs(60));
     run.kill9();
@@ -83,7 +103,12 @@ fn serve_refuses_a_corrupt_version_and_keeps_the_previous() {
     fs_err::write(p.path().join("store/score/CURRENT"), "2\n").unwrap();
 
     server.wait_for_stderr("refusing version 2", Duration::from_secs(10));
-    let (status, answer) = http_json("GET", &format!("{base}/v1/jobs/score/predictions/{key}"), None, None);
+    let (status, answer) = http_json(
+        "GET",
+        &format!("{base}/v1/jobs/score/predictions/{key}"),
+        None,
+        None,
+    );
     assert_eq!(status, 200);
     assert_eq!(answer["version"], json!(1), "{answer}");
 

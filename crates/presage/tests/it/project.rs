@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use presage_test::{model_fixtures, TestProject};
+use presage_test::{TestProject, model_fixtures};
 
 /// The `presage` binary under test.
 pub fn presage() -> Command {
@@ -12,7 +12,11 @@ pub fn presage() -> Command {
 
 /// Runs `presage` with `args` in `dir`.
 pub fn run_in(dir: &Path, args: &[&str]) -> Output {
-    presage().current_dir(dir).args(args).output().expect("running presage")
+    presage()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("running presage")
 }
 
 /// Stderr as text.
@@ -53,7 +57,11 @@ impl SmallProject {
 
     /// Rewrites `presage.toml` with this SQL, key column and model inputs.
     pub fn write_config(&self, sql: &str, key: &str, inputs: &[String]) {
-        let inputs = inputs.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ");
+        let inputs = inputs
+            .iter()
+            .map(|i| format!("\"{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         self.project.write(
             "presage.toml",
             format!(

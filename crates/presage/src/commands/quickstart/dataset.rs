@@ -56,7 +56,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use arrow::array::{ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Duration, Utc};
 use parquet::arrow::ArrowWriter;
@@ -148,9 +150,27 @@ struct Plan {
 }
 
 const PLANS: [Plan; 3] = [
-    Plan { name: "basic", monthly_price: 9.99, share: 0.55, hazard: 0.8, activity: 0.8 },
-    Plan { name: "plus", monthly_price: 19.99, share: 0.30, hazard: 1.0, activity: 1.0 },
-    Plan { name: "pro", monthly_price: 39.99, share: 0.15, hazard: 1.35, activity: 1.3 },
+    Plan {
+        name: "basic",
+        monthly_price: 9.99,
+        share: 0.55,
+        hazard: 0.8,
+        activity: 0.8,
+    },
+    Plan {
+        name: "plus",
+        monthly_price: 19.99,
+        share: 0.30,
+        hazard: 1.0,
+        activity: 1.0,
+    },
+    Plan {
+        name: "pro",
+        monthly_price: 39.99,
+        share: 0.15,
+        hazard: 1.35,
+        activity: 1.3,
+    },
 ];
 
 const COUNTRIES: [(&str, f64); 8] = [
@@ -291,7 +311,11 @@ impl User {
         // Users already subscribed start in the long-run mix of regimes; new ones
         // start engaged.
         let disengaged = signup_day < 0 && rng.chance(P_DROP / (P_DROP + P_RECOVER));
-        let level = if disengaged { DISENGAGED_LEVEL.ln() } else { 0.0 };
+        let level = if disengaged {
+            DISENGAGED_LEVEL.ln()
+        } else {
+            0.0
+        };
         let log_engagement = level + NOISE * rng.normal();
         User {
             rng,
@@ -312,12 +336,23 @@ impl User {
     /// Simulates day `day` (relative to the window start, which is `start_us`),
     /// appending its events; returns a prediction request instant when the user asks
     /// for one today.
-    fn step(&mut self, day: i64, day_start: i64, request_window: bool, events: &mut Vec<Event>, user: u32) -> Option<i64> {
+    fn step(
+        &mut self,
+        day: i64,
+        day_start: i64,
+        request_window: bool,
+        events: &mut Vec<Event>,
+        user: u32,
+    ) -> Option<i64> {
         let rng = &mut self.rng;
         if rng.chance(if self.disengaged { P_RECOVER } else { P_DROP }) {
             self.disengaged = !self.disengaged;
         }
-        let level = if self.disengaged { DISENGAGED_LEVEL.ln() } else { 0.0 };
+        let level = if self.disengaged {
+            DISENGAGED_LEVEL.ln()
+        } else {
+            0.0
+        };
         self.log_engagement += PULL * (level - self.log_engagement) + NOISE * rng.normal();
         let engagement = self.log_engagement.exp();
         self.recent += RECENT_WEIGHT * (engagement - self.recent);
@@ -329,27 +364,50 @@ impl User {
             * (1.0 + 1.5 * (-tenure / 45.0).exp())
             * (ENGAGEMENT_HAZARD * (1.0 - self.recent)).exp()
             * (1.0 + TICKET_HAZARD * self.tickets);
-        let cancel_at = rng.chance(hazard).then(|| day_start + rng.below(MICROS_PER_DAY));
+        let cancel_at = rng
+            .chance(hazard)
+            .then(|| day_start + rng.below(MICROS_PER_DAY));
 
         let first = events.len();
         let sessions = rng.poisson(self.base_rate * engagement);
         for _ in 0..sessions {
             let ts = day_start + rng.below(MICROS_PER_DAY);
-            events.push(Event { ts, user, kind: SESSION, amount: 0.0 });
+            events.push(Event {
+                ts,
+                user,
+                kind: SESSION,
+                amount: 0.0,
+            });
             if rng.chance(P_ADDON) {
                 let price = ADDONS[rng.below(ADDONS.len() as i64) as usize];
                 // A purchase a few minutes into the session.
-                let ts = (ts + 60_000_000 + rng.below(600_000_000)).min(day_start + MICROS_PER_DAY - 1);
-                events.push(Event { ts, user, kind: PURCHASE, amount: price });
+                let ts =
+                    (ts + 60_000_000 + rng.below(600_000_000)).min(day_start + MICROS_PER_DAY - 1);
+                events.push(Event {
+                    ts,
+                    user,
+                    kind: PURCHASE,
+                    amount: price,
+                });
             }
         }
         if (day - self.signup_day) % 30 == 0 {
             let ts = day_start + rng.below(MICROS_PER_DAY);
-            events.push(Event { ts, user, kind: PURCHASE, amount: PLANS[self.plan].monthly_price });
+            events.push(Event {
+                ts,
+                user,
+                kind: PURCHASE,
+                amount: PLANS[self.plan].monthly_price,
+            });
         }
         if rng.chance(P_TICKET[usize::from(self.disengaged)]) {
             let ts = day_start + rng.below(MICROS_PER_DAY);
-            events.push(Event { ts, user, kind: TICKET, amount: 0.0 });
+            events.push(Event {
+                ts,
+                user,
+                kind: TICKET,
+                amount: 0.0,
+            });
             self.tickets += 1.0;
             if !self.disengaged && rng.chance(P_DROP_AFTER_TICKET) {
                 self.disengaged = true;
@@ -358,7 +416,12 @@ impl User {
         // Drawn every day of the window whatever happened, so one user's draws never
         // shift with another branch taken.
         let request = request_window
-            .then(|| (rng.chance(REQUEST_PER_DAY), day_start + rng.below(MICROS_PER_DAY)))
+            .then(|| {
+                (
+                    rng.chance(REQUEST_PER_DAY),
+                    day_start + rng.below(MICROS_PER_DAY),
+                )
+            })
             .and_then(|(asks, at)| asks.then_some(at));
         if let Some(at) = cancel_at {
             // Nothing happens after a cancel.
@@ -370,7 +433,12 @@ impl User {
                 }
             }
             events.truncate(kept);
-            events.push(Event { ts: at, user, kind: CANCEL, amount: 0.0 });
+            events.push(Event {
+                ts: at,
+                user,
+                kind: CANCEL,
+                amount: 0.0,
+            });
             self.cancelled_at = Some(at);
             return request.filter(|&t| t < at);
         }
@@ -388,7 +456,11 @@ struct Event {
 
 /// Writes the dataset under `dir/data/` (created if missing): 90 days of a
 /// subscription business ending at `end`. `progress` gets one line per file written.
-pub fn generate(dir: &Path, end: DateTime<Utc>, progress: &mut dyn FnMut(&str)) -> Result<DatasetSummary> {
+pub fn generate(
+    dir: &Path,
+    end: DateTime<Utc>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<DatasetSummary> {
     let start = end - Duration::days(DAYS);
     let data = dir.join("data");
     fs_err::create_dir_all(data.join("events"))?;
@@ -410,7 +482,9 @@ pub fn generate(dir: &Path, end: DateTime<Utc>, progress: &mut dyn FnMut(&str)) 
             if let Some(done) = part.take() {
                 events += done.finish(progress)?;
             }
-            let path = data.join("events").join(format!("part-{:03}.parquet", day / DAYS_PER_PART));
+            let path = data
+                .join("events")
+                .join(format!("part-{:03}.parquet", day / DAYS_PER_PART));
             part = Some(EventsPart::create(path)?);
         }
         let day_start = start_us + day * MICROS_PER_DAY;
@@ -420,13 +494,21 @@ pub fn generate(dir: &Path, end: DateTime<Utc>, progress: &mut dyn FnMut(&str)) 
             if user.signup_day > day || user.cancelled_at.is_some() {
                 continue;
             }
-            if let Some(at) = user.step(day, day_start, request_window, &mut day_events, index as u32) {
+            if let Some(at) = user.step(
+                day,
+                day_start,
+                request_window,
+                &mut day_events,
+                index as u32,
+            ) {
                 requests.push((at, index as u32));
             }
         }
         // Instants are microsecond draws: ties are rare, and the sort is deterministic anyway.
         day_events.sort_unstable_by_key(|e| e.ts);
-        part.as_mut().expect("a part is open").write(&day_events, &ids)?;
+        part.as_mut()
+            .expect("a part is open")
+            .write(&day_events, &ids)?;
     }
     if let Some(done) = part.take() {
         events += done.finish(progress)?;
@@ -434,7 +516,10 @@ pub fn generate(dir: &Path, end: DateTime<Utc>, progress: &mut dyn FnMut(&str)) 
 
     requests.sort_unstable();
     write_labels(&data.join("labels.parquet"), &requests, &users, &ids)?;
-    progress(&format!("wrote {} label rows to data/labels.parquet", requests.len()));
+    progress(&format!(
+        "wrote {} label rows to data/labels.parquet",
+        requests.len()
+    ));
 
     Ok(DatasetSummary {
         users: USERS,
@@ -465,7 +550,10 @@ fn write_users(path: &Path, users: &[User], ids: &[String], start: DateTime<Utc>
 fn write_plans(path: &Path) -> Result<()> {
     let mut text = String::new();
     for plan in &PLANS {
-        text.push_str(&format!("{{\"plan\":\"{}\",\"monthly_price\":{}}}\n", plan.name, plan.monthly_price));
+        text.push_str(&format!(
+            "{{\"plan\":\"{}\",\"monthly_price\":{}}}\n",
+            plan.name, plan.monthly_price
+        ));
     }
     fs_err::write(path, text)?;
     Ok(())
@@ -473,7 +561,9 @@ fn write_plans(path: &Path) -> Result<()> {
 
 fn parquet_properties() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("level 1 is valid"),
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP))
         .set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from("user_id"), false)
         .build()
@@ -502,7 +592,12 @@ impl EventsPart {
         let file = fs_err::File::create(&path)?;
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(parquet_properties()))
             .with_context(|| format!("writing `{}`", path.display()))?;
-        Ok(EventsPart { path, schema, writer, rows: 0 })
+        Ok(EventsPart {
+            path,
+            schema,
+            writer,
+            rows: 0,
+        })
     }
 
     fn write(&mut self, events: &[Event], ids: &[String]) -> Result<()> {
@@ -543,7 +638,12 @@ impl EventsPart {
     }
 }
 
-fn write_labels(path: &Path, requests: &[(i64, u32)], users: &[User], ids: &[String]) -> Result<()> {
+fn write_labels(
+    path: &Path,
+    requests: &[(i64, u32)],
+    users: &[User],
+    ids: &[String],
+) -> Result<()> {
     let horizon = HORIZON_DAYS * MICROS_PER_DAY;
     let mut user_id = StringBuilder::with_capacity(requests.len(), requests.len() * 7);
     let mut time = TimestampMicrosecondBuilder::with_capacity(requests.len());
@@ -561,12 +661,18 @@ fn write_labels(path: &Path, requests: &[(i64, u32)], users: &[User], ids: &[Str
         Field::new("time", timestamp_type(), false),
         Field::new("label", DataType::Int64, false),
     ]));
-    let columns: Vec<ArrayRef> = vec![Arc::new(user_id.finish()), Arc::new(time.finish()), Arc::new(label.finish())];
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(user_id.finish()),
+        Arc::new(time.finish()),
+        Arc::new(label.finish()),
+    ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let file = fs_err::File::create(path)?;
     let mut writer = ArrowWriter::try_new(file, schema, Some(parquet_properties()))
         .with_context(|| format!("writing `{}`", path.display()))?;
-    writer.write(&batch).with_context(|| format!("writing `{}`", path.display()))?;
+    writer
+        .write(&batch)
+        .with_context(|| format!("writing `{}`", path.display()))?;
     writer
         .into_inner()
         .with_context(|| format!("writing `{}`", path.display()))?
@@ -579,7 +685,11 @@ fn folder_bytes(dir: &Path) -> Result<u64> {
     for entry in fs_err::read_dir(dir)? {
         let entry = entry?;
         let meta = entry.metadata()?;
-        total += if meta.is_dir() { folder_bytes(&entry.path())? } else { meta.len() };
+        total += if meta.is_dir() {
+            folder_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
     }
     Ok(total)
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use presage_serve::AppState;
 
@@ -29,33 +29,50 @@ pub fn quickstart(dir: &Path, addr: SocketAddr, no_serve: bool, no_run: bool) ->
         write_project(dir)?;
     }
     if no_run {
-        println!("wrote the example project to `{}`; next: cd {} && presage run {JOB}", dir.display(), dir.display());
+        println!(
+            "wrote the example project to `{}`; next: cd {} && presage run {JOB}",
+            dir.display(),
+            dir.display()
+        );
         return Ok(());
     }
     let config = Config::load(&config_path)?;
     let started = Instant::now();
     let outcome = super::run::run(&config, JOB, None, false)?;
-    eprintln!("quickstart: run took {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "quickstart: run took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     let store = config.store();
     let example_key = store
         .load(JOB, outcome.manifest.id)?
         .lookup()
         .iter()
-        .next()
-        .map(|(key, _)| key.to_string())
+        .find_map(|entry| entry.ok().map(|(key, _)| key.to_string()))
         .context("the published version is empty")?;
     if no_serve {
-        println!("next: cd {} && presage serve, then curl http://{addr}/v1/jobs/{JOB}/predictions/{example_key}", dir.display());
+        println!(
+            "next: cd {} && presage serve, then curl http://{addr}/v1/jobs/{JOB}/predictions/{example_key}",
+            dir.display()
+        );
         return Ok(());
     }
     let jobs = config.jobs.values().map(|j| j.serve.clone()).collect();
     let state = AppState::new(store, jobs, None);
-    super::runtime()?.block_on(super::serve::serve_state(state, addr, None, Some((JOB.to_owned(), example_key))))
+    super::runtime()?.block_on(super::serve::serve_state(
+        state,
+        addr,
+        None,
+        Some((JOB.to_owned(), example_key)),
+    ))
 }
 
 fn write_project(dir: &Path) -> Result<()> {
     if dir.exists() && fs_err::read_dir(dir)?.next().is_some() {
-        bail!("`{}` exists and is not empty; pass `--dir` with a new folder", dir.display());
+        bail!(
+            "`{}` exists and is not empty; pass `--dir` with a new folder",
+            dir.display()
+        );
     }
     let started = Instant::now();
     fs_err::create_dir_all(dir.join("models"))?;
