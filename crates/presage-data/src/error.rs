@@ -1,0 +1,118 @@
+use std::path::PathBuf;
+
+/// Why a source could not be read or a feature query could not run.
+///
+/// Every variant names the source or query it is about, and the file where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A source's path matches no file.
+    #[error("source `{source_name}`: no file matches `{}`", path.display())]
+    NoFiles {
+        /// The source's name.
+        source_name: String,
+        /// The configured path.
+        path: PathBuf,
+    },
+    /// A source's glob pattern is malformed.
+    #[error("source `{source_name}`: bad glob pattern `{pattern}`: {message}")]
+    BadGlob {
+        /// The source's name.
+        source_name: String,
+        /// The pattern as configured.
+        pattern: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The file format could not be told from the extension.
+    #[error(
+        "source `{source_name}`: cannot tell the format of `{}` from its extension; set `format = \"parquet\" | \"csv\" | \"json\"`",
+        path.display()
+    )]
+    UnknownFormat {
+        /// The source's name.
+        source_name: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A source's files are of different formats.
+    #[error(
+        "source `{source_name}`: `{}` is {found} but `{}` is {first}; one source holds one format",
+        path.display(),
+        first_path.display()
+    )]
+    MixedFormats {
+        /// The source's name.
+        source_name: String,
+        /// The first file.
+        first_path: PathBuf,
+        /// Its format.
+        first: &'static str,
+        /// A file of another format.
+        path: PathBuf,
+        /// Its format.
+        found: &'static str,
+    },
+    /// A file could not be read as its format (its schema could not be read).
+    #[error("source `{source_name}`: cannot read `{}` as {format}: {message}", path.display())]
+    Unreadable {
+        /// The source's name.
+        source_name: String,
+        /// The file.
+        path: PathBuf,
+        /// The format it was read as.
+        format: &'static str,
+        /// The reader's error.
+        message: String,
+    },
+    /// Listing or statting a source's files failed.
+    #[error("source `{source_name}`: `{}`: {source}", path.display())]
+    Io {
+        /// The source's name.
+        source_name: String,
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A feature query does not parse or plan (syntax, unknown table or column, types).
+    #[error("feature SQL of `{query}`: {message}")]
+    Sql {
+        /// The feature set (or check) the SQL belongs to.
+        query: String,
+        /// DataFusion's message.
+        message: String,
+    },
+    /// A feature query failed while running (a bad file, a failed cast, a full disk).
+    #[error("feature SQL of `{query}` failed while running: {message}")]
+    Execution {
+        /// The feature set (or check) the SQL belongs to.
+        query: String,
+        /// DataFusion's message.
+        message: String,
+    },
+    /// The SQL uses a `{{placeholder}}` presage does not know.
+    #[error(
+        "feature SQL of `{query}`: unknown placeholder `{{{{{name}}}}}`; known: {{{{as_of}}}}, {{{{now}}}}"
+    )]
+    UnknownPlaceholder {
+        /// The feature set.
+        query: String,
+        /// The placeholder's name.
+        name: String,
+    },
+    /// The SQL opens a `{{` it never closes.
+    #[error("feature SQL of `{query}`: `{{{{` at byte {offset} is never closed with `}}}}`")]
+    UnclosedPlaceholder {
+        /// The feature set.
+        query: String,
+        /// Where the `{{` is.
+        offset: usize,
+    },
+    /// Two sources share a name (table names are case-insensitive in SQL).
+    #[error("source `{name}` is defined twice")]
+    DuplicateSource {
+        /// The name.
+        name: String,
+    },
+}

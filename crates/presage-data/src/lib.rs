@@ -1,0 +1,13 @@
+//! Sources and feature SQL: named tables over Parquet, CSV and NDJSON files (a file, a
+//! folder or a glob), registered in a DataFusion session, and feature queries rendered
+//! with their point-in-time cutoffs (`{{as_of}}`, `{{now}}`).
+
+mod error;
+mod render;
+mod session;
+mod source;
+
+pub use error::DataError;
+pub use render::{Cutoffs, render_sql, timestamp_literal};
+pub use session::{FeatureQuery, FeatureSession, stream_error};
+pub use source::{SourceFingerprint, SourceFormat, SourceSpec, fingerprint};
