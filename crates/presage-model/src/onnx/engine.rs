@@ -57,10 +57,15 @@ impl LabelIndex {
             )));
         }
         match self {
-            LabelIndex::Str(map) => plain::<String>(labels)?
-                .iter()
-                .map(|l| map.get(l).copied().ok_or_else(|| unknown(l.clone())))
-                .collect(),
+            LabelIndex::Str(map) if labels.datum_type() == String::datum_type() => {
+                plain::<String>(labels)?
+                    .iter()
+                    .map(|l| map.get(l).copied().ok_or_else(|| unknown(l.clone())))
+                    .collect()
+            }
+            // A classifier whose string labels were replaced by their indices at load
+            // (see `onnx::index_string_labels`).
+            LabelIndex::Str(map) => LabelIndex::Dense(map.len()).indices(labels, rows),
             LabelIndex::Dense(n) => {
                 let ints = labels.cast_to::<i64>().map_err(tract_error)?;
                 plain::<i64>(&ints)?

@@ -18,7 +18,7 @@ mod support;
 use std::path::Path;
 
 use prost::Message;
-use tract_onnx::pb::ModelProto;
+use tract_onnx::pb::{ModelProto, NodeProto};
 use tract_onnx::prelude::*;
 
 use crate::{Model, ModelError, ModelFormat, ModelInfo};
@@ -48,8 +48,9 @@ pub(crate) fn load(bytes: &[u8], origin: &Path) -> Result<Box<dyn Model>, ModelE
     let input = signature::find_input(graph, origin)?;
 
     let model_dir = origin.parent().and_then(Path::to_str);
+    let indexed = index_string_labels(&proto);
     let parsed = framework
-        .parse(&proto, model_dir)
+        .parse(indexed.as_ref().unwrap_or(&proto), model_dir)
         .map_err(|e| not_a_model(format!("{e:#}")))?;
     if let Some(name) = parsed.unresolved_inputs.first() {
         return Err(not_a_model(format!(
@@ -74,6 +75,46 @@ pub(crate) fn load(bytes: &[u8], origin: &Path) -> Result<Box<dyn Model>, ModelE
         task,
     };
     Ok(Box::new(engine::TractModel::new(info, plan, outputs)))
+}
+
+/// Replaces the string class labels of `LinearClassifier` nodes with their indices.
+///
+/// tract's `LinearClassifier` only produces numeric labels; the strings are read from
+/// the original graph by [`signature::find_outputs`] and each index is mapped back to
+/// its string when scores are read. `None` when no node has string labels.
+fn index_string_labels(original: &ModelProto) -> Option<ModelProto> {
+    let has_strings = |n: &NodeProto| {
+        n.op_type == "LinearClassifier"
+            && n.attribute
+                .iter()
+                .any(|a| a.name == "classlabels_strings" && !a.strings.is_empty())
+    };
+    if !original.graph.as_ref()?.node.iter().any(has_strings) {
+        return None;
+    }
+    let mut proto = original.clone();
+    let graph = proto.graph.as_mut()?;
+    for node in graph
+        .node
+        .iter_mut()
+        .filter(|n| n.op_type == "LinearClassifier")
+    {
+        let Some(at) = node
+            .attribute
+            .iter()
+            .position(|a| a.name == "classlabels_strings" && !a.strings.is_empty())
+        else {
+            continue;
+        };
+        let mut attribute = node.attribute.remove(at);
+        let classes = attribute.strings.len() as i64;
+        attribute.name = "classlabels_ints".to_owned();
+        attribute.strings.clear();
+        attribute.ints = (0..classes).collect();
+        attribute.r#type = tract_onnx::pb::attribute_proto::AttributeType::Ints as i32;
+        node.attribute.push(attribute);
+    }
+    Some(proto)
 }
 
 /// tract's ONNX front end with presage's additional operators registered.

@@ -149,7 +149,8 @@ enum Role {
 
 fn role(fact: &TypedFact) -> Role {
     match fact.datum_type {
-        DatumType::I64 | DatumType::I32 | DatumType::String => Role::Label,
+        // tract types integer tensors it derives from shapes (argmax over a class axis) as TDim.
+        DatumType::I64 | DatumType::I32 | DatumType::TDim | DatumType::String => Role::Label,
         DatumType::F32 => Role::Float,
         _ => Role::Other,
     }
@@ -239,11 +240,12 @@ pub(super) fn find_outputs(
                     ),
                 ));
             }
-            if matches!(classes, ClassLabels::Str(_)) != string_labels {
+            // Integer labels with string classes are indices (`onnx::index_string_labels`).
+            if string_labels && !matches!(classes, ClassLabels::Str(_)) {
                 return Err(misfit(
                     origin,
                     format!(
-                        "label output `{}` is {:?} but the class labels are not",
+                        "label output `{}` is {:?} but the class labels are integers",
                         name(*label),
                         facts[*label].datum_type
                     ),

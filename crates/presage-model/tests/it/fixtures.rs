@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use presage_model::{ClassLabels, Model, Scores, Task};
+use presage_model::{ClassLabels, Scores, Task};
 use serde_json::Value;
 
 /// Mismatches listed per model file and output before the rest are only counted.
@@ -104,7 +104,9 @@ impl Tolerance {
 
 /// Reads every batch of a Parquet file into one.
 fn read_parquet(path: &Path) -> Result<RecordBatch, String> {
-    let file = fs_err::File::open(path).map_err(|e| e.to_string())?;
+    let file = fs_err::File::open(path)
+        .map_err(|e| e.to_string())?
+        .into_file();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.build())
         .map_err(|e| format!("reading `{}`: {e}", path.display()))?;
@@ -458,11 +460,11 @@ fn check_fixture(dir: &Path) -> Vec<Report> {
             }];
         }
     };
-    let named = |wanted: &str, list: &[String]| {
+    fn named<'a>(wanted: &str, list: &'a [String]) -> Option<&'a str> {
         list.iter()
             .find(|o| o.as_str() == wanted)
             .map(String::as_str)
-    };
+    }
     let onnx = if meta.classification {
         ExpectedColumns {
             label: named("label", &meta.onnx_outputs).or(Some("label")),
