@@ -415,7 +415,7 @@ mod tests {
     fn parses_arrays_and_inline() {
         let (a, used) = args(parse(b"*2\r\n$3\r\nGET\r\n$7\r\nchurn:1\r\n*1\r\n"));
         assert_eq!(a, ["GET", "churn:1"]);
-        assert_eq!(used, 24);
+        assert_eq!(used, 26);
         assert!(matches!(
             parse(b"*2\r\n$3\r\nGET\r\n$7\r\nchu"),
             Parsed::Incomplete

@@ -156,9 +156,8 @@ fn main() {
     }
     {
         let env = open_lmdb(&lmdb_path);
+        let db = lmdb_database(&env);
         let rtxn = env.read_txn().unwrap();
-        let db: heed::Database<heed::types::Bytes, heed::types::Bytes> =
-            env.open_database(&rtxn, None).unwrap().unwrap();
         let get = |key: &str| -> Option<f32> {
             let value = db.get(&rtxn, key.as_bytes()).unwrap()?;
             Some(f32::from_le_bytes(value[..4].try_into().unwrap()))
@@ -330,11 +329,31 @@ fn open_lmdb(path: &Path) -> heed::Env {
     .unwrap()
 }
 
+type LmdbDatabase<'e> = heed::Database<'e, heed::types::Bytes, heed::types::Bytes>;
+
+/// The unnamed database of an existing environment.
+fn lmdb_database(env: &heed::Env) -> LmdbDatabase<'_> {
+    env.open_databases_and_commit(env.read_txn().unwrap(), |opener, rtxn| {
+        opener
+            .open_database(rtxn, None)
+            .map(heed::CommitOrAbort::<_, ()>::Commit)
+    })
+    .unwrap()
+    .unwrap_commit()
+    .expect("the unnamed database exists")
+}
+
 fn build_lmdb(path: &Path, batches: &[(ArrayRef, Vec<ArrayRef>)]) -> u64 {
     let env = open_lmdb(path);
+    let db: LmdbDatabase<'_> = env
+        .create_databases_and_commit(env.write_txn().unwrap(), |opener, wtxn| {
+            opener
+                .create_database(wtxn, None)
+                .map(heed::CommitOrAbort::<_, ()>::Commit)
+        })
+        .unwrap()
+        .unwrap_commit();
     let mut wtxn = env.write_txn().unwrap();
-    let db: heed::Database<heed::types::Bytes, heed::types::Bytes> =
-        env.create_database(&mut wtxn, None).unwrap();
     for (keys, columns) in batches {
         let keys = keys.as_string::<i32>();
         for row in 0..keys.len() {
@@ -438,9 +457,8 @@ fn child(args: &[String]) {
                     .open(path)
             }
             .unwrap();
+            let db = lmdb_database(&env);
             let rtxn = env.read_txn().unwrap();
-            let db: heed::Database<heed::types::Bytes, heed::types::Bytes> =
-                env.open_database(&rtxn, None).unwrap().unwrap();
             db.get(&rtxn, key.as_bytes())
                 .unwrap()
                 .map(|v| black_box(v[0]))

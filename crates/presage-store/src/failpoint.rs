@@ -4,9 +4,12 @@
 //! prints `paused at <point>` to stderr and sleeps, so a test can kill it there with
 //! SIGKILL and check that nothing half-written became visible.
 
+/// The environment variable that names the point to pause at.
+pub const ENV: &str = "PRESAGE_TEST_PAUSE";
+
 /// Pauses here when `PRESAGE_TEST_PAUSE` names this point.
 pub fn pause(point: &str) {
-    if std::env::var("PRESAGE_TEST_PAUSE").is_ok_and(|p| p == point) {
+    if std::env::var(ENV).is_ok_and(|p| p == point) {
         eprintln!("paused at {point}");
         std::thread::sleep(std::time::Duration::from_secs(120));
     }

@@ -12,4 +12,5 @@ pub const PRESAGE_ADDR: &str = "PRESAGE_ADDR";
 pub const PRESAGE_RESP_ADDR: &str = "PRESAGE_RESP_ADDR";
 /// Tests only: pause a run at a named point so it can be killed there
 /// (`scoring`, `publish`); see `presage_store::failpoint`.
-pub const PRESAGE_TEST_PAUSE: &str = "PRESAGE_TEST_PAUSE";
+#[allow(dead_code)] // read inside presage-store; listed here so every variable is in one place
+pub const PRESAGE_TEST_PAUSE: &str = presage_store::failpoint::ENV;

@@ -168,7 +168,7 @@ pub(crate) enum KeyValue<'a> {
     Str(&'a str),
     Int(i64),
     /// An unsigned key above `i64::MAX`.
-    OutOfRange(u64),
+    OutOfRange,
 }
 
 impl<'a> KeyColumn<'a> {
@@ -210,7 +210,7 @@ impl<'a> KeyColumn<'a> {
             KeyColumn::U32(a) => KeyValue::Int(i64::from(a.value(row))),
             KeyColumn::U64(a) => {
                 let value = a.value(row);
-                i64::try_from(value).map_or(KeyValue::OutOfRange(value), KeyValue::Int)
+                i64::try_from(value).map_or(KeyValue::OutOfRange, KeyValue::Int)
             }
         }
     }

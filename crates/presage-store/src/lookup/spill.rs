@@ -114,7 +114,7 @@ impl Entries {
         mut self,
         mut lay_out: impl FnMut(&[Entry]) -> Result<(), LookupError>,
     ) -> Result<(), LookupError> {
-        let Some(spill) = self.spill.take() else {
+        let Some(spill) = &self.spill else {
             let mut memory = std::mem::take(&mut self.memory);
             memory.sort_unstable();
             return lay_out(&memory);
@@ -132,9 +132,10 @@ impl Entries {
             }
             run.extend_from_slice(buffer);
             run.sort_unstable();
+            // On an error the spill file is removed by `drop`.
             lay_out(&run)?;
         }
-        drop(spill);
+        self.spill = None;
         remove_spill(&self.spill_path)
     }
 }

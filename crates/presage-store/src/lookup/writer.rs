@@ -265,7 +265,7 @@ impl LookupWriter {
                     key_hash(HASH_SEED, &bytes)
                 }
                 // Checked above; unreachable for a batch that got here.
-                KeyValue::OutOfRange(_) => 0,
+                KeyValue::OutOfRange => 0,
             };
             let bitmap = buf.len();
             buf.resize(bitmap + self.null_bytes, 0);
