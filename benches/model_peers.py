@@ -9,6 +9,7 @@ rows/s and the presage/peer ratio (medians of --runs runs):
   bench_xgb_500x8 model.json  presage vs XGBoost Booster.inplace_predict (nthread matched)
   a LightGBM model trained here (500 trees, num_leaves 255, 50 features)
                   model.txt   presage vs LightGBM Booster.predict (num_threads matched)
+  sk_mlp_classifier model.onnx presage (tract) vs onnxruntime, the non-tree case
 
 Rows: input.parquet of the benchmark fixture resampled with noise (seeded, so every
 run scores the same matrix). Each peer's predictions are compared with presage's.
@@ -35,9 +36,9 @@ BENCH = os.path.join(FIXTURES, "bench_xgb_500x8")
 SEED = 20240601
 
 
-def generate_rows(n):
+def generate_rows(n, fixture=BENCH):
     """The fixture's 2000 rows resampled with 5% per-feature noise; NaNs kept."""
-    table = pq.read_table(os.path.join(BENCH, "input.parquet"))
+    table = pq.read_table(os.path.join(fixture, "input.parquet"))
     cols = [c for c in table.column_names if c.startswith("f")]
     base = np.column_stack([table.column(c).to_numpy() for c in cols]).astype(np.float32)
     rng = np.random.default_rng(SEED)
@@ -87,21 +88,28 @@ def run_presage(model, rows_file, n_features, runs, threads, predictions):
     return results, np.fromfile(predictions, dtype=np.float32)
 
 
-def peers(X, onnx_path, json_path, txt_path, runs, threads):
+def onnxruntime_rate(X, path, runs, t):
+    """rows/s and the headline number per row (as the score bench writes it)."""
     import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = t
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    sec, res = timed(lambda: sess.run(None, {name: X}), runs)
+    probabilities = np.asarray(res[1])
+    column = 1 if probabilities.shape[1] == 2 else 0
+    return len(X) / sec, probabilities[:, column]
+
+
+def peers(X, onnx_path, json_path, txt_path, runs, threads):
     import xgboost as xgb
     import lightgbm as lgb
     n = len(X)
     out = {}
     for t in threads:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = t
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-        sec, res = timed(lambda: sess.run(None, {name: X}), runs)
-        out[("onnx", t)] = (n / sec, np.asarray(res[1])[:, 1])
+        out[("onnx", t)] = onnxruntime_rate(X, onnx_path, runs, t)
 
         booster = xgb.Booster()
         booster.load_model(json_path)
@@ -147,6 +155,18 @@ def main():
                                     os.path.join(tmp, f"presage_{key}.f32"))
         print("peers ...", file=sys.stderr)
         theirs = peers(X, models["onnx"][0], models["json"][0], txt_path, a.runs, threads)
+
+        mlp = os.path.join(FIXTURES, "sk_mlp_classifier")
+        X_mlp = generate_rows(a.rows, mlp)
+        mlp_rows = os.path.join(tmp, "mlp.f32")
+        X_mlp.tofile(mlp_rows)
+        models["mlp"] = (os.path.join(mlp, "model.onnx"), "sk_mlp_classifier `model.onnx`",
+                         f"onnxruntime {onnxruntime.__version__}")
+        print("presage and onnxruntime on the MLP ...", file=sys.stderr)
+        ours["mlp"] = run_presage(models["mlp"][0], mlp_rows, X_mlp.shape[1], a.runs, threads,
+                                  os.path.join(tmp, "presage_mlp.f32"))
+        for t in threads:
+            theirs[("mlp", t)] = onnxruntime_rate(X_mlp, models["mlp"][0], a.runs, t)
 
     print(f"\n{a.rows:,} rows × {X.shape[1]} features, median of {a.runs} runs; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores\n")

@@ -77,10 +77,10 @@ pub async fn run(
         },
     };
     // A job name that cannot be a folder fails here too; the run's own error matters more.
-    if let Err(record_error) = store.record_run(&spec.name, &record) {
-        if result.is_ok() {
-            return Err(record_error.into());
-        }
+    if let Err(record_error) = store.record_run(&spec.name, &record)
+        && result.is_ok()
+    {
+        return Err(record_error.into());
     }
     result
 }
@@ -325,14 +325,14 @@ fn key_column(
     rows_before: u64,
 ) -> Result<ArrayRef, JobError> {
     let column = batch.column(index);
-    if let Some(nulls) = column.nulls() {
-        if let Some(row) = (0..column.len()).find(|&i| nulls.is_null(i)) {
-            return Err(JobError::NullKey {
-                query: spec.features.name.clone(),
-                column: spec.features.key.clone(),
-                row: rows_before + row as u64,
-            });
-        }
+    if let Some(nulls) = column.nulls()
+        && let Some(row) = (0..column.len()).find(|&i| nulls.is_null(i))
+    {
+        return Err(JobError::NullKey {
+            query: spec.features.name.clone(),
+            column: spec.features.key.clone(),
+            row: rows_before + row as u64,
+        });
     }
     if column.data_type() == key_type {
         return Ok(column.clone());

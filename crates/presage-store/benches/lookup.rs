@@ -32,7 +32,7 @@ const BATCH_ROWS: usize = 65_536;
 const SAMPLE: usize = 1_000_000;
 /// Lookups timed one by one for the latency percentiles.
 const LATENCY_SAMPLE: usize = 200_000;
-const MISS_SALT: u64 = 0x5eed_0f_a11_5a17;
+const MISS_SALT: u64 = 0x0005_eed0_fa11_5a17;
 const MAP_SIZE: usize = 16 << 30;
 
 type Table = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;

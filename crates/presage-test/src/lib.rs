@@ -158,10 +158,10 @@ impl Drop for ChildProcess {
 pub fn wait_http_ok(url: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(resp) = ureq::get(url).call() {
-            if resp.status() == 200 {
-                return;
-            }
+        if let Ok(resp) = ureq::get(url).call()
+            && resp.status() == 200
+        {
+            return;
         }
         assert!(
             Instant::now() < deadline,

@@ -125,7 +125,7 @@ impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config> {
         let text = fs_err::read_to_string(path).with_context(|| {
-            format!("reading config; run `presage quickstart` for an example project, or pass `--config FILE`")
+            "reading config; run `presage quickstart` for an example project, or pass `--config FILE`".to_string()
         })?;
         Config::parse(path, &text)
     }
@@ -140,6 +140,9 @@ impl Config {
         } else {
             base
         };
+        // Absolute, so manifests and source fingerprints do not depend on the working
+        // directory a run was started from.
+        let base = std::path::absolute(&base).unwrap_or(base);
         let resolve = |p: &Path| {
             if p.is_absolute() {
                 p.to_path_buf()
@@ -208,19 +211,19 @@ impl Config {
                 ("max_null_fraction", job.checks.max_null_fraction),
                 ("max_psi", job.checks.max_psi),
             ] {
-                if let Some(v) = value {
-                    if !(v >= 0.0) || (check == "max_null_fraction" && v > 1.0) {
-                        bail!(
-                            "{}: `{v}` is out of range; expected {} ({})",
-                            field(&format!("checks.{check}")),
-                            if check == "max_null_fraction" {
-                                "0.0 to 1.0"
-                            } else {
-                                "0.0 or more"
-                            },
-                            in_file()
-                        );
-                    }
+                if let Some(v) = value
+                    && ((v.is_nan() || v < 0.0) || (check == "max_null_fraction" && v > 1.0))
+                {
+                    bail!(
+                        "{}: `{v}` is out of range; expected {} ({})",
+                        field(&format!("checks.{check}")),
+                        if check == "max_null_fraction" {
+                            "0.0 to 1.0"
+                        } else {
+                            "0.0 or more"
+                        },
+                        in_file()
+                    );
                 }
             }
             let spec = JobSpec {

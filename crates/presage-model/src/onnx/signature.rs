@@ -96,11 +96,10 @@ pub(super) fn find_input(graph: &GraphProto, origin: &Path) -> Result<Input, Mod
         }
     };
     let name = input.name.clone();
-    let tensor = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-        Some(type_proto::Value::TensorType(tensor)) => tensor,
-        None => {
-            return Err(misfit(origin, format!("input `{name}` is not a tensor")));
-        }
+    let Some(type_proto::Value::TensorType(tensor)) =
+        input.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        return Err(misfit(origin, format!("input `{name}` is not a tensor")));
     };
     if tensor.elem_type != ONNX_FLOAT {
         return Err(misfit(

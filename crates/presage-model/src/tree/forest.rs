@@ -104,8 +104,8 @@ impl CategoryTest {
     /// The category of `x` (not NaN), if it is one for this format.
     fn category(&self, x: f32) -> Option<u32> {
         match self.flavor {
-            CategoryFlavor::Xgboost => (0.0..16_777_216.0).contains(&x).then(|| x as u32),
-            CategoryFlavor::Lightgbm => (x > -1.0 && x < 2_147_483_648.0).then(|| x as u32),
+            CategoryFlavor::Xgboost => (0.0..16_777_216.0).contains(&x).then_some(x as u32),
+            CategoryFlavor::Lightgbm => (x > -1.0 && x < 2_147_483_648.0).then_some(x as u32),
         }
     }
 

@@ -51,7 +51,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(Forest, Spec), String> {
             None => header.insert(line, ""),
         };
     }
-    if header.get("tree").is_none() && header.get("version").is_none() {
+    if !header.contains_key("tree") && !header.contains_key("version") {
         return Err("missing the `tree` / `version=` header of a LightGBM model".into());
     }
     let max_feature: i64 = header_number(&header, "max_feature_idx")?;
@@ -365,7 +365,7 @@ fn numerical_test(t: f64, missing: i8, default_left: bool) -> Result<(Test, bool
                 below_band
             };
             let nan_right = if missing == 0 {
-                !(0.0 <= t)
+                t.is_nan() || t < 0.0
             } else {
                 !default_left
             };
@@ -405,7 +405,7 @@ mod tests {
         if (missing == 1 && is_zero) || (missing == 2 && v.is_nan()) {
             return !default_left;
         }
-        !(v <= t)
+        v.is_nan() || v > t
     }
 
     #[test]

@@ -611,7 +611,7 @@ fn parse_ensemble(
                 )
             })?;
         weight_classes.insert(slot);
-        all_positive &= !(w_values[k] < 0.0);
+        all_positive &= w_values[k].is_nan() || w_values[k] >= 0.0;
         // onnxruntime ignores weights on internal nodes.
         if raw[at].mode == Mode::Leaf {
             let v = if double {

@@ -368,10 +368,10 @@ fn check_model_into(
             expected.num_rows()
         ));
     }
-    if let Some(expected_keys) = expected.column_by_name("key") {
-        if label_rows(expected_keys)? != keys {
-            return Err(format!("`{expected_file}` keys are not in input order"));
-        }
+    if let Some(expected_keys) = expected.column_by_name("key")
+        && label_rows(expected_keys)? != keys
+    {
+        return Err(format!("`{expected_file}` keys are not in input order"));
     }
     match &info.task {
         Task::Classifier { classes } => {

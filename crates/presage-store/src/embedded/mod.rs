@@ -88,10 +88,10 @@ impl EmbeddedStore {
         let mut ids = Vec::new();
         for entry in entries {
             let entry = entry?;
-            if let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
-                if entry.path().join(MANIFEST).is_file() {
-                    ids.push(id);
-                }
+            if let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok())
+                && entry.path().join(MANIFEST).is_file()
+            {
+                ids.push(id);
             }
         }
         ids.sort();

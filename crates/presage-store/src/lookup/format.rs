@@ -180,7 +180,7 @@ impl Header {
             Some(end) if end <= self.index_offset && self.index_offset - end < 8 => {}
             _ => return bad("the data section is out of place"),
         }
-        if self.index_offset % 8 != 0 || index_end != Some(self.file_len) {
+        if !self.index_offset.is_multiple_of(8) || index_end != Some(self.file_len) {
             return bad("the index section is out of place");
         }
         if self.home_slots == 0 || self.table_slots < self.home_slots || self.rows > self.home_slots

@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use arrow::array::RecordBatch;
-use arrow::datatypes::{Field, Schema};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use presage_data::{FeatureSession, SourceSpec, stream_error};
@@ -69,10 +70,21 @@ pub fn score(
             &schema,
             &input_names,
         )?;
-        let mut fields: Vec<Field> = key_index
-            .map(|i| schema.field(i).clone())
-            .into_iter()
-            .collect();
+        // DataFusion reads Parquet strings as views; the output uses plain strings,
+        // which every Parquet reader maps to its usual string type.
+        let key_field = key_index.map(|i| {
+            let field = schema.field(i);
+            match field.data_type() {
+                DataType::Utf8View | DataType::LargeUtf8 => {
+                    field.clone().with_data_type(DataType::Utf8)
+                }
+                DataType::BinaryView | DataType::LargeBinary => {
+                    field.clone().with_data_type(DataType::Binary)
+                }
+                _ => field.clone(),
+            }
+        });
+        let mut fields: Vec<Field> = key_field.iter().cloned().collect();
         fields.extend(scorer.outputs().iter().map(OutputField::arrow_field));
         let out_schema = Arc::new(Schema::new(fields));
         let file = fs_err::File::create(&output)?;
@@ -82,10 +94,10 @@ pub fn score(
         let mut rows = 0u64;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| stream_error("input", &e))?;
-            let mut columns = key_index
-                .map(|i| batch.column(i).clone())
-                .into_iter()
-                .collect::<Vec<_>>();
+            let mut columns = Vec::with_capacity(out_schema.fields().len());
+            if let (Some(i), Some(field)) = (key_index, &key_field) {
+                columns.push(cast(batch.column(i), field.data_type())?);
+            }
             columns.extend(tokio::task::block_in_place(|| scorer.score(&batch))?);
             writer
                 .write(&RecordBatch::try_new(out_schema.clone(), columns)?)

@@ -76,8 +76,9 @@ pub fn status(config: &Config, as_json: bool) -> Result<()> {
         println!(
             "{:<16} {:>7} {:>10}  {:<20} {:>10} {:>8}  {:<7}  {last}",
             r["job"].as_str().unwrap_or(""),
-            r["version"],
-            r["rows"],
+            // `Value`'s Display ignores widths.
+            r["version"].to_string(),
+            r["rows"].to_string(),
             computed.get(..19).unwrap_or(computed),
             super::human_age(r["age_seconds"].as_f64().unwrap_or(0.0)),
             max_age,
