@@ -27,9 +27,65 @@ impl Status {
     }
 }
 
+/// What a job answers from a version older than its `max_age`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStale {
+    /// The stale prediction, marked `"status": "stale"`.
+    #[default]
+    Serve,
+    /// The job's `default` prediction (`"status": "default"`), as for an unknown key.
+    Default,
+    /// No prediction: HTTP 503 (a Redis-protocol error) stating the version's age.
+    Error,
+}
+
+/// A job with `on_stale = "error"` whose version is older than `max_age`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaleRefusal {
+    /// The job.
+    pub job: String,
+    /// The version it would have answered from.
+    pub version: u64,
+    /// That version's age.
+    pub age_seconds: f64,
+    /// The job's `max_age`.
+    pub max_age_seconds: f64,
+}
+
+impl std::fmt::Display for StaleRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "job `{}` version {} is {:.0} s old, older than its max_age of {:.0} s (on_stale = \"error\")",
+            self.job, self.version, self.age_seconds, self.max_age_seconds
+        )
+    }
+}
+
+/// `Some` when `job` refuses to answer from `version` at `now` because it is stale.
+pub fn refuse_stale(
+    job: &ServeJob,
+    version: &LoadedVersion,
+    now: DateTime<Utc>,
+) -> Option<StaleRefusal> {
+    if job.on_stale != OnStale::Error {
+        return None;
+    }
+    let manifest = version.manifest();
+    let staleness = Staleness::at(manifest.created_at, job.max_age, now);
+    (staleness.freshness == Freshness::Stale).then(|| StaleRefusal {
+        job: job.name.clone(),
+        version: manifest.id.0,
+        age_seconds: staleness.age_seconds,
+        max_age_seconds: job.max_age.map_or(0.0, |d| d.as_secs_f64()),
+    })
+}
+
 /// Writes the answer document for `key` into `out`: the prediction with `version`,
 /// `computed_at`, `features_as_of`, `age_seconds` and `status`. `None` (nothing
-/// written) when the key is unknown and the job has no default.
+/// written) when the key is unknown and the job has no default. A stale version is
+/// answered as `on_stale` says; callers check [`refuse_stale`] first.
 pub fn write_answer(
     job: &ServeJob,
     version: &LoadedVersion,
@@ -42,11 +98,11 @@ pub fn write_answer(
     out.extend_from_slice(b"{\"key\":");
     write_json_str(out, key);
     out.extend_from_slice(b",\"prediction\":");
-    let status = if version.write_prediction_json(key, out) {
-        match Staleness::at(manifest.created_at, job.max_age, now).freshness {
-            Freshness::Fresh => Status::Fresh,
-            Freshness::Stale => Status::Stale,
-        }
+    let staleness = Staleness::at(manifest.created_at, job.max_age, now);
+    let stale = staleness.freshness == Freshness::Stale;
+    let default_instead = stale && job.on_stale == OnStale::Default;
+    let status = if !default_instead && version.write_prediction_json(key, out) {
+        if stale { Status::Stale } else { Status::Fresh }
     } else if let Some(default) = &job.default {
         serde_json::to_writer(&mut *out, default).expect("writing to a Vec");
         Status::Default
@@ -54,7 +110,6 @@ pub fn write_answer(
         out.truncate(start);
         return None;
     };
-    let staleness = Staleness::at(manifest.created_at, job.max_age, now);
     out.extend_from_slice(b",\"version\":");
     out.extend_from_slice(manifest.id.to_string().as_bytes());
     out.extend_from_slice(b",\"computed_at\":\"");

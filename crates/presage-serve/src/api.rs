@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::ApiError;
-use crate::answer::{Status, write_answer};
+use crate::answer::{Status, refuse_stale, write_answer};
 use crate::limits::{MAX_BATCH_KEYS, MAX_BODY_BYTES};
 use crate::metrics;
 use crate::state::{AppState, JobSlot};
@@ -109,8 +109,13 @@ async fn get_prediction(
         .current
         .load_full()
         .ok_or_else(|| ApiError::NoVersion(job.clone()))?;
+    let now = Utc::now();
+    if let Some(refusal) = refuse_stale(&slot.spec, &version, now) {
+        state.metrics.observe_latency(started.elapsed());
+        return Err(ApiError::Stale(refusal));
+    }
     let mut out = Vec::with_capacity(256);
-    let status = write_answer(&slot.spec, &version, &key, Utc::now(), &mut out);
+    let status = write_answer(&slot.spec, &version, &key, now, &mut out);
     count(&state, &job, status);
     state.metrics.observe_latency(started.elapsed());
     match status {
@@ -145,6 +150,9 @@ async fn batch_get(
         .load_full()
         .ok_or_else(|| ApiError::NoVersion(job.clone()))?;
     let now = Utc::now();
+    if let Some(refusal) = refuse_stale(&slot.spec, &version, now) {
+        return Err(ApiError::Stale(refusal));
+    }
     let mut out = Vec::with_capacity(64 + request.keys.len() * 200);
     out.extend_from_slice(b"{\"predictions\":[");
     let mut missing = Vec::new();

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// A store operation failed for a reason the client caused (unknown version, corrupt target).
     #[error("{0}")]
     Conflict(String),
+    /// The job's version is older than `max_age` and the job says `on_stale = "error"`.
+    #[error("{0}")]
+    Stale(crate::StaleRefusal),
     /// Something failed on the server; details go to the log, not the client.
     #[error("internal error")]
     Internal(String),
@@ -48,7 +51,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::UnknownJob(_) | ApiError::UnknownKey { .. } => StatusCode::NOT_FOUND,
-            ApiError::NoVersion(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoVersion(_) | ApiError::Stale(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooManyKeys { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -64,7 +67,13 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             eprintln!("internal error: {detail}");
         }
-        let body = Json(serde_json::json!({ "error": self.to_string() }));
+        let mut body = serde_json::json!({ "error": self.to_string() });
+        if let ApiError::Stale(refusal) = &self {
+            body["version"] = refusal.version.into();
+            body["age_seconds"] = refusal.age_seconds.into();
+            body["max_age_seconds"] = refusal.max_age_seconds.into();
+        }
+        let body = Json(body);
         (self.status(), body).into_response()
     }
 }

@@ -15,7 +15,7 @@ mod resp;
 mod state;
 mod watcher;
 
-pub use answer::{Status, write_answer};
+pub use answer::{OnStale, StaleRefusal, Status, refuse_stale, write_answer};
 pub use api::router;
 pub use error::ApiError;
 pub use resp::serve_resp;

@@ -14,7 +14,7 @@ use chrono::Utc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::answer::write_answer;
+use crate::answer::{refuse_stale, write_answer};
 use crate::state::AppState;
 
 /// Largest command accepted (bytes), so a client cannot make the server buffer forever.
@@ -214,8 +214,12 @@ impl Connection {
         let Some(version) = slot.current.load_full() else {
             return self.nil();
         };
+        let now = Utc::now();
+        if let Some(refusal) = refuse_stale(&slot.spec, &version, now) {
+            return self.error(&format!("STALE {refusal}"));
+        }
         let mut doc = Vec::with_capacity(256);
-        let status = write_answer(&slot.spec, &version, key, Utc::now(), &mut doc);
+        let status = write_answer(&slot.spec, &version, key, now, &mut doc);
         crate::api::count(&self.state, job, status);
         self.state.metrics.observe_latency(started.elapsed());
         match status {

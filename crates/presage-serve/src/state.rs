@@ -5,6 +5,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use presage_store::{EmbeddedStore, LoadedVersion, VersionId};
 
+use crate::answer::OnStale;
 use crate::metrics::Metrics;
 
 /// How a job is served: from the config.
@@ -16,6 +17,8 @@ pub struct ServeJob {
     pub max_age: Option<Duration>,
     /// The prediction for unknown keys (answered with `status: "default"`); 404 when `None`.
     pub default: Option<serde_json::Map<String, serde_json::Value>>,
+    /// What to answer from a version older than `max_age`.
+    pub on_stale: OnStale,
 }
 
 /// A job's served version and what the watcher last failed to load.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use presage_data::{SourceFormat, SourceSpec};
 use presage_job::{Checks, FeatureSpec, JobSpec, ModelSpec};
-use presage_serve::ServeJob;
+use presage_serve::{OnStale, ServeJob};
 use presage_store::EmbeddedStore;
 use serde::Deserialize;
 
@@ -83,6 +83,8 @@ struct RawJob {
     #[serde(default = "default_keep_versions")]
     keep_versions: usize,
     default: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    on_stale: OnStale,
     #[serde(default)]
     checks: RawChecks,
 }
@@ -199,6 +201,22 @@ impl Config {
                         .with_context(|| format!("{} ({})", field("max_age"), in_file()))
                 })
                 .transpose()?;
+            if job.on_stale == OnStale::Default && job.default.is_none() {
+                bail!(
+                    "{}: `default` answers stale keys with the job's default, but `{}` is not set ({})",
+                    field("on_stale"),
+                    field("default"),
+                    in_file()
+                );
+            }
+            if job.on_stale != OnStale::Serve && max_age.is_none() {
+                bail!(
+                    "{}: needs `{}`: without it no answer is ever stale ({})",
+                    field("on_stale"),
+                    field("max_age"),
+                    in_file()
+                );
+            }
             if job.keep_versions == 0 {
                 bail!(
                     "{}: must be at least 1 ({})",
@@ -253,6 +271,7 @@ impl Config {
                 name: name.clone(),
                 max_age,
                 default: job.default.clone(),
+                on_stale: job.on_stale,
             };
             jobs.insert(name.clone(), JobConfig { spec, serve });
         }

@@ -5,3 +5,4 @@ mod crash;
 mod project;
 mod score;
 mod spine;
+mod staleness;
