@@ -3,6 +3,7 @@
 mod bad_input;
 mod crash;
 mod project;
+mod resp;
 mod score;
 mod spine;
 mod staleness;

@@ -1,0 +1,88 @@
+//! The Redis-protocol endpoint, driven by the real `redis-cli` and the `redis` crate.
+
+use std::process::Command;
+use std::time::Duration;
+
+use presage_test::{ChildProcess, free_port, wait_http_ok};
+use redis::Value;
+
+use crate::project::{SmallProject, presage, stderr};
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("running redis-cli (install redis-tools)");
+    assert!(out.status.success(), "redis-cli {args:?}: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+}
+
+#[test]
+fn redis_clients_read_the_same_answers_as_http() {
+    let project = SmallProject::new();
+    let out = project.run(&["run", "score"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (http_port, resp_port) = (free_port(), free_port());
+    let mut command = presage();
+    command.current_dir(project.path()).args([
+        "serve",
+        "--addr",
+        &format!("127.0.0.1:{http_port}"),
+        "--resp-addr",
+        &format!("127.0.0.1:{resp_port}"),
+    ]);
+    let mut server = ChildProcess::spawn(command);
+    server.wait_for_stderr("serving on", Duration::from_secs(30));
+    let base = format!("http://127.0.0.1:{http_port}");
+    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30));
+
+    assert_eq!(redis_cli(resp_port, &["DBSIZE"]), "2000");
+    assert_eq!(redis_cli(resp_port, &["PING"]), "PONG");
+    // The first row of the `sk_logreg_binary` fixture.
+    let key = "e000000";
+    let (status, http) = presage_test::http_json(
+        "GET",
+        &format!("{base}/v1/jobs/score/predictions/{key}"),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{http}");
+    let doc = redis_cli(resp_port, &["GET", &format!("score:{key}")]);
+    let doc: serde_json::Value = serde_json::from_str(&doc).expect("a JSON document");
+    assert_eq!(doc["key"], serde_json::json!(key));
+    assert_eq!(doc["prediction"], http["prediction"]);
+    assert_eq!(doc["version"], serde_json::json!(1));
+    assert!(doc["prediction"]["probability"].is_f64(), "{doc}");
+    assert_eq!(redis_cli(resp_port, &["GET", "score:nobody"]), "");
+    let refused = redis_cli(resp_port, &["SET", "score:x", "1"]);
+    assert!(refused.contains("READONLY"), "{refused}");
+
+    // RESP2 and RESP3 through a Rust client.
+    for protocol in ["resp2", "resp3"] {
+        let url = format!("redis://127.0.0.1:{resp_port}/?protocol={protocol}");
+        let mut conn = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap_or_else(|e| panic!("{protocol}: {e}"));
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(format!("score:{key}"))
+            .arg("score:nobody")
+            .arg("nojob:x")
+            .query(&mut conn)
+            .unwrap();
+        let first: serde_json::Value = serde_json::from_str(values[0].as_ref().unwrap()).unwrap();
+        assert_eq!(first["prediction"], doc["prediction"], "{protocol}");
+        assert_eq!(values[1..], [None, None], "{protocol}");
+        let pong: Value = redis::cmd("PING").query(&mut conn).unwrap();
+        assert!(
+            matches!(pong, Value::SimpleString(ref s) if s == "PONG"),
+            "{pong:?}"
+        );
+        let err = redis::cmd("DEL")
+            .arg(format!("score:{key}"))
+            .query::<i64>(&mut conn)
+            .unwrap_err();
+        assert!(err.to_string().to_lowercase().contains("readonly"), "{err}");
+    }
+}
