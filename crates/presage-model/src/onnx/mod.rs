@@ -57,14 +57,38 @@ pub(crate) fn load(bytes: &[u8], origin: &Path) -> Result<Box<dyn Model>, ModelE
             "value `{name}` is used but never produced"
         )));
     }
-    let mut model = parsed.model;
-    let batch = model.sym(BATCH_SYMBOL);
-    let fact = f32::fact(&[batch.to_dim(), input.n_features.to_dim()]);
-    let optimized = model
-        .set_input_fact(0, fact.into())
-        .and_then(|()| model.into_optimized())
-        .map_err(|e| not_a_model(format!("input `{}`: {e:#}", input.name)))?;
-    let (task, outputs) = signature::find_outputs(graph, &optimized, origin)?;
+    let model = parsed.model;
+    let optimize = |mut model: InferenceModel| {
+        let batch = model.sym(BATCH_SYMBOL);
+        let fact = f32::fact(&[batch.to_dim(), input.n_features.to_dim()]);
+        model
+            .set_input_fact(0, fact.into())
+            .and_then(|()| model.into_optimized())
+            .map_err(|e| not_a_model(format!("input `{}`: {e:#}", input.name)))
+    };
+    let mut optimized = optimize(model.clone())?;
+    let (task, mut outputs) = signature::find_outputs(graph, &optimized, origin)?;
+    // A label that is the arg max of the probabilities is cheaper to compute here
+    // than through tract's integer ops: cut the graph to the probabilities output.
+    if let signature::Outputs::Classifier {
+        label: Some(label),
+        probabilities,
+    } = outputs
+    {
+        let name = |ix: usize| graph.output.get(ix).map_or("", |o| o.name.as_str());
+        if signature::label_is_argmax(graph, name(label), name(probabilities)) {
+            let mut pruned = model;
+            let outlet = pruned.outputs[probabilities];
+            pruned
+                .select_output_outlets(&[outlet])
+                .map_err(|e| not_a_model(format!("{e:#}")))?;
+            optimized = optimize(pruned)?;
+            outputs = signature::Outputs::Classifier {
+                label: None,
+                probabilities: 0,
+            };
+        }
+    }
     let plan = optimized
         .into_runnable()
         .map_err(|e| not_a_model(format!("{e:#}")))?;

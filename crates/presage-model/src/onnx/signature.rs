@@ -44,8 +44,9 @@ pub(super) struct Input {
 pub(super) enum Outputs {
     /// A label output and a `[N, C]` probabilities output.
     Classifier {
-        /// Position of the label output.
-        label: usize,
+        /// Position of the label output; `None` when the plan was cut to the
+        /// probabilities and the label is their arg max ([`label_is_argmax`]).
+        label: Option<usize>,
         /// Position of the probabilities output.
         probabilities: usize,
     },
@@ -251,7 +252,7 @@ pub(super) fn find_outputs(
                 ));
             }
             let outputs = Outputs::Classifier {
-                label: *label,
+                label: Some(*label),
                 probabilities: *probabilities,
             };
             Ok((Task::Classifier { classes }, outputs))
@@ -278,6 +279,53 @@ pub(super) fn find_outputs(
             ),
         )),
     }
+}
+
+/// True when the graph's label output is only the arg max of its probabilities output
+/// (first index on ties) mapped through the class list, as scikit-learn's MLP export
+/// computes it: `ArgMax(probabilities, axis=1)` → `ArrayFeatureExtractor(classes, ·)`
+/// → casts and reshapes. Such a label can be computed from the probabilities, and the
+/// graph run without the label's nodes.
+pub(super) fn label_is_argmax(graph: &GraphProto, label: &str, probabilities: &str) -> bool {
+    let producers: HashMap<&str, &NodeProto> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n)))
+        .collect();
+    let mut value = label;
+    let mut through_classes = false;
+    for _ in 0..=graph.node.len() {
+        let Some(node) = producers.get(value) else {
+            return false;
+        };
+        match node.op_type.as_str() {
+            "ArrayFeatureExtractor" if !through_classes => {
+                through_classes = true;
+                let Some(index) = node.input.get(1) else {
+                    return false;
+                };
+                value = index;
+            }
+            "ArgMax" => {
+                let int_attribute = |name: &str, default: i64| {
+                    node.attribute
+                        .iter()
+                        .find(|a| a.name == name)
+                        .map_or(default, |a| a.i)
+                };
+                return through_classes
+                    && node.input.first().is_some_and(|i| i == probabilities)
+                    && matches!(int_attribute("axis", 0), 1 | -1)
+                    && int_attribute("select_last_index", 0) == 0;
+            }
+            op if PASS_THROUGH.contains(&op) => match node.input.first() {
+                Some(input) => value = input,
+                None => return false,
+            },
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Operators that hand their first input's values through unchanged (up to type
