@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod crash;
+mod lifecycle;
 mod project;
 mod resp;
 mod score;
