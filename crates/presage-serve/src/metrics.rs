@@ -134,6 +134,23 @@ pub(crate) fn render(state: &AppState) -> String {
             }
         }
     }
+    for job in state.jobs.keys() {
+        if let Ok(Some(run)) = state.store.last_run(job) {
+            let outcome = serde_json::to_value(run.outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let _ = writeln!(
+                gauges,
+                "presage_last_run_outcome{{job=\"{job}\",outcome=\"{outcome}\"}} 1"
+            );
+            let _ = writeln!(
+                gauges,
+                "presage_last_run_finished_seconds{{job=\"{job}\"}} {:.3}",
+                run.finished_at.timestamp_millis() as f64 / 1000.0
+            );
+        }
+    }
     out.push_str("# HELP presage_version_id Version served per job; also rows, age, stale, last run.\n# TYPE presage_version_id gauge\n");
     out.push_str(&gauges);
     out.push_str("# HELP presage_lookup_seconds Time to answer a lookup, inside the server.\n# TYPE presage_lookup_seconds histogram\n");

@@ -72,6 +72,10 @@ pub enum Command {
         /// Also answer the Redis protocol here (`GET job:key`, `MGET`), e.g. `127.0.0.1:6380`.
         #[arg(long, env = env_vars::PRESAGE_RESP_ADDR)]
         resp_addr: Option<SocketAddr>,
+        /// Re-run each job whose current version is older than its `refresh_every`
+        /// (one run per job at a time; outcomes in `presage status` and /metrics).
+        #[arg(long)]
+        refresh: bool,
         #[command(flatten)]
         config: ConfigArg,
     },

@@ -85,6 +85,7 @@ struct RawJob {
     default: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     on_stale: OnStale,
+    refresh_every: Option<String>,
     #[serde(default)]
     checks: RawChecks,
 }
@@ -121,6 +122,8 @@ pub struct JobConfig {
     pub spec: JobSpec,
     /// What `presage serve` needs.
     pub serve: ServeJob,
+    /// `presage serve --refresh` re-runs the job when its version is older than this.
+    pub refresh_every: Option<Duration>,
 }
 
 impl Config {
@@ -273,7 +276,29 @@ impl Config {
                 default: job.default.clone(),
                 on_stale: job.on_stale,
             };
-            jobs.insert(name.clone(), JobConfig { spec, serve });
+            let refresh_every = job
+                .refresh_every
+                .as_deref()
+                .map(|text| {
+                    parse_duration(text)
+                        .with_context(|| format!("{} ({})", field("refresh_every"), in_file()))
+                })
+                .transpose()?;
+            if refresh_every.is_some_and(|d| d.is_zero()) {
+                bail!(
+                    "{}: must be longer than 0 ({})",
+                    field("refresh_every"),
+                    in_file()
+                );
+            }
+            jobs.insert(
+                name.clone(),
+                JobConfig {
+                    spec,
+                    serve,
+                    refresh_every,
+                },
+            );
         }
         Ok(Config {
             path: path.to_path_buf(),

@@ -37,8 +37,9 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::Serve {
             addr,
             resp_addr,
+            refresh,
             config,
-        } => serve::serve(&Config::load(&config.config)?, addr, resp_addr),
+        } => serve::serve(&Config::load(&config.config)?, addr, resp_addr, refresh),
         Command::Lookup { job, keys, config } => {
             lookup::lookup(&Config::load(&config.config)?, &job, &keys)
         }

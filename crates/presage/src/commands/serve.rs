@@ -2,7 +2,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use chrono::Utc;
+use presage_job::{JobSpec, RunOptions};
 use presage_serve::{AppState, reload_all, router, spawn_watcher};
+use presage_store::EmbeddedStore;
 
 use crate::config::Config;
 use crate::env_vars;
@@ -10,14 +13,75 @@ use crate::env_vars;
 /// How often servers look at `CURRENT` for a new version.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
-/// `presage serve`: the HTTP API until Ctrl-C.
-pub fn serve(config: &Config, addr: SocketAddr, resp_addr: Option<SocketAddr>) -> Result<()> {
+/// `presage serve`: the HTTP API until Ctrl-C; with `refresh`, also the scheduler.
+pub fn serve(
+    config: &Config,
+    addr: SocketAddr,
+    resp_addr: Option<SocketAddr>,
+    refresh: bool,
+) -> Result<()> {
     let jobs = config.jobs.values().map(|j| j.serve.clone()).collect();
     let token = std::env::var(env_vars::PRESAGE_ADMIN_TOKEN)
         .ok()
         .filter(|t| !t.is_empty());
     let state = AppState::new(config.store(), jobs, token);
-    super::runtime()?.block_on(serve_state(state, addr, resp_addr, None))
+    let runtime = super::runtime()?;
+    if refresh {
+        let scheduled: Vec<_> = config
+            .jobs
+            .values()
+            .filter_map(|j| Some((j.spec.clone(), j.refresh_every?)))
+            .collect();
+        anyhow::ensure!(
+            !scheduled.is_empty(),
+            "--refresh: no job in `{}` sets `refresh_every`",
+            config.path.display()
+        );
+        for (spec, every) in scheduled {
+            eprintln!(
+                "refresh: job `{}` every {}",
+                spec.name,
+                super::human_age(every.as_secs_f64())
+            );
+            runtime.spawn(refresh_loop(config.store(), spec, every));
+        }
+    }
+    runtime.block_on(serve_state(state, addr, resp_addr, None))
+}
+
+/// Runs `spec` whenever its current version is older than `every`; one run at a time.
+///
+/// A run that fails or is blocked is retried after `every`, not at once, so a broken
+/// source does not turn into a busy loop. Every outcome is recorded by the run itself
+/// for `presage status` and `/metrics`; the serving side picks new versions up through
+/// its `CURRENT` watcher like any other publish.
+async fn refresh_loop(store: EmbeddedStore, spec: JobSpec, every: Duration) {
+    loop {
+        let age = store
+            .current(&spec.name)
+            .ok()
+            .flatten()
+            .and_then(|id| store.manifest(&spec.name, id).ok())
+            .map(|m| (Utc::now() - m.created_at).to_std().unwrap_or_default());
+        if let Some(age) = age.filter(|age| *age < every) {
+            tokio::time::sleep(every - age).await;
+            continue;
+        }
+        let options = RunOptions {
+            as_of: Utc::now(),
+            force: false,
+        };
+        match presage_job::run(&spec, &store, options, &()).await {
+            Ok(outcome) => eprintln!(
+                "refresh: job `{}`: published version {} ({} rows in {:.2}s)",
+                spec.name, outcome.manifest.id, outcome.manifest.rows, outcome.seconds
+            ),
+            Err(e) => {
+                eprintln!("refresh: job `{}`: {e}; next try in {every:?}", spec.name);
+                tokio::time::sleep(every).await;
+            }
+        }
+    }
 }
 
 /// Serves `state` on `addr` until Ctrl-C; prints where, and the `curl` lines to try

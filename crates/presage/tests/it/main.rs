@@ -4,6 +4,7 @@ mod bad_input;
 mod crash;
 mod lifecycle;
 mod project;
+mod refresh;
 mod resp;
 mod score;
 mod spine;

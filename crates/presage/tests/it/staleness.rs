@@ -25,7 +25,7 @@ fn first_key(project: &SmallProject) -> String {
 }
 
 /// Sets the job's `max_age` and adds `extra` lines to `[jobs.score]`.
-fn configure(project: &SmallProject, max_age: &str, extra: &str) {
+pub(crate) fn configure(project: &SmallProject, max_age: &str, extra: &str) {
     project.write_config(&SmallProject::sql("rows"), "key", &inputs());
     let path = project.path().join("presage.toml");
     let text = std::fs::read_to_string(&path).unwrap();
