@@ -9,3 +9,4 @@ mod resp;
 mod score;
 mod spine;
 mod staleness;
+mod swap;

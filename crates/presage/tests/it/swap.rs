@@ -1,0 +1,98 @@
+//! Zero-downtime swaps: a bounded load against `presage serve` while versions are
+//! published and rolled back every 200 ms; every request must succeed and answer from
+//! a version that was published.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use presage_test::{ChildProcess, free_port, http_json, wait_http_ok};
+
+use crate::project::{SmallProject, presage, stderr, stdout};
+
+/// Requests per client thread; the test stops by itself after these or the deadline.
+const REQUESTS_PER_CLIENT: usize = 1500;
+const CLIENTS: usize = 2;
+
+#[test]
+fn requests_never_fail_while_versions_swap() {
+    let project = SmallProject::new();
+    let out = project.run(&["run", "score"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut command = presage();
+    command
+        .current_dir(project.path())
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")]);
+    let mut server = ChildProcess::spawn(command);
+    server.wait_for_stderr("serving on", Duration::from_secs(30));
+    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30));
+
+    let published = Arc::new(Mutex::new(BTreeSet::from([1u64])));
+    let done = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let (published, done) = (published.clone(), done.clone());
+        let dir = project.path().to_path_buf();
+        std::thread::spawn(move || {
+            let mut swaps = 0;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !done.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let rollback = swaps % 3 == 2;
+                let args: &[&str] = if rollback {
+                    &["rollback", "score"]
+                } else {
+                    &["run", "score"]
+                };
+                let out = crate::project::run_in(&dir, args);
+                assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+                let text = stdout(&out);
+                if let Some(id) = text
+                    .split("published score version ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(':').next())
+                    .and_then(|id| id.trim().parse().ok())
+                {
+                    published.lock().unwrap().insert(id);
+                }
+                swaps += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            swaps
+        })
+    };
+
+    let url = format!("{base}/v1/jobs/score/predictions/e000000");
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut seen = Vec::with_capacity(REQUESTS_PER_CLIENT);
+                for _ in 0..REQUESTS_PER_CLIENT {
+                    let (status, answer) = http_json("GET", &url, None, None);
+                    assert_eq!(status, 200, "a request failed during a swap: {answer}");
+                    seen.push(answer["version"].as_u64().expect("a version"));
+                }
+                seen
+            })
+        })
+        .collect();
+    let seen: Vec<u64> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("client"))
+        .collect();
+    done.store(true, Ordering::Relaxed);
+    let swaps = publisher.join().expect("publisher");
+    let published = published.lock().unwrap().clone();
+    let distinct: BTreeSet<u64> = seen.iter().copied().collect();
+    assert!(
+        distinct.is_subset(&published),
+        "answers from versions {distinct:?}, published {published:?}"
+    );
+    assert!(swaps >= 3, "only {swaps} swaps happened during the load");
+    assert!(
+        distinct.len() >= 2,
+        "the load saw only versions {distinct:?} over {swaps} swaps"
+    );
+}
