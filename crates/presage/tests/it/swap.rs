@@ -96,3 +96,55 @@ fn requests_never_fail_while_versions_swap() {
         "the load saw only versions {distinct:?} over {swaps} swaps"
     );
 }
+
+#[test]
+fn killing_the_publisher_mid_run_does_not_disturb_serving() {
+    let project = SmallProject::new();
+    let out = project.run(&["run", "score"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut command = presage();
+    command
+        .current_dir(project.path())
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")]);
+    let mut server = ChildProcess::spawn(command);
+    server.wait_for_stderr("serving on", Duration::from_secs(30));
+    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30));
+
+    let done = Arc::new(AtomicBool::new(false));
+    let url = format!("{base}/v1/jobs/score/predictions/e000000");
+    let client = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut answered = 0;
+            while !done.load(Ordering::Relaxed) && answered < 20_000 {
+                let (status, answer) = http_json("GET", &url, None, None);
+                assert_eq!(status, 200, "a request failed: {answer}");
+                assert_eq!(answer["version"], serde_json::json!(1), "{answer}");
+                answered += 1;
+            }
+            answered
+        })
+    };
+    for point in ["scoring", "publish"] {
+        let mut run = presage();
+        run.current_dir(project.path())
+            .args(["run", "score"])
+            .env(presage_store::failpoint::ENV, point);
+        let mut run = ChildProcess::spawn(run);
+        run.wait_for_stderr(&format!("paused at {point}"), Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(100));
+        run.kill9();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    done.store(true, Ordering::Relaxed);
+    let answered = client.join().expect("client");
+    assert!(answered > 0);
+    assert_eq!(project.current().as_deref(), Some("1"));
+
+    // The next run cleans up and publishes; the server follows.
+    let out = project.run(&["run", "score"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    server.wait_for_stderr("now serving version", Duration::from_secs(10));
+}
