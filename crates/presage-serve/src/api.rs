@@ -117,6 +117,7 @@ async fn get_prediction(
     let mut out = Vec::with_capacity(256);
     let status = write_answer(&slot.spec, &version, &key, now, &mut out);
     count(&state, &job, status);
+    state.log_answer(&job, &key, &version, status, now);
     state.metrics.observe_latency(started.elapsed());
     match status {
         Some(_) => Ok(json_bytes(out)),
@@ -164,6 +165,7 @@ async fn batch_get(
         }
         let status = write_answer(&slot.spec, &version, key, now, &mut out);
         count(&state, &job, status);
+        state.log_answer(&job, key, &version, status, now);
         match status {
             Some(_) => first = false,
             None => {

@@ -10,6 +10,7 @@
 mod answer;
 mod api;
 mod error;
+mod lookup_log;
 mod metrics;
 mod resp;
 mod state;
@@ -18,6 +19,7 @@ mod watcher;
 pub use answer::{OnStale, StaleRefusal, Status, refuse_stale, write_answer};
 pub use api::router;
 pub use error::ApiError;
+pub use lookup_log::{LookupLog, ROLL_EVERY, ROLL_ROWS, lookup_log_schema};
 pub use resp::serve_resp;
 pub use state::{AppState, ServeJob};
 pub use watcher::{reload_all, spawn_watcher};

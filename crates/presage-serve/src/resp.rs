@@ -221,6 +221,7 @@ impl Connection {
         let mut doc = Vec::with_capacity(256);
         let status = write_answer(&slot.spec, &version, key, now, &mut doc);
         crate::api::count(&self.state, job, status);
+        self.state.log_answer(job, key, &version, status, now);
         self.state.metrics.observe_latency(started.elapsed());
         match status {
             Some(_) => self.bulk(&doc),

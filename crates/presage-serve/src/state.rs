@@ -6,6 +6,7 @@ use arc_swap::ArcSwapOption;
 use presage_store::{EmbeddedStore, LoadedVersion, VersionId};
 
 use crate::answer::OnStale;
+use crate::lookup_log::LookupLog;
 use crate::metrics::Metrics;
 
 /// How a job is served: from the config.
@@ -35,6 +36,7 @@ pub struct AppState {
     pub(crate) jobs: BTreeMap<String, JobSlot>,
     pub(crate) admin_token: Option<String>,
     pub(crate) metrics: Metrics,
+    pub(crate) lookup_log: std::sync::OnceLock<LookupLog>,
 }
 
 impl AppState {
@@ -63,7 +65,29 @@ impl AppState {
             jobs,
             admin_token,
             metrics,
+            lookup_log: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Logs a sample of answers from now on (`presage serve --lookup-log`); only the
+    /// first log set is kept.
+    pub fn set_lookup_log(&self, log: LookupLog) {
+        let _ = self.lookup_log.set(log);
+    }
+
+    /// Records an answer in the lookup log, if there is one.
+    pub(crate) fn log_answer(
+        &self,
+        job: &str,
+        key: &str,
+        version: &LoadedVersion,
+        status: Option<crate::Status>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        if let (Some(log), Some(status)) = (self.lookup_log.get(), status) {
+            let age = (now - version.manifest().created_at).num_milliseconds() as f64 / 1000.0;
+            log.record(job, key, version.id().0, status, age);
+        }
     }
 
     /// The version a job serves now, if any.

@@ -76,6 +76,10 @@ pub enum Command {
         /// (one run per job at a time; outcomes in `presage status` and /metrics).
         #[arg(long)]
         refresh: bool,
+        /// Append a sample of answers (time, job, key, version, status, age) as Parquet
+        /// files to this folder. Default: the config's `lookup_log`, if set.
+        #[arg(long)]
+        lookup_log: Option<PathBuf>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -118,6 +122,10 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Count each current version's keys that were read, from this lookup log.
+        /// Default: the config's `lookup_log`, if set.
+        #[arg(long)]
+        lookup_log: Option<PathBuf>,
         #[command(flatten)]
         config: ConfigArg,
     },

@@ -26,6 +26,13 @@ struct RawConfig {
     models: BTreeMap<String, RawModel>,
     #[serde(default)]
     jobs: BTreeMap<String, RawJob>,
+    lookup_log: Option<PathBuf>,
+    #[serde(default = "default_lookup_log_sample")]
+    lookup_log_sample: f64,
+}
+
+fn default_lookup_log_sample() -> f64 {
+    1.0
 }
 
 fn default_data_dir() -> PathBuf {
@@ -113,6 +120,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Every job, by name.
     pub jobs: BTreeMap<String, JobConfig>,
+    /// Where `presage serve` logs answers and `presage status` reads them.
+    pub lookup_log: Option<PathBuf>,
+    /// The fraction of answers logged.
+    pub lookup_log_sample: f64,
 }
 
 /// A job as the run and serve commands need it.
@@ -300,9 +311,18 @@ impl Config {
                 },
             );
         }
+        if !(raw.lookup_log_sample > 0.0 && raw.lookup_log_sample <= 1.0) {
+            bail!(
+                "lookup_log_sample: {} is not a fraction in (0, 1] ({})",
+                raw.lookup_log_sample,
+                in_file()
+            );
+        }
         Ok(Config {
             path: path.to_path_buf(),
             data_dir: resolve(&raw.data_dir),
+            lookup_log: raw.lookup_log.as_deref().map(resolve),
+            lookup_log_sample: raw.lookup_log_sample,
             jobs,
         })
     }

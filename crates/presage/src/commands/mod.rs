@@ -38,8 +38,13 @@ pub fn dispatch(command: Command) -> Result<()> {
             addr,
             resp_addr,
             refresh,
+            lookup_log,
             config,
-        } => serve::serve(&Config::load(&config.config)?, addr, resp_addr, refresh),
+        } => {
+            let config = Config::load(&config.config)?;
+            let log = lookup_log.or_else(|| config.lookup_log.clone());
+            serve::serve(&config, addr, resp_addr, refresh, log.as_deref())
+        }
         Command::Lookup { job, keys, config } => {
             lookup::lookup(&Config::load(&config.config)?, &job, &keys)
         }
@@ -49,7 +54,15 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::Rollback { job, to, config } => {
             rollback::rollback(&Config::load(&config.config)?, &job, to)
         }
-        Command::Status { json, config } => status::status(&Config::load(&config.config)?, json),
+        Command::Status {
+            json,
+            lookup_log,
+            config,
+        } => {
+            let config = Config::load(&config.config)?;
+            let log = lookup_log.or_else(|| config.lookup_log.clone());
+            status::status(&config, json, log.as_deref())
+        }
         Command::Score {
             model,
             input,

@@ -1,10 +1,11 @@
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
 use presage_job::{JobSpec, RunOptions};
-use presage_serve::{AppState, reload_all, router, spawn_watcher};
+use presage_serve::{AppState, LookupLog, reload_all, router, spawn_watcher};
 use presage_store::EmbeddedStore;
 
 use crate::config::Config;
@@ -19,12 +20,23 @@ pub fn serve(
     addr: SocketAddr,
     resp_addr: Option<SocketAddr>,
     refresh: bool,
+    lookup_log: Option<&Path>,
 ) -> Result<()> {
     let jobs = config.jobs.values().map(|j| j.serve.clone()).collect();
     let token = std::env::var(env_vars::PRESAGE_ADMIN_TOKEN)
         .ok()
         .filter(|t| !t.is_empty());
     let state = AppState::new(config.store(), jobs, token);
+    if let Some(dir) = lookup_log {
+        let log = LookupLog::start(dir, config.lookup_log_sample)
+            .with_context(|| format!("starting the lookup log in `{}`", dir.display()))?;
+        state.set_lookup_log(log);
+        eprintln!(
+            "logging {:.0}% of answers into `{}`",
+            config.lookup_log_sample * 100.0,
+            dir.display()
+        );
+    }
     let runtime = super::runtime()?;
     if refresh {
         let scheduled: Vec<_> = config

@@ -1,14 +1,22 @@
-use anyhow::Result;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use arrow::array::AsArray;
+use arrow::datatypes::UInt64Type;
 use chrono::Utc;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use presage_store::Staleness;
 use serde_json::json;
 
 use crate::config::Config;
 
-/// `presage status`: each job's version, rows, age and whether it is stale.
-pub fn status(config: &Config, as_json: bool) -> Result<()> {
+/// `presage status`: each job's version, rows, age and whether it is stale; with a
+/// lookup log, how many of the current version's keys were ever read.
+pub fn status(config: &Config, as_json: bool, lookup_log: Option<&Path>) -> Result<()> {
     let store = config.store();
     let now = Utc::now();
+    let read = lookup_log.map(read_keys).transpose()?;
     let mut rows = Vec::new();
     for (name, job) in &config.jobs {
         let current = store.current(name)?;
@@ -41,6 +49,10 @@ pub fn status(config: &Config, as_json: bool) -> Result<()> {
             None => json!({ "job": name, "version": null, "status": "no version" }),
         };
         entry["last_run"] = last.unwrap_or(serde_json::Value::Null);
+        if let (Some(read), Some(m)) = (&read, &manifest) {
+            let keys = read.get(&(name.clone(), m.id.0)).map_or(0, HashSet::len);
+            entry["read_keys"] = json!(keys);
+        }
         rows.push(entry);
     }
     if as_json {
@@ -84,8 +96,54 @@ pub fn status(config: &Config, as_json: bool) -> Result<()> {
             max_age,
             r["status"].as_str().unwrap_or(""),
         );
+        if let (Some(read), Some(total)) = (r["read_keys"].as_u64(), r["rows"].as_u64()) {
+            println!(
+                "{:<16} read: {read} of its {total} predictions ({:.1}%) in the lookup log",
+                "",
+                100.0 * read as f64 / total.max(1) as f64
+            );
+        }
     }
     Ok(())
+}
+
+/// Distinct keys read per (job, version), from every file of a lookup log.
+fn read_keys(dir: &Path) -> Result<HashMap<(String, u64), HashSet<String>>> {
+    let mut read: HashMap<(String, u64), HashSet<String>> = HashMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // No answer logged yet.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(read),
+        Err(e) => return Err(e).with_context(|| format!("reading `{}`", dir.display())),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') || !name.ends_with(".parquet") {
+            continue;
+        }
+        let file = std::fs::File::open(&path)?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .with_context(|| format!("reading lookup log `{}`", path.display()))?;
+        for batch in reader {
+            let batch = batch.with_context(|| format!("reading `{}`", path.display()))?;
+            let column = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .with_context(|| format!("`{}` has no column `{name}`", path.display()))
+            };
+            let (jobs, keys, versions) = (column("job")?, column("key")?, column("version")?);
+            let (jobs, keys) = (jobs.as_string::<i32>(), keys.as_string::<i32>());
+            let versions = versions.as_primitive::<UInt64Type>();
+            for i in 0..batch.num_rows() {
+                read.entry((jobs.value(i).to_owned(), versions.value(i)))
+                    .or_default()
+                    .insert(keys.value(i).to_owned());
+            }
+        }
+    }
+    Ok(read)
 }
 
 fn describe_last_run(run: &serde_json::Value) -> String {

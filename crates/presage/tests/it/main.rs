@@ -3,6 +3,7 @@
 mod bad_input;
 mod crash;
 mod lifecycle;
+mod lookup_log;
 mod memory;
 mod project;
 mod refresh;

@@ -1,0 +1,83 @@
+//! `presage serve --lookup-log`: answers are logged as Parquet files, and
+//! `presage status` counts how many of the current version's predictions were read.
+
+use std::time::{Duration, Instant};
+
+use presage_test::{ChildProcess, free_port, http_json, wait_http_ok};
+
+use crate::project::{SmallProject, presage, run_in, stderr, stdout};
+
+#[test]
+fn logged_answers_show_what_was_read() {
+    let project = SmallProject::new();
+    let out = project.run(&["run", "score"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = project.path().join("lookups");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut command = presage();
+    command.current_dir(project.path()).args([
+        "serve",
+        "--addr",
+        &format!("127.0.0.1:{port}"),
+        "--lookup-log",
+        log.to_str().unwrap(),
+    ]);
+    let mut server = ChildProcess::spawn(command);
+    server.wait_for_stderr("serving on", Duration::from_secs(30));
+    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30));
+    // Ten distinct keys, each read twice, and one unknown key (not an answer).
+    for _ in 0..2 {
+        for i in 0..10 {
+            let url = format!("{base}/v1/jobs/score/predictions/e{i:06}");
+            let (status, answer) = http_json("GET", &url, None, None);
+            assert_eq!(status, 200, "{answer}");
+        }
+    }
+    let (status, _) = http_json(
+        "GET",
+        &format!("{base}/v1/jobs/score/predictions/nobody"),
+        None,
+        None,
+    );
+    assert_eq!(status, 404);
+
+    // Files roll every few seconds; wait for the first one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let out = run_in(
+            project.path(),
+            &["status", "--json", "--lookup-log", log.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        if status["jobs"][0]["read_keys"].as_u64().unwrap_or(0) > 0 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no lookup log file: {status}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(
+        status["jobs"][0]["read_keys"],
+        serde_json::json!(10),
+        "{status}"
+    );
+    let files: Vec<_> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .all(|f| f.starts_with("lookups-") && f.ends_with(".parquet")),
+        "only finished files are visible: {files:?}"
+    );
+    let table = stdout(&run_in(
+        project.path(),
+        &["status", "--lookup-log", log.to_str().unwrap()],
+    ));
+    assert!(
+        table.contains("read: 10 of its 2000 predictions"),
+        "{table}"
+    );
+}
