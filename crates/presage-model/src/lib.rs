@@ -88,6 +88,24 @@ pub struct Scores {
     pub values: Vec<f32>,
 }
 
+impl Scores {
+    /// Empty scores for a whole of `rows` rows, to [`append`](Self::append) its parts to.
+    pub fn with_rows(rows: usize) -> Scores {
+        Scores {
+            rows,
+            ..Scores::default()
+        }
+    }
+
+    /// Appends the rows of `part` (scores of the rows that follow these). `rows` is
+    /// not changed: it is set once for the whole.
+    pub fn append(&mut self, part: &Scores) {
+        self.label_index.extend_from_slice(&part.label_index);
+        self.probabilities.extend_from_slice(&part.probabilities);
+        self.values.extend_from_slice(&part.values);
+    }
+}
+
 /// A loaded model that scores dense feature rows.
 ///
 /// Implementations must be deterministic and thread-safe: [`score_parallel`] calls

@@ -29,14 +29,9 @@ pub fn score_parallel(
         .par_chunks(CHUNK_ROWS * n)
         .map(|chunk| model.score(chunk, chunk.len() / n))
         .collect::<Result<_, _>>()?;
-    let mut all = Scores {
-        rows,
-        ..Scores::default()
-    };
-    for part in parts {
-        all.label_index.extend_from_slice(&part.label_index);
-        all.probabilities.extend_from_slice(&part.probabilities);
-        all.values.extend_from_slice(&part.values);
+    let mut all = Scores::with_rows(rows);
+    for part in &parts {
+        all.append(part);
     }
     Ok(all)
 }

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use presage_test::{ChildProcess, free_port, http_json, wait_http_ok};
+use presage_test::http_json;
 
-use crate::project::{SmallProject, presage, run_in, stderr, stdout};
+use crate::project::{SmallProject, run_in, serve_in, stderr, stdout};
 
 #[test]
 fn logged_answers_show_what_was_read() {
@@ -13,19 +13,7 @@ fn logged_answers_show_what_was_read() {
     let out = project.run(&["run", "score"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let log = project.path().join("lookups");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut command = presage();
-    command.current_dir(project.path()).args([
-        "serve",
-        "--addr",
-        &format!("127.0.0.1:{port}"),
-        "--lookup-log",
-        log.to_str().unwrap(),
-    ]);
-    let mut server = ChildProcess::spawn(command);
-    server.wait_for_stderr("serving on", Duration::from_secs(30));
-    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30));
+    let (_server, base) = serve_in(project.path(), &["--lookup-log", log.to_str().unwrap()]);
     // Ten distinct keys, each read twice, and one unknown key (not an answer).
     for _ in 0..2 {
         for i in 0..10 {

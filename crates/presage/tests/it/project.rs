@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use presage_test::{TestProject, model_fixtures};
+use std::time::Duration;
+
+use presage_test::{ChildProcess, TestProject, free_port, model_fixtures, wait_http_ok};
 
 /// The `presage` binary under test.
 pub fn presage() -> Command {
@@ -17,6 +19,22 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("running presage")
+}
+
+/// Starts `presage serve` in `dir` on a free loopback port with `args` added; returns
+/// the server and its base URL once `/readyz` answers 200.
+pub fn serve_in(dir: &Path, args: &[&str]) -> (ChildProcess, String) {
+    let port = free_port();
+    let mut command = presage();
+    command
+        .current_dir(dir)
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .args(args);
+    let mut server = ChildProcess::spawn(command);
+    server.wait_for_stderr("serving on", Duration::from_secs(30));
+    let base = format!("http://127.0.0.1:{port}");
+    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30));
+    (server, base)
 }
 
 /// Stderr as text.

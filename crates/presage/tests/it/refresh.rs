@@ -3,29 +3,18 @@
 
 use std::time::{Duration, Instant};
 
-use presage_test::{ChildProcess, free_port, http_json, wait_http_ok};
+use presage_test::http_json;
 
-use crate::project::{SmallProject, presage, run_in, stderr, stdout};
+use crate::project::{SmallProject, run_in, serve_in, stderr, stdout};
 use crate::staleness::configure;
 
 #[test]
 fn serve_refresh_republishes_stale_versions() {
     let project = SmallProject::new();
     configure(&project, "1h", "refresh_every = \"1s\"\n");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut command = presage();
-    command.current_dir(project.path()).args([
-        "serve",
-        "--refresh",
-        "--addr",
-        &format!("127.0.0.1:{port}"),
-    ]);
-    let mut server = ChildProcess::spawn(command);
-    server.wait_for_stderr("serving on", Duration::from_secs(30));
     // No version yet: the first run starts at once; then one about every second.
+    let (mut server, base) = serve_in(project.path(), &["--refresh"]);
     server.wait_for_stderr("published version 1", Duration::from_secs(30));
-    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, jobs) = http_json("GET", &format!("{base}/v1/jobs"), None, None);

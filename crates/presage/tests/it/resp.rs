@@ -1,12 +1,11 @@
 //! The Redis-protocol endpoint, driven by the real `redis-cli` and the `redis` crate.
 
 use std::process::Command;
-use std::time::Duration;
 
-use presage_test::{ChildProcess, free_port, wait_http_ok};
+use presage_test::free_port;
 use redis::Value;
 
-use crate::project::{SmallProject, presage, stderr};
+use crate::project::{SmallProject, serve_in, stderr};
 
 fn redis_cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
@@ -23,20 +22,9 @@ fn redis_clients_read_the_same_answers_as_http() {
     let project = SmallProject::new();
     let out = project.run(&["run", "score"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let (http_port, resp_port) = (free_port(), free_port());
-    let mut command = presage();
-    command.current_dir(project.path()).args([
-        "serve",
-        "--addr",
-        &format!("127.0.0.1:{http_port}"),
-        "--resp-addr",
-        &format!("127.0.0.1:{resp_port}"),
-    ]);
-    let mut server = ChildProcess::spawn(command);
-    server.wait_for_stderr("serving on", Duration::from_secs(30));
-    let base = format!("http://127.0.0.1:{http_port}");
-    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30));
-
+    let resp_port = free_port();
+    let resp_addr = format!("127.0.0.1:{resp_port}");
+    let (_server, base) = serve_in(project.path(), &["--resp-addr", &resp_addr]);
     assert_eq!(redis_cli(resp_port, &["DBSIZE"]), "2000");
     assert_eq!(redis_cli(resp_port, &["PING"]), "PONG");
     // The first row of the `sk_logreg_binary` fixture.

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use arrow::array::AsArray;
-use presage_test::{ChildProcess, free_port, http_json, wait_http_ok};
+use presage_test::http_json;
 use serde_json::json;
 
-use crate::project::{SmallProject, inputs, presage, stderr};
+use crate::project::{SmallProject, inputs, serve_in, stderr};
 
 fn first_key(project: &SmallProject) -> String {
     let file = std::fs::File::open(project.path().join("data/rows.parquet")).unwrap();
@@ -39,17 +39,8 @@ pub(crate) fn configure(project: &SmallProject, max_age: &str, extra: &str) {
     std::fs::write(&path, text).unwrap();
 }
 
-fn serve(project: &SmallProject) -> (ChildProcess, String) {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut command = presage();
-    command
-        .current_dir(project.path())
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")]);
-    let mut child = ChildProcess::spawn(command);
-    child.wait_for_stderr("serving on", Duration::from_secs(30));
-    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30));
-    (child, base)
+fn serve(project: &SmallProject) -> (presage_test::ChildProcess, String) {
+    serve_in(project.path(), &[])
 }
 
 #[test]

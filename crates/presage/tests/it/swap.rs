@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use presage_test::{ChildProcess, free_port, http_json, wait_http_ok};
+use presage_test::{ChildProcess, http_json};
 
-use crate::project::{SmallProject, presage, stderr, stdout};
+use crate::project::{SmallProject, presage, serve_in, stderr, stdout};
 
 /// Requests per client thread; the test stops by itself after these or the deadline.
 const REQUESTS_PER_CLIENT: usize = 1500;
@@ -20,15 +20,7 @@ fn requests_never_fail_while_versions_swap() {
     let project = SmallProject::new();
     let out = project.run(&["run", "score"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut command = presage();
-    command
-        .current_dir(project.path())
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")]);
-    let mut server = ChildProcess::spawn(command);
-    server.wait_for_stderr("serving on", Duration::from_secs(30));
-    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30));
+    let (_server, base) = serve_in(project.path(), &[]);
 
     let published = Arc::new(Mutex::new(BTreeSet::from([1u64])));
     let done = Arc::new(AtomicBool::new(false));
@@ -102,15 +94,7 @@ fn killing_the_publisher_mid_run_does_not_disturb_serving() {
     let project = SmallProject::new();
     let out = project.run(&["run", "score"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut command = presage();
-    command
-        .current_dir(project.path())
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")]);
-    let mut server = ChildProcess::spawn(command);
-    server.wait_for_stderr("serving on", Duration::from_secs(30));
-    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30));
+    let (mut server, base) = serve_in(project.path(), &[]);
 
     let done = Arc::new(AtomicBool::new(false));
     let url = format!("{base}/v1/jobs/score/predictions/e000000");
