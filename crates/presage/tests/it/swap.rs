@@ -3,7 +3,7 @@
 //! a version that was published.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,8 +24,9 @@ fn requests_never_fail_while_versions_swap() {
 
     let published = Arc::new(Mutex::new(BTreeSet::from([1u64])));
     let done = Arc::new(AtomicBool::new(false));
+    let swaps_done = Arc::new(AtomicUsize::new(0));
     let publisher = {
-        let (published, done) = (published.clone(), done.clone());
+        let (published, done, swaps_done) = (published.clone(), done.clone(), swaps_done.clone());
         let dir = project.path().to_path_buf();
         std::thread::spawn(move || {
             let mut swaps = 0;
@@ -49,6 +50,7 @@ fn requests_never_fail_while_versions_swap() {
                     published.lock().unwrap().insert(id);
                 }
                 swaps += 1;
+                swaps_done.store(swaps, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(200));
             }
             swaps
@@ -58,10 +60,14 @@ fn requests_never_fail_while_versions_swap() {
     let url = format!("{base}/v1/jobs/score/predictions/e000000");
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let url = url.clone();
+            let (url, swaps_done) = (url.clone(), swaps_done.clone());
             std::thread::spawn(move || {
                 let mut seen = Vec::with_capacity(REQUESTS_PER_CLIENT);
-                for _ in 0..REQUESTS_PER_CLIENT {
+                // At least the fixed count, and on until a few swaps happened; bounded.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while (seen.len() < REQUESTS_PER_CLIENT || swaps_done.load(Ordering::Relaxed) < 4)
+                    && Instant::now() < deadline
+                {
                     let (status, answer) = http_json("GET", &url, None, None);
                     assert_eq!(status, 200, "a request failed during a swap: {answer}");
                     seen.push(answer["version"].as_u64().expect("a version"));
