@@ -48,3 +48,18 @@ pub enum ModelError {
     #[error("scoring failed: {0}")]
     Scoring(String),
 }
+
+impl ModelError {
+    /// `Ok` when `features` holds exactly `rows` rows of `n_features` values.
+    pub fn check_shape(features: &[f32], rows: usize, n_features: usize) -> Result<(), ModelError> {
+        if features.len() == rows * n_features {
+            Ok(())
+        } else {
+            Err(ModelError::WrongShape {
+                expected: n_features,
+                rows,
+                found: features.len(),
+            })
+        }
+    }
+}

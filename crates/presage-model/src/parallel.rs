@@ -15,13 +15,7 @@ pub fn score_parallel(
     rows: usize,
 ) -> Result<Scores, ModelError> {
     let n = model.info().n_features;
-    if features.len() != rows * n {
-        return Err(ModelError::WrongShape {
-            expected: n,
-            rows,
-            found: features.len(),
-        });
-    }
+    ModelError::check_shape(features, rows, n)?;
     if rows <= CHUNK_ROWS || n == 0 {
         return model.score(features, rows);
     }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{SecondsFormat, Utc};
-use presage_store::{StoreError, VersionId};
+use presage_store::{LoadedVersion, StoreError, VersionId};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -40,6 +40,23 @@ fn slot<'a>(state: &'a AppState, job: &str) -> Result<&'a JobSlot, ApiError> {
         .jobs
         .get(job)
         .ok_or_else(|| ApiError::UnknownJob(job.to_owned()))
+}
+
+/// The version `job` answers from at `now`: none loaded yet and a refused stale
+/// version (`on_stale = "error"`) are errors.
+fn answering_version(
+    slot: &JobSlot,
+    job: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<Arc<LoadedVersion>, ApiError> {
+    let version = slot
+        .current
+        .load_full()
+        .ok_or_else(|| ApiError::NoVersion(job.to_owned()))?;
+    match refuse_stale(&slot.spec, &version, now) {
+        Some(refusal) => Err(ApiError::Stale(refusal)),
+        None => Ok(version),
+    }
 }
 
 fn json_bytes(body: Vec<u8>) -> Response {
@@ -105,15 +122,8 @@ async fn get_prediction(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let slot = slot(&state, &job)?;
-    let version = slot
-        .current
-        .load_full()
-        .ok_or_else(|| ApiError::NoVersion(job.clone()))?;
     let now = Utc::now();
-    if let Some(refusal) = refuse_stale(&slot.spec, &version, now) {
-        state.metrics.observe_latency(started.elapsed());
-        return Err(ApiError::Stale(refusal));
-    }
+    let version = answering_version(slot, &job, now)?;
     let mut out = Vec::with_capacity(256);
     let status = write_answer(&slot.spec, &version, &key, now, &mut out);
     count(&state, &job, status);
@@ -146,14 +156,8 @@ async fn batch_get(
             max: MAX_BATCH_KEYS,
         });
     }
-    let version = slot
-        .current
-        .load_full()
-        .ok_or_else(|| ApiError::NoVersion(job.clone()))?;
     let now = Utc::now();
-    if let Some(refusal) = refuse_stale(&slot.spec, &version, now) {
-        return Err(ApiError::Stale(refusal));
-    }
+    let version = answering_version(slot, &job, now)?;
     let mut out = Vec::with_capacity(64 + request.keys.len() * 200);
     out.extend_from_slice(b"{\"predictions\":[");
     let mut missing = Vec::new();

@@ -68,13 +68,7 @@ impl<V: Value> Model for TreeModel<V> {
 
     fn score(&self, features: &[f32], rows: usize) -> Result<Scores, ModelError> {
         let nf = self.info.n_features;
-        if features.len() != rows * nf {
-            return Err(ModelError::WrongShape {
-                expected: nf,
-                rows,
-                found: features.len(),
-            });
-        }
+        ModelError::check_shape(features, rows, nf)?;
         let slots = self.layout.n_slots;
         let mut sink = Sink::default();
         match &self.info.task {
