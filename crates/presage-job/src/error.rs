@@ -11,7 +11,7 @@ pub enum JobError {
     #[error(transparent)]
     Data(#[from] DataError),
     /// The model could not be loaded or failed to score.
-    #[error("model `{model}`: {source}")]
+    #[error("model `{model}`")]
     Model {
         /// The model's name in the config.
         model: String,

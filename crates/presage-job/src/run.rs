@@ -73,7 +73,7 @@ pub async fn run(
                 }
                 _ => Vec::new(),
             },
-            error: Some(e.to_string()),
+            error: Some(error_chain(e)),
         },
     };
     // A job name that cannot be a folder fails here too; the run's own error matters more.
@@ -370,4 +370,16 @@ fn null_or_nan_count(array: &ArrayRef) -> u64 {
         }
         _ => nulls,
     }
+}
+
+/// An error and its causes on one line, as the CLI prints them (`a: b: c`).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
