@@ -82,7 +82,8 @@ class Project:
 
     def features(self, as_of):
         """The feature rows at `as_of`: (keys, float64 matrix in model input order)."""
-        sql = self.sql.replace("{{as_of}}", literal(as_of))
+        # A batch row: the prediction is made at the data cutoff, so `{{now}}` is it too.
+        sql = self.sql.replace("{{as_of}}", literal(as_of)).replace("{{now}}", literal(as_of))
         table = self.ctx.sql(sql).to_arrow_table().sort_by(self.key)
         x = np.column_stack([table[c].to_numpy(zero_copy_only=False).astype(np.float64) for c in self.inputs])
         if np.isnan(x).any():

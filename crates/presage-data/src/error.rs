@@ -109,6 +109,50 @@ pub enum DataError {
         /// Where the `{{` is.
         offset: usize,
     },
+    /// `entity_columns` names a source that is not configured.
+    #[error(
+        "feature set `{query}`: `entity_columns` names source `{source_name}`, which is not defined; sources: {available}"
+    )]
+    UnknownEntitySource {
+        /// The feature set.
+        query: String,
+        /// The name given.
+        source_name: String,
+        /// The sources there are.
+        available: String,
+    },
+    /// A source lacks the entity column configured for it.
+    #[error(
+        "source `{source_name}` has no column `{column}` (its entity column); columns: {available}"
+    )]
+    MissingEntityColumn {
+        /// The source.
+        source_name: String,
+        /// The configured column.
+        column: String,
+        /// The columns it has.
+        available: String,
+    },
+    /// The feature query does not return its key column.
+    #[error("feature SQL of `{query}` returns no key column `{column}`; it returns: {available}")]
+    MissingKey {
+        /// The feature set.
+        query: String,
+        /// The key column.
+        column: String,
+        /// The columns it returns.
+        available: String,
+    },
+    /// A key column is neither text nor an integer.
+    #[error("`{query}`: key column `{column}` is {found}; expected a string or an integer")]
+    KeyType {
+        /// The feature set or source.
+        query: String,
+        /// The column.
+        column: String,
+        /// Its type.
+        found: String,
+    },
     /// Two sources share a name (table names are case-insensitive in SQL).
     #[error("source `{name}` is defined twice")]
     DuplicateSource {

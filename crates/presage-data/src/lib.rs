@@ -3,11 +3,14 @@
 //! with their point-in-time cutoffs (`{{as_of}}`, `{{now}}`).
 
 mod error;
+mod pit;
+mod pit_plan;
 mod render;
 mod session;
 mod source;
 
 pub use error::DataError;
+pub use pit::{PitFeatures, PitProgress, PitRequest, PointInTime, key_strings};
 pub use render::{Cutoffs, render_sql, timestamp_literal};
 pub use session::{FeatureQuery, FeatureSession, stream_error};
 pub use source::{SourceFingerprint, SourceFormat, SourceSpec, fingerprint};

@@ -37,6 +37,22 @@ pub fn timestamp_literal(instant: DateTime<Utc>) -> String {
 /// Replaces `{{as_of}}` and `{{now}}` (spaces inside the braces allowed) in the SQL of
 /// `query` with timestamp literals; any other placeholder is an error naming it.
 pub fn render_sql(query: &str, sql: &str, cutoffs: &Cutoffs) -> Result<String, DataError> {
+    render_with(query, sql, &|name| {
+        let instant = match name {
+            "as_of" => cutoffs.as_of,
+            "now" => cutoffs.now,
+            _ => return None,
+        };
+        Some(timestamp_literal(instant))
+    })
+}
+
+/// Replaces each `{{name}}` with `value(name)`; `None` means an unknown placeholder.
+pub(crate) fn render_with(
+    query: &str,
+    sql: &str,
+    value: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, DataError> {
     let mut out = String::with_capacity(sql.len() + 64);
     let mut rest = sql;
     let mut consumed = 0;
@@ -48,17 +64,11 @@ pub fn render_sql(query: &str, sql: &str, cutoffs: &Cutoffs) -> Result<String, D
             offset: consumed + start,
         })?;
         let name = after[..end].trim();
-        let instant = match name {
-            "as_of" => cutoffs.as_of,
-            "now" => cutoffs.now,
-            _ => {
-                return Err(DataError::UnknownPlaceholder {
-                    query: query.to_owned(),
-                    name: name.to_owned(),
-                });
-            }
-        };
-        out.push_str(&timestamp_literal(instant));
+        let text = value(name).ok_or_else(|| DataError::UnknownPlaceholder {
+            query: query.to_owned(),
+            name: name.to_owned(),
+        })?;
+        out.push_str(&text);
         let advance = start + 2 + end + 2;
         consumed += advance;
         rest = &rest[advance..];

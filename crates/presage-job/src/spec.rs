@@ -29,6 +29,9 @@ pub struct FeatureSpec {
     pub key: String,
     /// The SQL, with `{{as_of}}` / `{{now}}` placeholders.
     pub sql: String,
+    /// Sources whose rows each belong to one entity, and the column naming it:
+    /// backtests compute an entity's features from its own rows only.
+    pub entity_columns: BTreeMap<String, String>,
 }
 
 /// A model as a job uses it.

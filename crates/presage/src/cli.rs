@@ -24,6 +24,30 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// Which outcomes a backtest is scored against.
+#[derive(Debug, Args)]
+pub struct LabelArgs {
+    /// Outcomes: a source in the config, or a file (Parquet, CSV, JSON lines), with
+    /// one row per prediction request: key, time, label.
+    #[arg(long)]
+    pub labels: String,
+    /// The labels' key column. Default: the feature set's key column.
+    #[arg(long)]
+    pub key_column: Option<String>,
+    /// The labels' column with the time of the request.
+    #[arg(long, default_value = "time")]
+    pub time_column: String,
+    /// The labels' column with the outcome (0/1 for a classifier, a number for a regressor).
+    #[arg(long, default_value = "label")]
+    pub label_column: String,
+    /// Only requests at or after this time (RFC 3339 or `YYYY-MM-DD`, UTC).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only requests before this time.
+    #[arg(long)]
+    pub to: Option<String>,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -126,6 +150,54 @@ pub enum Command {
         /// Default: the config's `lookup_log`, if set.
         #[arg(long)]
         lookup_log: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Score the job's model on past outcomes, with features as of each request.
+    #[command(
+        after_help = "Each label row (key, time, label) is scored on features computed from data strictly\nbefore its time, as a prediction made then would have been.\n\nExample:\n  presage backtest churn --labels labels --report backtest.html\n  presage backtest churn --labels data/labels.parquet --challenger models/churn_v2.onnx --json backtest.json"
+    )]
+    Backtest {
+        /// The job.
+        job: String,
+        #[command(flatten)]
+        labels: LabelArgs,
+        /// A second model scored on exactly the same rows: a `[models.NAME]` in the
+        /// config (with its own `inputs`) or a model file (taking the job's inputs).
+        #[arg(long)]
+        challenger: Option<String>,
+        /// Write every number as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a self-contained HTML report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// How much better would fresher predictions be? Replays the labels' requests as
+    /// each refresh cadence and each stage from batch to online would have answered them.
+    #[command(
+        after_help = "Stages, per cadence:\n  batch              the answer of the last scheduled run (every CADENCE, served LAG after it starts)\n  online prediction  the model runs at the request, on features as of the last run ({{now}} moves)\n  online features    features as of the request itself (cadence 0)\n\nExample:\n  presage staleness churn --labels labels --cadence 0,1h,6h,1d,7d --lag 30m --report staleness.html"
+    )]
+    Staleness {
+        /// The job.
+        job: String,
+        #[command(flatten)]
+        labels: LabelArgs,
+        /// Refresh cadences to compare, comma separated; `0` is online features.
+        /// Daily batch, the baseline, is always included.
+        #[arg(long, default_value = "0,1h,6h,1d,7d")]
+        cadence: String,
+        /// Time from a run's start until its answers are served.
+        #[arg(long, default_value = "0s")]
+        lag: String,
+        /// Write every number as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a self-contained HTML report (plots and tables) here.
+        #[arg(long)]
+        report: Option<PathBuf>,
         #[command(flatten)]
         config: ConfigArg,
     },

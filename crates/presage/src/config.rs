@@ -70,6 +70,8 @@ struct RawSource {
 struct RawFeatures {
     key: String,
     sql: String,
+    #[serde(default)]
+    entity_columns: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +122,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Every job, by name.
     pub jobs: BTreeMap<String, JobConfig>,
+    /// Every model, by name (backtest challengers may name one).
+    pub models: BTreeMap<String, ModelSpec>,
     /// Where `presage serve` logs answers and `presage status` reads them.
     pub lookup_log: Option<PathBuf>,
     /// The fraction of answers logged.
@@ -186,6 +190,17 @@ impl Config {
             })
             .collect();
 
+        for (name, features) in &raw.features {
+            for source in features.entity_columns.keys() {
+                if !raw.sources.contains_key(source) {
+                    bail!(
+                        "features.{name}.entity_columns: no source `{source}`; defined: {} ({})",
+                        names(raw.sources.keys()),
+                        in_file()
+                    );
+                }
+            }
+        }
         let mut jobs = BTreeMap::new();
         for (name, job) in &raw.jobs {
             let field = |f: &str| format!("jobs.{name}.{f}");
@@ -264,6 +279,7 @@ impl Config {
                     name: job.features.clone(),
                     key: features.key.clone(),
                     sql: features.sql.clone(),
+                    entity_columns: features.entity_columns.clone(),
                 },
                 model: ModelSpec {
                     name: job.model.clone(),
@@ -318,8 +334,24 @@ impl Config {
                 in_file()
             );
         }
+        let models = raw
+            .models
+            .iter()
+            .map(|(name, m)| {
+                (
+                    name.clone(),
+                    ModelSpec {
+                        name: name.clone(),
+                        path: resolve(&m.path),
+                        inputs: m.inputs.clone(),
+                        outputs: m.outputs.clone(),
+                    },
+                )
+            })
+            .collect();
         Ok(Config {
             path: path.to_path_buf(),
+            models,
             data_dir: resolve(&raw.data_dir),
             lookup_log: raw.lookup_log.as_deref().map(resolve),
             lookup_log_sample: raw.lookup_log_sample,

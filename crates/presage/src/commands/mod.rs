@@ -1,11 +1,14 @@
 //! One module per subcommand.
 
+mod backtest;
+mod eval_args;
 mod lookup;
 mod quickstart;
 mod rollback;
 mod run;
 mod score;
 mod serve;
+mod staleness;
 mod status;
 mod versions;
 
@@ -63,6 +66,38 @@ pub fn dispatch(command: Command) -> Result<()> {
             let log = lookup_log.or_else(|| config.lookup_log.clone());
             status::status(&config, json, log.as_deref())
         }
+        Command::Backtest {
+            job,
+            labels,
+            challenger,
+            json,
+            report,
+            config,
+        } => backtest::backtest(
+            &Config::load(&config.config)?,
+            &job,
+            &labels,
+            challenger.as_deref(),
+            json.as_deref(),
+            report.as_deref(),
+        ),
+        Command::Staleness {
+            job,
+            labels,
+            cadence,
+            lag,
+            json,
+            report,
+            config,
+        } => staleness::staleness(
+            &Config::load(&config.config)?,
+            &job,
+            &labels,
+            &cadence,
+            &lag,
+            json.as_deref(),
+            report.as_deref(),
+        ),
         Command::Score {
             model,
             input,

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod crash;
+mod eval;
 mod lifecycle;
 mod lookup_log;
 mod memory;

@@ -1,0 +1,163 @@
+//! `presage backtest`: the job's model (and a challenger) on historical outcomes,
+//! with features computed as of each request.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use crate::labels::LabelSource;
+use crate::metrics;
+use crate::replay::{cell_scores, replay};
+use crate::report::{BacktestReport, ChallengerResult};
+use crate::scoring::{EvalJob, EvalModel};
+use crate::staleness::{evaluate, histogram_range, prepare, select};
+use crate::{EvalError, EvalProgress};
+
+/// What `presage backtest` was asked.
+#[derive(Debug, Clone)]
+pub struct BacktestOptions {
+    /// The label rows.
+    pub labels: LabelSource,
+    /// Only label rows at or after this.
+    pub from: Option<DateTime<Utc>>,
+    /// Only label rows before this.
+    pub to: Option<DateTime<Utc>>,
+    /// A second model to score on exactly the same rows.
+    pub challenger: Option<Challenger>,
+}
+
+/// A challenger model: a file, scored on the inputs it lists (the job's by default).
+#[derive(Debug, Clone)]
+pub struct Challenger {
+    /// How it is named in the report.
+    pub name: String,
+    /// The model file.
+    pub path: PathBuf,
+    /// Its inputs, columns of the job's feature query, in its order.
+    pub inputs: Vec<String>,
+    /// Renames of its output fields.
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// Scores the job's model on the labels, with features as of each request time.
+pub async fn backtest(
+    job: &EvalJob,
+    options: &BacktestOptions,
+    progress: Arc<dyn EvalProgress>,
+) -> Result<BacktestReport, EvalError> {
+    let started = Instant::now();
+    let prepared = prepare(job, &options.labels, options.from, options.to, &*progress).await?;
+    let labels = prepared.labels;
+    let pit = prepared.pit;
+    let mut champion = prepared.model;
+    let mut challenger = match &options.challenger {
+        Some(c) => {
+            let model = EvalModel::load(
+                &c.name,
+                &c.path,
+                &c.inputs,
+                &c.outputs,
+                &pit.schema(),
+                &job.spec.features.name,
+                job.default.as_ref(),
+            )
+            .map_err(|e| EvalError::Challenger {
+                challenger: c.name.clone(),
+                reason: error_chain(&e),
+            })?;
+            if model.task != champion.task {
+                return Err(EvalError::Challenger {
+                    challenger: c.name.clone(),
+                    reason: format!(
+                        "it is a {:?} model but the job's `{}` is a {:?} model",
+                        model.task, champion.name, champion.task
+                    )
+                    .to_lowercase(),
+                });
+            }
+            Some(model)
+        }
+        None => None,
+    };
+
+    let cutoffs = vec![labels.times.iter().map(|&t| (t, t)).collect()];
+    let replay = replay(&pit, &labels, &cutoffs, progress.clone()).await?;
+    progress.step("scoring");
+    let champion_scores = tokio::task::block_in_place(|| champion.score(&replay.features.batch))?;
+    let champion_cell = cell_scores(&replay, 0, &champion_scores, champion.default_score);
+    let challenger_cell = match challenger.as_mut() {
+        Some(model) => {
+            let scores = tokio::task::block_in_place(|| model.score(&replay.features.batch))?;
+            Some(cell_scores(&replay, 0, &scores, model.default_score))
+        }
+        None => None,
+    };
+    let keep: Vec<bool> = (0..labels.len())
+        .map(|i| {
+            champion_cell[i].is_some() && challenger_cell.as_ref().is_none_or(|c| c[i].is_some())
+        })
+        .collect();
+    let kept = keep.iter().filter(|&&k| k).count();
+    if kept == 0 {
+        return Err(EvalError::NoLabels {
+            labels: options.labels.description.clone(),
+            column: options.labels.time.clone(),
+            window: "the window: no request's entity had features at its time (set the job's `default` to score unknown entities)".to_owned(),
+        });
+    }
+    let targets = select(&labels.values, &keep);
+    let pick = |cell: &[Option<f64>]| -> Vec<f64> {
+        cell.iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(s, _)| s.expect("kept rows have scores"))
+            .collect()
+    };
+    let task = champion.task;
+    let (lo, hi) = histogram_range(task, &targets);
+    let champion_scores = pick(&champion_cell);
+    let metrics = evaluate(task, &champion_scores, &targets)?;
+    let challenger = match (challenger, challenger_cell) {
+        (Some(model), Some(cell)) => {
+            let scores = pick(&cell);
+            let theirs = evaluate(task, &scores, &targets)?;
+            let difference = metrics::differences(&metrics, &theirs);
+            Some(ChallengerResult {
+                model: model.name,
+                metrics: theirs,
+                histogram: metrics::histogram(&scores, 20, lo, hi),
+                difference,
+            })
+        }
+        _ => None,
+    };
+    Ok(BacktestReport {
+        job: job.spec.name.clone(),
+        model: champion.name.clone(),
+        labels: options.labels.description.clone(),
+        from: DateTime::from_timestamp_micros(labels.times[0]).expect("valid label time"),
+        to: DateTime::from_timestamp_micros(*labels.times.last().expect("not empty"))
+            .expect("valid label time"),
+        rows: kept as u64,
+        excluded_rows: (labels.len() - kept) as u64,
+        metrics,
+        histogram: metrics::histogram(&champion_scores, 20, lo, hi),
+        challenger,
+        seconds: started.elapsed().as_secs_f64(),
+        generated_at: Utc::now(),
+    })
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
