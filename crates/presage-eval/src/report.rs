@@ -89,6 +89,9 @@ pub struct StalenessReport {
     pub primary_metric: MetricName,
     /// Whether the feature SQL uses `{{now}}`; when false, online prediction equals batch.
     pub uses_now: bool,
+    /// What online setups' model evaluations count: `labels` (one per label row) or
+    /// `lookup log` (the answers `presage serve` logged in the window).
+    pub online_requests_from: String,
     /// Every stage × cadence evaluated.
     pub cells: Vec<StalenessCell>,
     /// Plain-language summary, filled by [`verdict`].
@@ -945,9 +948,11 @@ fn staleness_table(out: &mut String, report: &StalenessReport, base: Option<&Sta
     let _ = writeln!(
         out,
         "</tbody>\n</table></div>\n<p class=\"note\">Improvement is relative to {}: positive is \
-         better. Model evaluations are what each setup would cost over the window; feature \
-         queries are what this backtest ran (0 when reused from another cell).</p>",
-        escape(&base_name)
+         better. Model evaluations are what each setup would cost over the window: a batch run \
+         scores every entity, online setups score one row per request (counted from the {}); \
+         feature queries are what this backtest ran (0 when reused from another cell).</p>",
+        escape(&base_name),
+        escape(&report.online_requests_from)
     );
 }
 
@@ -1297,6 +1302,7 @@ mod tests {
             task,
             primary_metric: MetricName::primary(task),
             uses_now,
+            online_requests_from: "labels".to_owned(),
             cells,
             verdict: String::new(),
             seconds: 42.7,

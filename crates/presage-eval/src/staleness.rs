@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow::array::AsArray;
 use chrono::{DateTime, Utc};
 use presage_data::{Cutoffs, PointInTime};
 
@@ -29,6 +30,9 @@ pub struct StalenessOptions {
     pub cadences: Vec<Cadence>,
     /// Time from a run's start until its answers are served.
     pub lag: std::time::Duration,
+    /// `presage serve`'s lookup log: when it holds answers of the job in the window,
+    /// online setups are costed by those requests instead of the label rows.
+    pub lookup_log: Option<std::path::PathBuf>,
 }
 
 /// Answers "how much better would fresher predictions be?" on the job's history.
@@ -112,6 +116,15 @@ pub async fn staleness(
             DateTime::from_timestamp_micros(to).expect("valid label time"),
         ))
         .await? as u64;
+    let logged = match &options.lookup_log {
+        Some(dir) => logged_requests(dir, &job.spec.name, from, to).await?,
+        None => 0,
+    };
+    let (online_requests, online_requests_from) = if logged > 0 {
+        (logged, "lookup log")
+    } else {
+        (kept as u64, "labels")
+    };
     let task = model.task;
     let (bins_lo, bins_hi) = histogram_range(task, &targets);
     let mut report_cells = Vec::with_capacity(cells.len());
@@ -135,7 +148,7 @@ pub async fn staleness(
                 entities_per_run
                     * cadence.runs_in(from - lag - cadence.seconds * 1_000_000 + 1, to - lag + 1)
             }
-            Stage::OnlinePrediction | Stage::OnlineFeatures => kept as u64,
+            Stage::OnlinePrediction | Stage::OnlineFeatures => online_requests,
         };
         report_cells.push(StalenessCell {
             stage: *stage,
@@ -182,6 +195,7 @@ pub async fn staleness(
             Task::Regression => MetricName::Rmse,
         },
         uses_now,
+        online_requests_from: online_requests_from.to_owned(),
         cells: report_cells,
         verdict: String::new(),
         seconds: started.elapsed().as_secs_f64(),
@@ -298,4 +312,55 @@ pub(crate) fn select(values: &[f64], keep: &[bool]) -> Vec<f64> {
         .filter(|(_, k)| **k)
         .map(|(v, _)| *v)
         .collect()
+}
+
+/// Answers of `job` logged by `presage serve` with times in `[from, to]` (µs).
+async fn logged_requests(
+    dir: &std::path::Path,
+    job: &str,
+    from: i64,
+    to: i64,
+) -> Result<u64, EvalError> {
+    let has_files = std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !name.starts_with('.') && name.ends_with(".parquet")
+        })
+    });
+    if !has_files {
+        return Ok(0);
+    }
+    let source = presage_data::SourceSpec {
+        name: "lookup_log".to_owned(),
+        path: dir.join("*.parquet"),
+        format: None,
+    };
+    let session = presage_data::FeatureSession::new(std::slice::from_ref(&source)).await?;
+    let batches = session
+        .plan("lookup log", "SELECT job, time FROM lookup_log")
+        .await?
+        .collect()
+        .await?;
+    let mut count = 0;
+    for batch in &batches {
+        let jobs = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+            .map_err(|e| presage_data::DataError::Execution {
+                query: "lookup log".to_owned(),
+                message: e.to_string(),
+            })?;
+        let times = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Int64)
+            .map_err(|e| presage_data::DataError::Execution {
+                query: "lookup log".to_owned(),
+                message: e.to_string(),
+            })?;
+        let jobs = jobs.as_string::<i32>();
+        let times = times.as_primitive::<arrow::datatypes::Int64Type>();
+        for (j, t) in jobs.iter().zip(times.iter()) {
+            if j == Some(job) && t.is_some_and(|t| (from..=to).contains(&t)) {
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
 }

@@ -178,7 +178,7 @@ pub enum Command {
     /// How much better would fresher predictions be? Replays the labels' requests as
     /// each refresh cadence and each stage from batch to online would have answered them.
     #[command(
-        after_help = "Stages, per cadence:\n  batch              the answer of the last scheduled run (every CADENCE, served LAG after it starts)\n  online prediction  the model runs at the request, on features as of the last run ({{now}} moves)\n  online features    features as of the request itself (cadence 0)\n\nExample:\n  presage staleness churn --labels labels --cadence 0,1h,6h,1d,7d --lag 30m --report staleness.html"
+        after_help = "Stages, per cadence:\n  batch              the last scheduled run's answer (runs every CADENCE, served LAG later)\n  online prediction  the model runs at the request, on features as of the last run ({{now}} moves)\n  online features    features as of the request itself (cadence 0)\n\nExample:\n  presage staleness churn --labels labels --cadence 0,1h,6h,1d,7d --lag 30m --report staleness.html"
     )]
     Staleness {
         /// The job.

@@ -33,6 +33,7 @@ pub fn staleness(
         to,
         cadences,
         lag,
+        lookup_log: config.lookup_log.clone(),
     };
     let reporter = Arc::new(EvalReporter::new(format!("staleness {job}")));
     let result =

@@ -461,3 +461,72 @@ document.getElementById('report').addEventListener('load', () => {{
     let json = dom[start..end].replace("&quot;", "\"");
     serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
 }
+
+/// With a lookup log in the config, online setups are costed by the answers it logged
+/// in the window (this job's only), not by the label rows.
+#[test]
+fn online_cost_counts_the_lookup_log_where_present() {
+    let project = LeakProject::new(true);
+    let dir = project.path();
+    std::fs::create_dir_all(dir.join("lookups")).unwrap();
+    let in_window = T0 + 2 * 86_400 * SECOND;
+    let rows: Vec<(&str, i64)> = (0..7)
+        .map(|i| ("leak", in_window + i * SECOND))
+        .chain([("other", in_window), ("other", in_window)])
+        .chain([
+            ("leak", T0 - 86_400 * SECOND),
+            ("leak", T0 + 90 * 86_400 * SECOND),
+        ])
+        .collect();
+    let schema = presage_serve::lookup_log_schema();
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(
+                TimestampMicrosecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(vec!["u000"; rows.len()])),
+            Arc::new(arrow::array::UInt64Array::from(vec![1u64; rows.len()])),
+            Arc::new(StringArray::from(vec!["fresh"; rows.len()])),
+            Arc::new(arrow::array::Float64Array::from(vec![1.0; rows.len()])),
+        ],
+    )
+    .unwrap();
+    write_parquet(&dir.join("lookups/part-0.parquet"), batch);
+    let config = std::fs::read_to_string(dir.join("presage.toml")).unwrap();
+    std::fs::write(
+        dir.join("presage.toml"),
+        format!("lookup_log = \"lookups\"\n{config}"),
+    )
+    .unwrap();
+    let output = run_in(
+        dir,
+        &[
+            "staleness",
+            "leak",
+            "--labels",
+            "labels",
+            "--cadence",
+            "0,1d",
+            "--json",
+            "s.json",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("s.json")).unwrap()).unwrap();
+    assert_eq!(report["online_requests_from"], "lookup log");
+    assert_eq!(
+        cell(&report, "online_features", "0")["model_evaluations"],
+        7
+    );
+    // A daily batch run scores all 200 users once per day the window spans.
+    let daily = cell(&report, "batch", "1d")["model_evaluations"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(daily % 200, 0, "{report}");
+}
