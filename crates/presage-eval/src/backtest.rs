@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
+use presage_job::error_chain;
+
 use crate::labels::LabelSource;
 use crate::metrics;
 use crate::replay::{cell_scores, replay};
@@ -149,15 +151,4 @@ pub async fn backtest(
         seconds: started.elapsed().as_secs_f64(),
         generated_at: Utc::now(),
     })
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
 }

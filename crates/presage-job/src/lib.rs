@@ -18,6 +18,6 @@ mod spec;
 pub use checks::evaluate as evaluate_checks;
 pub use error::JobError;
 pub use progress::{Reporter, Stage};
-pub use run::{RunOptions, RunOutcome, load_model, run};
+pub use run::{RunOptions, RunOutcome, error_chain, load_model, run};
 pub use scorer::{BatchScorer, column_index};
 pub use spec::{Checks, FeatureSpec, JobSpec, ModelSpec};

@@ -373,7 +373,7 @@ fn null_or_nan_count(array: &ArrayRef) -> u64 {
 }
 
 /// An error and its causes on one line, as the CLI prints them (`a: b: c`).
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(e) = cause {

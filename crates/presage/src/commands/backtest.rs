@@ -24,7 +24,9 @@ pub fn backtest(
 ) -> Result<()> {
     let eval = eval_job(config, job)?;
     let (from, to) = window(labels)?;
-    let challenger = challenger.map(|c| resolve_challenger(config, &eval, c));
+    let challenger = challenger
+        .map(|c| resolve_challenger(config, &eval, c))
+        .transpose()?;
     let options = BacktestOptions {
         labels: label_source(config, &eval, labels)?,
         from,
@@ -49,8 +51,20 @@ pub fn backtest(
 }
 
 /// A `[models.NAME]` of the config (its own inputs), or a model file taking the job's.
-fn resolve_challenger(config: &Config, job: &presage_eval::EvalJob, text: &str) -> Challenger {
-    match config.models.get(text) {
+fn resolve_challenger(
+    config: &Config,
+    job: &presage_eval::EvalJob,
+    text: &str,
+) -> Result<Challenger> {
+    if !config.models.contains_key(text) && !Path::new(text).is_file() {
+        let models: Vec<String> = config.models.keys().map(|m| format!("`{m}`")).collect();
+        anyhow::bail!(
+            "--challenger `{text}`: neither a model in `{}` ({}) nor a model file",
+            config.path.display(),
+            models.join(", ")
+        );
+    }
+    Ok(match config.models.get(text) {
         Some(model) => Challenger {
             name: text.to_owned(),
             path: model.path.clone(),
@@ -63,7 +77,7 @@ fn resolve_challenger(config: &Config, job: &presage_eval::EvalJob, text: &str) 
             inputs: job.spec.model.inputs.clone(),
             outputs: job.spec.model.outputs.clone(),
         },
-    }
+    })
 }
 
 fn print_table(report: &BacktestReport) {
