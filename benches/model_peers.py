@@ -9,7 +9,7 @@ rows/s and the presage/peer ratio (medians of --runs runs):
   bench_xgb_500x8 model.json  presage vs XGBoost Booster.inplace_predict (nthread matched)
   a LightGBM model trained here (500 trees, num_leaves 255, 50 features)
                   model.txt   presage vs LightGBM Booster.predict (num_threads matched)
-  sk_mlp_classifier model.onnx presage (tract) vs onnxruntime, the non-tree case
+  sk_mlp_classifier model.onnx presage (dense engine) vs onnxruntime, the non-tree case
 
 Rows: input.parquet of the benchmark fixture resampled with noise (seeded, so every
 run scores the same matrix). Each peer's predictions are compared with presage's.
@@ -128,6 +128,7 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", default=f"1,{os.cpu_count()}")
+    ap.add_argument("--only-mlp", action="store_true", help="only the MLP against onnxruntime")
     a = ap.parse_args()
     threads = [int(t) for t in a.threads.split(",")]
 
@@ -137,9 +138,10 @@ def main():
         X = generate_rows(a.rows)
         rows_file = os.path.join(tmp, "rows.f32")
         X.tofile(rows_file)
-        print("training the LightGBM model (500 trees, 255 leaves) ...", file=sys.stderr)
         txt_path = os.path.join(tmp, "lgbm_500x255.txt")
-        train_lightgbm(X, txt_path)
+        if not a.only_mlp:
+            print("training the LightGBM model (500 trees, 255 leaves) ...", file=sys.stderr)
+            train_lightgbm(X, txt_path)
         models = {
             "onnx": (os.path.join(BENCH, "model.onnx"), "bench_xgb_500x8 `model.onnx`",
                      f"onnxruntime {onnxruntime.__version__}"),
@@ -149,12 +151,16 @@ def main():
                     f"LightGBM {lightgbm.__version__} `predict`"),
         }
         ours = {}
+        theirs = {}
+        if a.only_mlp:
+            models = {}
         for key, (path, _, _) in models.items():
             print(f"presage on {path} ...", file=sys.stderr)
             ours[key] = run_presage(path, rows_file, X.shape[1], a.runs, threads,
                                     os.path.join(tmp, f"presage_{key}.f32"))
-        print("peers ...", file=sys.stderr)
-        theirs = peers(X, models["onnx"][0], models["json"][0], txt_path, a.runs, threads)
+        if not a.only_mlp:
+            print("peers ...", file=sys.stderr)
+            theirs = peers(X, models["onnx"][0], models["json"][0], txt_path, a.runs, threads)
 
         mlp = os.path.join(FIXTURES, "sk_mlp_classifier")
         X_mlp = generate_rows(a.rows, mlp)

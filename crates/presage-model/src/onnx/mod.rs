@@ -8,7 +8,11 @@
 //! 2. the single float input `[N, F]` is read from the graph ([`signature`]);
 //! 3. tract analyses and optimises the graph with `N` left symbolic;
 //! 4. the optimised outputs decide classifier or regressor ([`signature`]).
+//!
+//! A graph that is a chain of dense layers (an MLP) is then scored by [`dense`]
+//! instead of tract.
 
+mod dense;
 mod engine;
 mod imputer;
 mod scaler;
@@ -68,36 +72,50 @@ pub(crate) fn load(bytes: &[u8], origin: &Path) -> Result<Box<dyn Model>, ModelE
     };
     let mut optimized = optimize(model.clone())?;
     let (task, mut outputs) = signature::find_outputs(graph, &optimized, origin)?;
-    // A label that is the arg max of the probabilities is cheaper to compute here
-    // than through tract's integer ops: cut the graph to the probabilities output.
-    if let signature::Outputs::Classifier {
-        label: Some(label),
-        probabilities,
-    } = outputs
-    {
-        let name = |ix: usize| graph.output.get(ix).map_or("", |o| o.name.as_str());
-        if signature::label_is_argmax(graph, name(label), name(probabilities)) {
-            let mut pruned = model;
-            let outlet = pruned.outputs[probabilities];
-            pruned
-                .select_output_outlets(&[outlet])
-                .map_err(|e| not_a_model(format!("{e:#}")))?;
-            optimized = optimize(pruned)?;
-            outputs = signature::Outputs::Classifier {
-                label: None,
-                probabilities: 0,
-            };
-        }
-    }
-    let plan = optimized
-        .into_runnable()
-        .map_err(|e| not_a_model(format!("{e:#}")))?;
     let info = ModelInfo {
         engine: "tract",
         format: ModelFormat::Onnx,
         n_features: input.n_features,
         task,
     };
+    let name = |ix: usize| graph.output.get(ix).map_or("", |o| o.name.as_str());
+    // A chain of dense layers (an MLP) is scored natively, when the label is the arg
+    // max of the probabilities the chain computes.
+    let dense_output = match outputs {
+        signature::Outputs::Classifier {
+            label: Some(label),
+            probabilities,
+        } if signature::label_is_argmax(graph, name(label), name(probabilities)) => {
+            Some(name(probabilities))
+        }
+        signature::Outputs::Regressor { values } => Some(name(values)),
+        signature::Outputs::Classifier { .. } => None,
+    };
+    if let Some(model) = dense_output.and_then(|output| dense::compile(graph, &info, output)) {
+        return Ok(Box::new(model));
+    }
+    // A label that is the arg max of the probabilities is cheaper to compute here
+    // than through tract's integer ops: cut the graph to the probabilities output.
+    if let signature::Outputs::Classifier {
+        label: Some(label),
+        probabilities,
+    } = outputs
+        && signature::label_is_argmax(graph, name(label), name(probabilities))
+    {
+        let mut pruned = model;
+        let outlet = pruned.outputs[probabilities];
+        pruned
+            .select_output_outlets(&[outlet])
+            .map_err(|e| not_a_model(format!("{e:#}")))?;
+        optimized = optimize(pruned)?;
+        outputs = signature::Outputs::Classifier {
+            label: None,
+            probabilities: 0,
+        };
+    }
+    let plan = optimized
+        .into_runnable()
+        .map_err(|e| not_a_model(format!("{e:#}")))?;
     Ok(Box::new(engine::TractModel::new(info, plan, outputs)))
 }
 

@@ -208,12 +208,12 @@ fn mlp_fixture() -> Box<dyn Model> {
 }
 
 #[test]
-fn mlp_fixture_runs_on_tract_with_default_classes() {
+fn mlp_fixture_runs_on_the_dense_engine_with_default_classes() {
     let model = mlp_fixture();
     let info = model.info();
     assert_eq!(
         (info.engine, info.format, info.n_features),
-        ("tract", ModelFormat::Onnx, 12)
+        ("dense", ModelFormat::Onnx, 12)
     );
     assert_eq!(
         info.task,

@@ -187,6 +187,20 @@ fn backtest_features_use_only_data_strictly_before_each_request() {
 }
 
 #[test]
+fn backtest_window_keeps_requests_from_inclusive_to_exclusive() {
+    let project = LeakProject::new(true);
+    // User i asks at day 1 + i × 4,321 s: users 100..150 fall in this window.
+    let at = |i: i64| {
+        chrono::DateTime::from_timestamp_micros(T0 + 86_400 * SECOND + i * 4_321 * SECOND)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let report = project.backtest(&["--labels", "labels", "--from", &at(100), "--to", &at(150)]);
+    assert_eq!(report["rows"], 50, "{report}");
+}
+
+#[test]
 fn backtest_compares_a_challenger_on_the_same_rows() {
     let project = LeakProject::new(true);
     let report = project.backtest(&[
