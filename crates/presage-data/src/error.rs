@@ -160,3 +160,17 @@ pub enum DataError {
         name: String,
     },
 }
+
+/// Names as an error message lists them: `` `a`, `b` ``.
+pub fn quoted_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The columns of `schema`, as error messages list what is there.
+pub fn column_list(schema: &arrow::datatypes::Schema) -> String {
+    quoted_list(schema.fields().iter().map(|f| f.name().as_str()))
+}

@@ -9,7 +9,7 @@ mod render;
 mod session;
 mod source;
 
-pub use error::DataError;
+pub use error::{DataError, column_list, quoted_list};
 pub use pit::{PitFeatures, PitProgress, PitRequest, PointInTime, key_strings};
 pub use render::{Cutoffs, render_sql, timestamp_literal};
 pub use session::{FeatureQuery, FeatureSession, stream_error};

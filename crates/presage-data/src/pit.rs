@@ -25,7 +25,10 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::pit_plan::{CompiledQuery, CompiledSource};
-use crate::{Cutoffs, DataError, FeatureSession, SourceSpec, render_sql, stream_error};
+use crate::{
+    Cutoffs, DataError, FeatureSession, SourceSpec, column_list, quoted_list, render_sql,
+    stream_error,
+};
 
 /// A feature query prepared for point-in-time evaluation.
 pub struct PointInTime {
@@ -39,6 +42,8 @@ struct Shared {
     output: SchemaRef,
     sql: String,
     key: String,
+    /// Where the key is among the query's columns.
+    key_index: usize,
     tables: Vec<CachedTable>,
     /// Whether any source is restricted to the entities of a group; without one every
     /// query runs over all the data and is parallelised inside instead of across.
@@ -100,11 +105,7 @@ impl PointInTime {
                 return Err(DataError::UnknownEntitySource {
                     query: query.to_owned(),
                     source_name: source.clone(),
-                    available: sources
-                        .iter()
-                        .map(|s| format!("`{}`", s.name))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    available: quoted_list(sources.iter().map(|s| s.name.as_str())),
                 });
             }
         }
@@ -134,18 +135,11 @@ impl PointInTime {
                 query: query.to_owned(),
                 message: e.strip_backtrace(),
             })?;
-        if schema.index_of(key).is_err() {
-            return Err(DataError::MissingKey {
-                query: query.to_owned(),
-                column: key.to_owned(),
-                available: schema
-                    .fields()
-                    .iter()
-                    .map(|f| format!("`{}`", f.name()))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
+        let key_index = schema.index_of(key).map_err(|_| DataError::MissingKey {
+            query: query.to_owned(),
+            column: key.to_owned(),
+            available: column_list(&schema),
+        })?;
 
         let mut tables = Vec::with_capacity(sources.len());
         for source in sources {
@@ -197,6 +191,7 @@ impl PointInTime {
                 query: query.to_owned(),
                 sql: sql.to_owned(),
                 key: key.to_owned(),
+                key_index,
                 restricted: tables.iter().any(|t| t.rows_by_entity.is_some()),
                 tables,
             }),
@@ -325,25 +320,24 @@ impl PointInTime {
             let next = next.clone();
             let done = done.clone();
             let progress = progress.clone();
-            // Tiny restricted queries gain nothing from splitting inside; one worker per
-            // core runs them side by side instead.
-            let partitions = if shared.restricted { 1 } else { cores };
             handles.push(tokio::spawn(async move {
-                let ctx = SessionContext::new_with_config(
-                    SessionConfig::new().with_target_partitions(partitions),
-                );
-                let compiled = if shared.restricted {
-                    Some(shared.compile().await?)
+                // Entity sources: one single-partition plan per worker, re-run per group
+                // (the workers run side by side). Otherwise each group is a whole query,
+                // split over every core.
+                let runner = if shared.restricted {
+                    Runner::Compiled(shared.compile().await?)
                 } else {
-                    None
+                    Runner::Whole(SessionContext::new_with_config(
+                        SessionConfig::new().with_target_partitions(cores),
+                    ))
                 };
                 let mut answers = Vec::new();
                 loop {
                     let g = next.fetch_add(1, Ordering::Relaxed);
                     let Some(group) = groups.get(g) else { break };
-                    let batch = match &compiled {
-                        Some(compiled) => shared.run_compiled(compiled, group).await?,
-                        None => shared.run_group(&ctx, group).await?,
+                    let batch = match &runner {
+                        Runner::Compiled(compiled) => shared.run_compiled(compiled, group).await?,
+                        Runner::Whole(ctx) => shared.run_group(ctx, group).await?,
                     };
                     let batch =
                         conform(&batch, &shared.output).map_err(|e| DataError::Execution {
@@ -375,17 +369,8 @@ impl PointInTime {
         let mut offset = 0u64;
         for (g, batch) in per_group.iter().enumerate() {
             let batch = batch.as_ref().expect("every group ran");
-            let key_index =
-                batch
-                    .schema()
-                    .index_of(&self.shared.key)
-                    .map_err(|_| DataError::MissingKey {
-                        query: self.shared.query.clone(),
-                        column: self.shared.key.clone(),
-                        available: String::new(),
-                    })?;
             let keys = key_strings(
-                batch.column(key_index),
+                batch.column(self.shared.key_index),
                 &self.shared.query,
                 &self.shared.key,
             )?;
@@ -436,6 +421,14 @@ impl PointInTime {
             queries: total,
         })
     }
+}
+
+/// How a worker runs its groups.
+enum Runner {
+    /// The query planned once over the entity sources' slots.
+    Compiled(CompiledQuery),
+    /// A session running the whole query per group.
+    Whole(SessionContext),
 }
 
 struct Group {
@@ -510,7 +503,7 @@ impl Shared {
             message: e.to_string(),
         })?;
         if !self.restricted {
-            batch = keep_keys(batch, &self.key, &group.keys, &self.query)?;
+            batch = keep_keys(batch, self.key_index, &self.key, &group.keys, &self.query)?;
         }
         Ok(batch)
     }
@@ -593,19 +586,12 @@ fn conform(
 /// The rows of an unrestricted run that belong to the group's entities.
 fn keep_keys(
     batch: RecordBatch,
+    key_index: usize,
     key: &str,
     keys: &[String],
     query: &str,
 ) -> Result<RecordBatch, DataError> {
-    let index = batch
-        .schema()
-        .index_of(key)
-        .map_err(|_| DataError::MissingKey {
-            query: query.to_owned(),
-            column: key.to_owned(),
-            available: String::new(),
-        })?;
-    let values = key_strings(batch.column(index), query, key)?;
+    let values = key_strings(batch.column(key_index), query, key)?;
     let rows: UInt32Array = values
         .iter()
         .enumerate()
@@ -630,13 +616,7 @@ fn index_rows(
         .map_err(|_| DataError::MissingEntityColumn {
             source_name: source.to_owned(),
             column: column.to_owned(),
-            available: batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| format!("`{}`", f.name()))
-                .collect::<Vec<_>>()
-                .join(", "),
+            available: column_list(&batch.schema()),
         })?;
     let keys = key_strings(batch.column(index), &format!("source {source}"), column)?;
     let mut rows: HashMap<String, Vec<u32>> = HashMap::new();

@@ -12,10 +12,10 @@ use presage_job::error_chain;
 
 use crate::labels::LabelSource;
 use crate::metrics;
-use crate::replay::{cell_scores, replay};
+use crate::replay::{answered_by_all, cell_scores, kept_scores, replay, select};
 use crate::report::{BacktestReport, ChallengerResult};
 use crate::scoring::{EvalJob, EvalModel};
-use crate::staleness::{evaluate, histogram_range, prepare, select};
+use crate::staleness::{evaluate, histogram_range, prepare};
 use crate::{EvalError, EvalProgress};
 
 /// What `presage backtest` was asked.
@@ -97,11 +97,9 @@ pub async fn backtest(
         }
         None => None,
     };
-    let keep: Vec<bool> = (0..labels.len())
-        .map(|i| {
-            champion_cell[i].is_some() && challenger_cell.as_ref().is_none_or(|c| c[i].is_some())
-        })
-        .collect();
+    let mut cells: Vec<&[Option<f64>]> = vec![&champion_cell];
+    cells.extend(challenger_cell.as_deref());
+    let keep = answered_by_all(&cells, labels.len());
     let kept = keep.iter().filter(|&&k| k).count();
     if kept == 0 {
         return Err(EvalError::NoLabels {
@@ -111,20 +109,13 @@ pub async fn backtest(
         });
     }
     let targets = select(&labels.values, &keep);
-    let pick = |cell: &[Option<f64>]| -> Vec<f64> {
-        cell.iter()
-            .zip(&keep)
-            .filter(|(_, k)| **k)
-            .map(|(s, _)| s.expect("kept rows have scores"))
-            .collect()
-    };
     let task = champion.task;
     let (lo, hi) = histogram_range(task, &targets);
-    let champion_scores = pick(&champion_cell);
+    let champion_scores = kept_scores(&champion_cell, &keep);
     let metrics = evaluate(task, &champion_scores, &targets)?;
     let challenger = match (challenger, challenger_cell) {
         (Some(model), Some(cell)) => {
-            let scores = pick(&cell);
+            let scores = kept_scores(&cell, &keep);
             let theirs = evaluate(task, &scores, &targets)?;
             let difference = metrics::differences(&metrics, &theirs);
             Some(ChallengerResult {

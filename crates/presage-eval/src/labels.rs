@@ -4,7 +4,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
-use presage_data::{FeatureSession, SourceSpec, key_strings};
+use presage_data::{FeatureSession, SourceSpec, column_list, key_strings};
 
 use crate::EvalError;
 
@@ -72,12 +72,7 @@ pub async fn load_labels(
                 labels: labels.clone(),
                 column: column.clone(),
                 role,
-                available: schema
-                    .fields()
-                    .iter()
-                    .map(|f| format!("`{}`", f.name()))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                available: column_list(&schema),
             })?;
         columns.push(index);
     }

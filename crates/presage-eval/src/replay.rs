@@ -99,3 +99,29 @@ pub(crate) fn cell_scores(
         })
         .collect()
 }
+
+/// The rows every one of `cells` could answer: the rows all cells are measured on,
+/// so their metrics compare like with like.
+pub(crate) fn answered_by_all(cells: &[&[Option<f64>]], rows: usize) -> Vec<bool> {
+    (0..rows)
+        .map(|i| cells.iter().all(|cell| cell[i].is_some()))
+        .collect()
+}
+
+/// `values` at the rows `keep` marks.
+pub(crate) fn select<T: Copy>(values: &[T], keep: &[bool]) -> Vec<T> {
+    values
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| **k)
+        .map(|(v, _)| *v)
+        .collect()
+}
+
+/// A cell's scores at the kept rows (which all have one).
+pub(crate) fn kept_scores(cell: &[Option<f64>], keep: &[bool]) -> Vec<f64> {
+    select(cell, keep)
+        .into_iter()
+        .map(|s| s.expect("kept rows have scores"))
+        .collect()
+}

@@ -12,7 +12,7 @@ use presage_data::{Cutoffs, PointInTime};
 use crate::cadence::Cadence;
 use crate::labels::{LabelSource, Labels, load_labels};
 use crate::metrics::{self, MetricName, Metrics, Task};
-use crate::replay::{CellCutoffs, cell_scores, replay};
+use crate::replay::{CellCutoffs, answered_by_all, cell_scores, kept_scores, replay, select};
 use crate::report::{Stage, StalenessCell, StalenessReport, verdict};
 use crate::scoring::{EvalJob, EvalModel, job_model};
 use crate::{EvalError, EvalProgress};
@@ -95,9 +95,8 @@ pub async fn staleness(
         .collect();
     // Every cell is measured on the same rows: a row some cell could not answer
     // (entity unknown at a stale cutoff, no default configured) is left out of all.
-    let keep: Vec<bool> = (0..labels.len())
-        .map(|i| per_cell.iter().all(|s| s[i].is_some()))
-        .collect();
+    let cells_scores: Vec<&[Option<f64>]> = per_cell.iter().map(Vec::as_slice).collect();
+    let keep = answered_by_all(&cells_scores, labels.len());
     let kept = keep.iter().filter(|&&k| k).count();
     if kept == 0 {
         return Err(EvalError::NoLabels {
@@ -129,12 +128,7 @@ pub async fn staleness(
     let (bins_lo, bins_hi) = histogram_range(task, &targets);
     let mut report_cells = Vec::with_capacity(cells.len());
     for (c, (stage, cadence)) in cells.iter().enumerate() {
-        let cell: Vec<f64> = per_cell[c]
-            .iter()
-            .zip(&keep)
-            .filter(|(_, k)| **k)
-            .map(|(s, _)| s.expect("kept rows have scores"))
-            .collect();
+        let cell = kept_scores(&per_cell[c], &keep);
         let ages: Vec<f64> = cutoffs[c]
             .iter()
             .zip(&labels.times)
@@ -303,15 +297,6 @@ pub(crate) fn histogram_range(task: Task, targets: &[f64]) -> (f64, f64) {
             }
         }
     }
-}
-
-pub(crate) fn select(values: &[f64], keep: &[bool]) -> Vec<f64> {
-    values
-        .iter()
-        .zip(keep)
-        .filter(|(_, k)| **k)
-        .map(|(v, _)| *v)
-        .collect()
 }
 
 /// Answers of `job` logged by `presage serve` with times in `[from, to]` (µs).

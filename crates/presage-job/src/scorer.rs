@@ -94,11 +94,6 @@ pub fn column_index(
             query: query.to_owned(),
             column: column.to_owned(),
             role,
-            available: schema
-                .fields()
-                .iter()
-                .map(|f| format!("`{}`", f.name()))
-                .collect::<Vec<_>>()
-                .join(", "),
+            available: presage_data::column_list(schema),
         })
 }

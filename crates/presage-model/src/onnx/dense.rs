@@ -11,6 +11,8 @@ use std::collections::HashMap;
 
 use tract_onnx::pb::{GraphProto, NodeProto, TensorProto};
 
+use super::engine::first_arg_max;
+use crate::tree::onnx::{FLOAT, tensor_f64};
 use crate::{Model, ModelError, ModelInfo, Scores, Task};
 
 /// A layer's activation.
@@ -209,25 +211,13 @@ fn attribute_int(node: &NodeProto, name: &str) -> Option<i64> {
     node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
 }
 
-/// A float tensor's values (raw little-endian bytes or the `float_data` field).
+/// A float tensor's values.
 fn floats(tensor: &TensorProto) -> Option<Vec<f32>> {
-    const FLOAT: i32 = 1;
-    if tensor.data_type != FLOAT || !tensor.external_data.is_empty() {
+    if tensor.data_type != FLOAT {
         return None;
     }
-    if !tensor.raw_data.is_empty() {
-        if !tensor.raw_data.len().is_multiple_of(4) {
-            return None;
-        }
-        return Some(
-            tensor
-                .raw_data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        );
-    }
-    Some(tensor.float_data.clone())
+    let values = tensor_f64(tensor).ok()?;
+    Some(values.into_iter().map(|v| v as f32).collect())
 }
 
 impl Layer {
@@ -312,18 +302,7 @@ impl Model for DenseModel {
         let mut scores = Scores::with_rows(rows);
         match &self.info.task {
             Task::Classifier { .. } => {
-                scores.label_index = result
-                    .chunks_exact(width)
-                    .map(|row| {
-                        let mut best = 0;
-                        for (i, &v) in row.iter().enumerate().skip(1) {
-                            if v > row[best] {
-                                best = i;
-                            }
-                        }
-                        best as u32
-                    })
-                    .collect();
+                scores.label_index = first_arg_max(&result, width);
                 scores.probabilities = result;
             }
             Task::Regressor { .. } => scores.values = result,

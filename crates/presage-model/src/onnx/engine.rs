@@ -105,7 +105,7 @@ fn plain<D: Datum>(tensor: &Tensor) -> Result<&[D], ModelError> {
 }
 
 /// The index of each row's largest value (the first on ties, as ONNX `ArgMax`).
-fn first_arg_max(values: &[f32], width: usize) -> Vec<u32> {
+pub(super) fn first_arg_max(values: &[f32], width: usize) -> Vec<u32> {
     values
         .chunks_exact(width)
         .map(|row| {

@@ -22,7 +22,7 @@ use super::model::{Spec, TreeModel};
 use crate::{ClassLabels, Model, ModelError, ModelFormat, ModelInfo, Scores, Task};
 
 /// ONNX element types used here.
-const FLOAT: i32 = 1;
+pub(crate) const FLOAT: i32 = 1;
 const INT32: i32 = 6;
 const INT64: i32 = 7;
 const DOUBLE: i32 = 11;
@@ -285,7 +285,7 @@ fn single(v: &[f64]) -> Option<f32> {
 }
 
 /// The values of a float, double or integer tensor as `f64`.
-fn tensor_f64(t: &TensorProto) -> Result<Vec<f64>, String> {
+pub(crate) fn tensor_f64(t: &TensorProto) -> Result<Vec<f64>, String> {
     if t.data_location == Some(1) {
         return Err(format!("tensor `{}` uses external data", t.name));
     }

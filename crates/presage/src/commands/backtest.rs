@@ -8,7 +8,7 @@ use presage_eval::metrics::MetricName;
 use presage_eval::report::{BacktestReport, backtest_html};
 use presage_eval::{BacktestOptions, Challenger};
 
-use super::eval_args::{EvalReporter, eval_job, label_source, window, write_output};
+use super::eval_args::{EvalReporter, eval_job, label_source, window, write_outputs};
 use crate::cli::LabelArgs;
 use crate::config::Config;
 
@@ -39,15 +39,7 @@ pub fn backtest(
     reporter.finish();
     let report = result?;
     print_table(&report);
-    if let Some(path) = json {
-        write_output(path, &serde_json::to_string_pretty(&report)?)?;
-        eprintln!("wrote {}", path.display());
-    }
-    if let Some(path) = report_path {
-        write_output(path, &backtest_html(&report))?;
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(())
+    write_outputs(&report, json, report_path, backtest_html)
 }
 
 /// A `[models.NAME]` of the config (its own inputs), or a model file taking the job's.
@@ -57,11 +49,10 @@ fn resolve_challenger(
     text: &str,
 ) -> Result<Challenger> {
     if !config.models.contains_key(text) && !Path::new(text).is_file() {
-        let models: Vec<String> = config.models.keys().map(|m| format!("`{m}`")).collect();
         anyhow::bail!(
             "--challenger `{text}`: neither a model in `{}` ({}) nor a model file",
             config.path.display(),
-            models.join(", ")
+            presage_data::quoted_list(config.models.keys().map(String::as_str))
         );
     }
     Ok(match config.models.get(text) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use presage_data::SourceSpec;
+use presage_data::{SourceSpec, quoted_list};
 use presage_eval::{EvalJob, EvalProgress, LabelSource};
 
 use crate::cli::LabelArgs;
@@ -35,17 +35,11 @@ pub fn label_source(config: &Config, job: &EvalJob, args: &LabelArgs) -> Result<
             let path = PathBuf::from(&args.labels);
             let has_glob = args.labels.contains(['*', '?', '[']);
             if !has_glob && !path.exists() {
-                let sources: Vec<String> = job
-                    .spec
-                    .sources
-                    .iter()
-                    .map(|s| format!("`{}`", s.name))
-                    .collect();
                 bail!(
                     "--labels `{}`: neither a source in `{}` ({}) nor an existing file",
                     args.labels,
                     config.path.display(),
-                    sources.join(", ")
+                    quoted_list(job.spec.sources.iter().map(|s| s.name.as_str()))
                 );
             }
             (
@@ -92,11 +86,25 @@ pub fn window(args: &LabelArgs) -> Result<(Bound, Bound)> {
     Ok((from, to))
 }
 
-/// Writes `text` to `path` through a temporary file, so a reader never sees half.
-pub fn write_output(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("partial");
-    fs_err::write(&tmp, text)?;
-    fs_err::rename(&tmp, path)?;
+/// Writes the report as JSON and as HTML where asked, each through a temporary file
+/// so a reader never sees half of one.
+pub fn write_outputs<R: serde::Serialize>(
+    report: &R,
+    json: Option<&Path>,
+    html: Option<&Path>,
+    render: fn(&R) -> String,
+) -> Result<()> {
+    let outputs = [
+        json.map(|p| serde_json::to_string_pretty(report).map(|t| (p, t))),
+        html.map(|p| Ok((p, render(report)))),
+    ];
+    for output in outputs.into_iter().flatten() {
+        let (path, text) = output?;
+        let tmp = path.with_extension("partial");
+        fs_err::write(&tmp, text)?;
+        fs_err::rename(&tmp, path)?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 

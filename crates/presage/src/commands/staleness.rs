@@ -8,7 +8,7 @@ use presage_eval::metrics::MetricName;
 use presage_eval::report::{StalenessReport, staleness_html};
 use presage_eval::{StalenessOptions, parse_cadences};
 
-use super::eval_args::{EvalReporter, eval_job, label_source, window, write_output};
+use super::eval_args::{EvalReporter, eval_job, label_source, window, write_outputs};
 use crate::cli::LabelArgs;
 use crate::config::Config;
 
@@ -41,15 +41,7 @@ pub fn staleness(
     reporter.finish();
     let report = result?;
     print_table(&report);
-    if let Some(path) = json {
-        write_output(path, &serde_json::to_string_pretty(&report)?)?;
-        eprintln!("wrote {}", path.display());
-    }
-    if let Some(path) = report_path {
-        write_output(path, &staleness_html(&report))?;
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(())
+    write_outputs(&report, json, report_path, staleness_html)
 }
 
 fn print_table(report: &StalenessReport) {
