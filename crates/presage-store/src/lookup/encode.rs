@@ -5,7 +5,7 @@
 
 use arrow::array::{
     Array, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array,
-    GenericStringArray, PrimitiveArray, StringViewArray,
+    GenericStringArray, ListArray, PrimitiveArray, StringViewArray,
 };
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{
@@ -35,6 +35,11 @@ pub(crate) enum Column<'a> {
         list: &'a FixedSizeListArray,
         values: &'a Float32Array,
         n: usize,
+    },
+    Ranked {
+        list: &'a ListArray,
+        items: KeyColumn<'a>,
+        scores: &'a Float32Array,
     },
 }
 
@@ -67,6 +72,18 @@ impl<'a> Column<'a> {
                     n: usize::try_from(*n).ok()?,
                 }
             }
+            DataType::List(_) => {
+                let FieldType::RankedList(item_type) = field.field_type else {
+                    return None;
+                };
+                let list = array.as_list::<i32>();
+                let entries = list.values().as_struct_opt()?;
+                Column::Ranked {
+                    list,
+                    items: KeyColumn::new(item_type, entries.column(0).as_ref())?,
+                    scores: entries.column(1).as_primitive_opt()?,
+                }
+            }
             _ => return None,
         };
         Some(column)
@@ -89,12 +106,13 @@ impl<'a> Column<'a> {
             Column::LargeUtf8(a) => a.nulls(),
             Column::Utf8View(a) => a.nulls(),
             Column::F32List { list, .. } => list.nulls(),
+            Column::Ranked { list, .. } => list.nulls(),
         };
         nulls.filter(|nulls| nulls.null_count() > 0)
     }
 
-    /// Appends the value at `row`. A null row still gets its bytes (zeros, or an
-    /// empty string) so fixed-width fields keep their width; the bitmap says null.
+    /// Appends the value at `row`. A null row still gets its bytes (zeros, an empty
+    /// string or list) so fixed-width fields keep their width; the bitmap says null.
     #[inline]
     pub(crate) fn encode(&self, row: usize, null: bool, out: &mut Vec<u8>) {
         match self {
@@ -131,6 +149,32 @@ impl<'a> Column<'a> {
                         }
                     }
                 }
+            }
+            Column::Ranked {
+                list,
+                items,
+                scores,
+            } => {
+                let range = if null {
+                    0..0
+                } else {
+                    let offsets = list.value_offsets();
+                    offsets[row] as usize..offsets[row + 1] as usize
+                };
+                let mut payload = Vec::with_capacity(range.len() * 16 + 2);
+                put_varint(&mut payload, range.len() as u64);
+                for entry in range {
+                    match items.value(entry) {
+                        KeyValue::Str(text) => put_str(&mut payload, text),
+                        KeyValue::Int(value) => put_i64(&mut payload, value),
+                        // `FieldType::from_arrow` refuses UInt64 items, the only
+                        // ones that can be out of range.
+                        KeyValue::OutOfRange => unreachable!("ranked items are never UInt64"),
+                    }
+                    payload.extend_from_slice(&scores.value(entry).to_le_bytes());
+                }
+                put_varint(out, payload.len() as u64);
+                out.extend_from_slice(&payload);
             }
         }
     }

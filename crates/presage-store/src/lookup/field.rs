@@ -2,7 +2,7 @@ use std::fmt;
 
 use arrow::datatypes::DataType;
 
-use super::LookupError;
+use super::{KeyType, LookupError};
 
 /// How one prediction field is stored in a record.
 ///
@@ -24,6 +24,57 @@ pub enum FieldType {
     /// A fixed-size list of `n` 32-bit floats (`FixedSizeList<Float32, n>`), `4n` bytes;
     /// a null element is stored as NaN and printed as `null`.
     Float32List(u32),
+    /// A ranked list: `(item, score)` pairs, best first (Arrow
+    /// `List<Struct<item, score: Float32>>`, see [`ranked_list_type`]). Stored as a
+    /// varint byte length, a varint count, then each item (a length-prefixed string
+    /// or 8 bytes) and its 4-byte score; printed as `[{"item":…,"score":…},…]`.
+    RankedList(KeyType),
+}
+
+/// Name of the item field in a ranked list's entries.
+pub const RANKED_ITEM: &str = "item";
+/// Name of the score field in a ranked list's entries.
+pub const RANKED_SCORE: &str = "score";
+
+/// The Arrow type of a ranked list whose items are strings or integers:
+/// `List<Struct<item: Utf8 | Int64, score: Float32>>`, no nulls inside.
+pub fn ranked_list_type(item: KeyType) -> DataType {
+    let item_type = match item {
+        KeyType::Str => DataType::Utf8,
+        KeyType::Int => DataType::Int64,
+    };
+    let entry = DataType::Struct(
+        vec![
+            arrow::datatypes::Field::new(RANKED_ITEM, item_type, false),
+            arrow::datatypes::Field::new(RANKED_SCORE, DataType::Float32, false),
+        ]
+        .into(),
+    );
+    DataType::List(std::sync::Arc::new(arrow::datatypes::Field::new(
+        "entry", entry, false,
+    )))
+}
+
+/// The item type of an Arrow ranked-list type, or `None` if `data_type` is not one.
+fn ranked_item_type(data_type: &DataType) -> Option<KeyType> {
+    let DataType::List(entry) = data_type else {
+        return None;
+    };
+    let DataType::Struct(fields) = entry.data_type() else {
+        return None;
+    };
+    match &fields[..] {
+        [item, score]
+            if item.name() == RANKED_ITEM
+                && score.name() == RANKED_SCORE
+                && score.data_type() == &DataType::Float32
+                // Items are stored as i64: an unsigned 64-bit one may not fit.
+                && item.data_type() != &DataType::UInt64 =>
+        {
+            KeyType::from_arrow(item.data_type())
+        }
+        _ => None,
+    }
 }
 
 impl FieldType {
@@ -47,6 +98,7 @@ impl FieldType {
             DataType::FixedSizeList(item, n) if item.data_type() == &DataType::Float32 => {
                 u32::try_from(*n).ok().map(FieldType::Float32List)
             }
+            DataType::List(_) => ranked_item_type(data_type).map(FieldType::RankedList),
             _ => None,
         }
     }
@@ -57,7 +109,7 @@ impl FieldType {
             FieldType::Int64 | FieldType::Float64 => Some(8),
             FieldType::Float32 => Some(4),
             FieldType::Bool => Some(1),
-            FieldType::Utf8 => None,
+            FieldType::Utf8 | FieldType::RankedList(_) => None,
             FieldType::Float32List(n) => Some(4 * n as usize),
         }
     }
@@ -71,6 +123,7 @@ impl FieldType {
             FieldType::Bool => 4,
             FieldType::Utf8 => 5,
             FieldType::Float32List(_) => 6,
+            FieldType::RankedList(_) => 7,
         }
     }
 
@@ -83,14 +136,20 @@ impl FieldType {
             4 => Some(FieldType::Bool),
             5 => Some(FieldType::Utf8),
             6 => Some(FieldType::Float32List(param)),
+            7 => u8::try_from(param)
+                .ok()
+                .and_then(KeyType::from_tag)
+                .map(FieldType::RankedList),
             _ => None,
         }
     }
 
-    /// The parameter stored beside the tag (the list length, else 0).
+    /// The parameter stored beside the tag (the list length, a ranked list's item
+    /// type, else 0).
     pub(crate) fn param(self) -> u32 {
         match self {
             FieldType::Float32List(n) => n,
+            FieldType::RankedList(item) => u32::from(item.tag()),
             _ => 0,
         }
     }
@@ -105,6 +164,7 @@ impl fmt::Display for FieldType {
             FieldType::Bool => f.write_str("bool"),
             FieldType::Utf8 => f.write_str("utf8"),
             FieldType::Float32List(n) => write!(f, "float32[{n}]"),
+            FieldType::RankedList(item) => write!(f, "ranked list of {item} items"),
         }
     }
 }

@@ -9,7 +9,7 @@
 //! allocation. The family is cdb, Sparkey and Voldemort's read-only stores.
 //!
 //! Values are stored typed and fixed-width where the schema allows (integers,
-//! floats, booleans, float lists; strings length-prefixed), and a [`Record`] writes
+//! floats, booleans, float lists; strings and ranked lists length-prefixed), and a [`Record`] writes
 //! the JSON answer at lookup time ([`Record::write_json`]), so the file stays compact
 //! and no JSON text is parsed or stored. Opening checks the header only, so a large
 //! version opens in microseconds; [`LookupFile::verify`] checks the checksum of
@@ -32,8 +32,8 @@ mod spill;
 mod writer;
 
 pub use error::LookupError;
-pub use field::{FieldType, ValueField};
+pub use field::{FieldType, RANKED_ITEM, RANKED_SCORE, ValueField, ranked_list_type};
 pub use key::{Key, KeyType};
 pub use reader::{Iter, LookupFile};
-pub use record::{Float32Values, Record, Value, Values};
+pub use record::{Float32Values, RankedEntry, RankedItem, RankedItems, Record, Value, Values};
 pub use writer::{LookupSummary, LookupWriter};

@@ -7,7 +7,7 @@
 //! never need a length.
 
 use super::format::get_varint;
-use super::{FieldType, KeyType, ValueField};
+use super::{FieldType, KeyType, RANKED_ITEM, RANKED_SCORE, ValueField};
 
 /// The fields of a file and what answering needs of them, computed once at open.
 #[derive(Debug)]
@@ -271,6 +271,18 @@ fn decode(field_type: FieldType, bytes: &[u8]) -> Value<'_> {
             }
         }
         FieldType::Float32List(_) => Value::Float32List(Float32Values { bytes }),
+        FieldType::RankedList(item_type) => {
+            let prefix = get_varint(bytes).map_or(bytes.len(), |(_, prefix)| prefix);
+            let payload = &bytes[prefix..];
+            match get_varint(payload) {
+                Some((len, count_prefix)) => Value::Ranked(RankedItems {
+                    item_type,
+                    len: usize::try_from(len).unwrap_or(0),
+                    bytes: &payload[count_prefix..],
+                }),
+                None => Value::Null,
+            }
+        }
     }
 }
 
@@ -297,6 +309,8 @@ pub enum Value<'a> {
     Utf8(&'a str),
     /// A list of 32-bit floats, borrowed from the file.
     Float32List(Float32Values<'a>),
+    /// A ranked list of `(item, score)`, best first, borrowed from the file.
+    Ranked(RankedItems<'a>),
     /// A null value (null in the Arrow column).
     Null,
 }
@@ -326,6 +340,29 @@ impl Value<'_> {
                         out.push(b',');
                     }
                     write_f32(out, value);
+                }
+                out.push(b']');
+            }
+            Value::Ranked(items) => {
+                out.push(b'[');
+                for (i, entry) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"{\"");
+                    out.extend_from_slice(RANKED_ITEM.as_bytes());
+                    out.extend_from_slice(b"\":");
+                    match entry.item {
+                        RankedItem::Str(text) => write_json_str(out, text),
+                        RankedItem::Int(value) => {
+                            out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes())
+                        }
+                    }
+                    out.extend_from_slice(b",\"");
+                    out.extend_from_slice(RANKED_SCORE.as_bytes());
+                    out.extend_from_slice(b"\":");
+                    write_f32(out, entry.score);
+                    out.push(b'}');
                 }
                 out.push(b']');
             }
@@ -413,6 +450,74 @@ impl<'a> Float32Values<'a> {
 }
 
 impl std::fmt::Debug for Float32Values<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// A stored ranked list (a `List<Struct<item, score>>` value), best first.
+#[derive(Clone, Copy, PartialEq)]
+pub struct RankedItems<'a> {
+    item_type: KeyType,
+    len: usize,
+    /// The entries, after the count.
+    bytes: &'a [u8],
+}
+
+/// An item of a ranked list.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RankedItem<'a> {
+    /// A string item, borrowed from the file.
+    Str(&'a str),
+    /// An integer item.
+    Int(i64),
+}
+
+/// One entry of a ranked list.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankedEntry<'a> {
+    /// The item.
+    pub item: RankedItem<'a>,
+    /// Its score.
+    pub score: f32,
+}
+
+impl<'a> RankedItems<'a> {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the list has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The entries, best first. Stops early (yields fewer than [`len`](Self::len))
+    /// only in a file that failed its checksum.
+    pub fn iter(&self) -> impl Iterator<Item = RankedEntry<'a>> + 'a {
+        let (item_type, mut rest) = (self.item_type, self.bytes);
+        (0..self.len).map_while(move |_| {
+            let (item, used) = match item_type {
+                KeyType::Str => {
+                    let (len, prefix) = get_varint(rest)?;
+                    let end = prefix.checked_add(usize::try_from(len).ok()?)?;
+                    let text = std::str::from_utf8(rest.get(prefix..end)?).ok()?;
+                    (RankedItem::Str(text), end)
+                }
+                KeyType::Int => (
+                    RankedItem::Int(i64::from_le_bytes(array(rest.get(..8)?))),
+                    8,
+                ),
+            };
+            let score = f32::from_le_bytes(array(rest.get(used..used + 4)?));
+            rest = &rest[used + 4..];
+            Some(RankedEntry { item, score })
+        })
+    }
+}
+
+impl std::fmt::Debug for RankedItems<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }

@@ -9,7 +9,8 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field};
 use presage_store::lookup::{
-    FieldType, Key, KeyType, LookupError, LookupFile, LookupWriter, Value, ValueField,
+    FieldType, Key, KeyType, LookupError, LookupFile, LookupWriter, RankedItem, Value, ValueField,
+    ranked_list_type,
 };
 use proptest::prelude::*;
 
@@ -172,6 +173,111 @@ fn integer_keys_round_trip_from_any_integer_column() {
     let parsed = Key::parse(KeyType::Int, "42").unwrap();
     assert_eq!(json(&file, parsed).as_deref(), Some(JSON_ROWS[1]));
     assert_eq!(Key::parse(KeyType::Int, "-1"), Some(Key::Int(-1)));
+}
+
+/// Ranked lists of `(item, score)` with items of `item_type`, one list per row.
+fn ranked_lists(
+    item_type: KeyType,
+    rows: &[Vec<(i64, f32)>],
+    nulls: Option<Vec<bool>>,
+) -> ArrayRef {
+    use arrow::array::{ListArray, StructArray};
+    let DataType::List(entry) = ranked_list_type(item_type) else {
+        unreachable!()
+    };
+    let DataType::Struct(fields) = entry.data_type().clone() else {
+        unreachable!()
+    };
+    let flat: Vec<(i64, f32)> = rows.iter().flatten().copied().collect();
+    let items: ArrayRef = match item_type {
+        KeyType::Str => Arc::new(StringArray::from_iter_values(
+            flat.iter().map(|(i, _)| format!("item-{i}")),
+        )),
+        KeyType::Int => Arc::new(Int64Array::from_iter_values(flat.iter().map(|(i, _)| *i))),
+    };
+    let scores = Arc::new(Float32Array::from_iter_values(flat.iter().map(|(_, s)| *s)));
+    let entries = StructArray::new(fields, vec![items, scores], None);
+    Arc::new(ListArray::new(
+        entry,
+        arrow::buffer::OffsetBuffer::from_lengths(rows.iter().map(Vec::len)),
+        Arc::new(entries),
+        nulls.map(Into::into),
+    ))
+}
+
+#[test]
+fn ranked_lists_round_trip_as_item_score_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    for item_type in [KeyType::Str, KeyType::Int] {
+        let path = dir.path().join(format!("{item_type}.lookup"));
+        let list_type = ranked_list_type(item_type);
+        let fields = vec![
+            ValueField::from_arrow(&Field::new("items", list_type, false)).unwrap(),
+            ValueField::new("model", FieldType::Utf8),
+        ];
+        assert_eq!(fields[0].field_type, FieldType::RankedList(item_type));
+        let mut writer = LookupWriter::create(&path, KeyType::Str, fields.clone()).unwrap();
+        let lists = ranked_lists(
+            item_type,
+            &[vec![(7, 0.9), (3, 0.25)], vec![], vec![(1, f32::NAN)]],
+            Some(vec![true, true, false]),
+        );
+        let keys: ArrayRef = Arc::new(StringArray::from(vec!["u1", "u2", "u3"]));
+        let models: ArrayRef = Arc::new(StringArray::from(vec!["m", "m", "m"]));
+        writer
+            .append_batch(keys.as_ref(), &[lists, models])
+            .unwrap();
+        writer.finish().unwrap();
+
+        let file = LookupFile::open(&path).unwrap();
+        file.verify().unwrap();
+        assert_eq!(file.fields(), fields.as_slice());
+        let item = |i: i64| match item_type {
+            KeyType::Str => format!("\"item-{i}\""),
+            KeyType::Int => i.to_string(),
+        };
+        assert_eq!(
+            json(&file, Key::Str("u1")).unwrap(),
+            format!(
+                r#"{{"items":[{{"item":{},"score":0.9}},{{"item":{},"score":0.25}}],"model":"m"}}"#,
+                item(7),
+                item(3)
+            )
+        );
+        assert_eq!(
+            json(&file, Key::Str("u2")).unwrap(),
+            r#"{"items":[],"model":"m"}"#
+        );
+        assert_eq!(
+            json(&file, Key::Str("u3")).unwrap(),
+            r#"{"items":null,"model":"m"}"#
+        );
+        let record = file.get(Key::Str("u1")).unwrap();
+        let Value::Ranked(list) = record.value(0) else {
+            panic!("not a ranked list: {:?}", record.value(0));
+        };
+        assert_eq!(list.len(), 2);
+        let first = list.iter().next().unwrap();
+        assert_eq!(first.score, 0.9);
+        match item_type {
+            KeyType::Str => assert_eq!(first.item, RankedItem::Str("item-7")),
+            KeyType::Int => assert_eq!(first.item, RankedItem::Int(7)),
+        }
+        assert_eq!(record.value(1), Value::Utf8("m"));
+    }
+    // Unsigned 64-bit items may not fit the stored i64: not a ranked list.
+    let u64_list = DataType::List(Arc::new(Field::new(
+        "entry",
+        DataType::Struct(
+            vec![
+                Field::new("item", DataType::UInt64, false),
+                Field::new("score", DataType::Float32, false),
+            ]
+            .into(),
+        ),
+        false,
+    )));
+    assert_eq!(FieldType::from_arrow(&u64_list), None);
 }
 
 #[test]
