@@ -4,10 +4,9 @@ use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Field};
 use futures::StreamExt;
 use presage_data::{FeatureSession, stream_error};
-use presage_model::OutputField;
 use presage_store::CheckResult;
 use presage_store::lookup::{Key, LookupFile};
 
@@ -74,7 +73,7 @@ pub(crate) fn psi_checks(
     max: f64,
     previous: &Path,
     staged: &Path,
-    outputs: &[OutputField],
+    outputs: &[Field],
 ) -> Result<Vec<CheckResult>, JobError> {
     let read = |path: &Path, column: &str| {
         read_float_column(path, column).map_err(|message| JobError::CheckFailed {
@@ -85,7 +84,7 @@ pub(crate) fn psi_checks(
     let mut results = Vec::new();
     for output in outputs {
         let (Some(expected), Some(actual)) =
-            (read(previous, &output.name)?, read(staged, &output.name)?)
+            (read(previous, output.name())?, read(staged, output.name())?)
         else {
             continue;
         };
@@ -95,7 +94,7 @@ pub(crate) fn psi_checks(
             value,
             threshold: max,
             passed: value <= max,
-            detail: format!("output `{}` vs the previous version", output.name),
+            detail: format!("output `{}` vs the previous version", output.name()),
         });
     }
     Ok(results)

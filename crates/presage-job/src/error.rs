@@ -82,6 +82,42 @@ pub enum JobError {
         /// The repeated key.
         key: String,
     },
+    /// A candidate item is null (ranked-list jobs).
+    #[error("item column `{column}` of `{query}` is null in row {row}")]
+    NullItem {
+        /// The feature set.
+        query: String,
+        /// The item column.
+        column: String,
+        /// The row (0-based, in query output order).
+        row: u64,
+    },
+    /// One entity has the same candidate item twice (ranked-list jobs).
+    #[error(
+        "feature SQL of `{query}` yields item `{item}` twice for key `{key}`; each (`{key_column}`, `{item_column}`) pair needs at most one row"
+    )]
+    DuplicateCandidate {
+        /// The feature set.
+        query: String,
+        /// The key column.
+        key_column: String,
+        /// The item column.
+        item_column: String,
+        /// The entity.
+        key: String,
+        /// The repeated item.
+        item: String,
+    },
+    /// A ranked-list job's model has no single score to rank by.
+    #[error(
+        "model `{model}` has no single score to rank items by (a binary classifier's `probability` or a regressor's `value`); its outputs: {available}"
+    )]
+    NoRankingScore {
+        /// The model's name.
+        model: String,
+        /// The model's outputs.
+        available: String,
+    },
     /// A config rename names an output the model does not have.
     #[error("model `{model}` has no output `{output}` to rename; it has: {available}")]
     UnknownOutput {

@@ -41,7 +41,8 @@ pub(crate) fn psi(expected: &[f32], actual: &[f32]) -> f64 {
 }
 
 /// Reads a float column of a `predictions.parquet` as `f32` (a list column is
-/// flattened); `None` when the file has no such numeric column.
+/// flattened; a ranked list gives its items' scores); `None` when the file has no
+/// such numeric column.
 pub(crate) fn read_float_column(path: &Path, column: &str) -> Result<Option<Vec<f32>>, String> {
     let file = fs_err::File::open(path).map_err(|e| e.to_string())?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)
@@ -74,6 +75,10 @@ pub(crate) fn read_float_column(path: &Path, column: &str) -> Result<Option<Vec<
         let array = batch.column(0);
         let array = match array.data_type() {
             DataType::FixedSizeList(..) => array.as_fixed_size_list().values().clone(),
+            DataType::List(_) => match array.as_list::<i32>().values().as_struct_opt() {
+                Some(entries) if entries.num_columns() == 2 => entries.column(1).clone(),
+                _ => return Ok(None),
+            },
             _ => array.clone(),
         };
         match array.data_type() {

@@ -6,15 +6,35 @@ use arrow::datatypes::{DataType, Field, Float32Type};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use presage_data::{Cutoffs, FeatureSession, fingerprint, render_sql, stream_error};
-use presage_model::{Model, ModelError, ModelFormat, OutputField, output_fields};
-use presage_store::lookup::LookupError;
+use presage_model::{Model, ModelError, ModelFormat, OutputField, OutputKind, output_fields};
+use presage_store::lookup::{KeyType, LookupError, ranked_list_type};
 use presage_store::{
     EmbeddedStore, LastRun, Manifest, RunOutcomeKind, SourceInfo, StoreError, VersionId,
 };
 use sha2::{Digest, Sha256};
 
 use crate::checks::{RunStats, evaluate, expected_keys_check, psi_checks};
+use crate::ranked::TopK;
 use crate::{BatchScorer, JobError, JobSpec, Reporter, Stage, column_index};
+
+/// The prediction field of a ranked-list job: `{"items":[{"item","score"},…]}`.
+pub const RANKED_OUTPUT: &str = "items";
+
+/// Entities per batch when a ranked-list job writes its lists.
+const RANKED_BATCH: usize = 8192;
+
+/// What a ranked-list run needs beside the scorer.
+struct Ranking {
+    /// The item column's name, position and type (`Utf8` or `Int64`).
+    item: String,
+    item_index: usize,
+    item_type: DataType,
+    /// The model output ranked by, and its position.
+    score: String,
+    score_index: usize,
+    top_k: usize,
+    top: TopK,
+}
 
 /// How to run a job once.
 #[derive(Debug, Clone, Copy)]
@@ -135,16 +155,63 @@ async fn run_once(
         &spec.model.inputs,
     )?;
     let outputs = scorer.outputs().to_vec();
+    let mut ranking = match &spec.ranked {
+        None => None,
+        Some(ranked) => {
+            let item_index = column_index(&schema, query, &ranked.item, "item")?;
+            let item_type =
+                key_arrow_type(schema.field(item_index).data_type()).ok_or_else(|| {
+                    JobError::ColumnType {
+                        query: query.clone(),
+                        column: ranked.item.clone(),
+                        found: schema.field(item_index).data_type().to_string(),
+                        expected: "a string or an integer (item)",
+                    }
+                })?;
+            let score_index = outputs
+                .iter()
+                .position(|o| matches!(o.kind, OutputKind::Probability | OutputKind::Value))
+                .ok_or_else(|| JobError::NoRankingScore {
+                    model: spec.model.name.clone(),
+                    available: outputs
+                        .iter()
+                        .map(|o| format!("`{}`", o.name))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+            Some(Ranking {
+                top: TopK::new(
+                    ranked.top_k,
+                    store_key_type(&key_type),
+                    store_key_type(&item_type),
+                ),
+                item: ranked.item.clone(),
+                item_index,
+                item_type,
+                score: outputs[score_index].name.clone(),
+                score_index,
+                top_k: ranked.top_k,
+            })
+        }
+    };
+    // What the version stores per key: the model's outputs, or one ranked list.
+    let stored: Vec<Field> = match &ranking {
+        None => outputs.iter().map(OutputField::arrow_field).collect(),
+        Some(r) => vec![Field::new(
+            RANKED_OUTPUT,
+            ranked_list_type(store_key_type(&r.item_type)),
+            false,
+        )],
+    };
 
     let previous = match store.current(&spec.name)? {
         Some(id) => Some(store.manifest(&spec.name, id)?),
         None => None,
     };
-    let output_arrow: Vec<Field> = outputs.iter().map(OutputField::arrow_field).collect();
     let mut writer = store.begin(
         &spec.name,
         Field::new(&spec.features.key, key_type.clone(), false),
-        &output_arrow,
+        &stored,
     )?;
     reporter.stage(Stage::Scoring {
         expected_rows: previous.as_ref().map(|m| m.rows),
@@ -153,22 +220,56 @@ async fn run_once(
     let mut stream = plan.stream().await?;
     let mut stats = RunStats {
         rows: 0,
-        nulls: outputs.iter().map(|o| (o.name.clone(), 0)).collect(),
+        nulls: stored.iter().map(|f| (f.name().clone(), 0)).collect(),
     };
+    // Feature rows read: entities, or candidates for a ranked-list job.
+    let mut rows_read = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| stream_error(query, &e))?;
         if batch.num_rows() == 0 {
             continue;
         }
-        let keys = key_column(&batch, key_index, &key_type, spec, stats.rows)?;
+        let keys = key_column(&batch, key_index, &key_type, spec, rows_read)?;
         let arrays = tokio::task::block_in_place(|| scorer.score(&batch))?;
-        for ((_, nulls), array) in stats.nulls.iter_mut().zip(&arrays) {
-            *nulls += null_or_nan_count(array);
+        match &mut ranking {
+            None => {
+                for ((_, nulls), array) in stats.nulls.iter_mut().zip(&arrays) {
+                    *nulls += null_or_nan_count(array);
+                }
+                writer.write(&keys, &arrays)?;
+                stats.rows += batch.num_rows() as u64;
+            }
+            Some(r) => {
+                let items = item_column(&batch, r, spec, rows_read)?;
+                // Probabilities and regression values are always Float32.
+                let scores = arrays[r.score_index].as_primitive::<Float32Type>();
+                r.top
+                    .add(&keys, &items, scores)
+                    .map_err(|d| JobError::DuplicateCandidate {
+                        query: query.clone(),
+                        key_column: spec.features.key.clone(),
+                        item_column: r.item.clone(),
+                        key: d.key,
+                        item: d.item,
+                    })?;
+            }
         }
-        writer.write(&keys, &arrays)?;
-        stats.rows += batch.num_rows() as u64;
-        reporter.rows(stats.rows);
+        rows_read += batch.num_rows() as u64;
+        reporter.rows(rows_read);
         presage_store::failpoint::pause("scoring");
+    }
+    let ranked_info = ranking.as_ref().map(|r| presage_store::RankedInfo {
+        item: r.item.clone(),
+        top_k: r.top_k,
+        score: r.score.clone(),
+        candidates: rows_read,
+    });
+    if let Some(r) = ranking.take() {
+        for (keys, lists) in r.top.finish(RANKED_BATCH) {
+            stats.nulls[0].1 += nan_score_lists(&lists);
+            stats.rows += keys.len() as u64;
+            writer.write(&keys, &[lists])?;
+        }
     }
 
     reporter.stage(Stage::Checking);
@@ -189,7 +290,7 @@ async fn run_once(
             max,
             &prev_parquet,
             &staged.parquet_path(),
-            &outputs,
+            &stored,
         )?);
     }
     if let Some(sql) = &spec.checks.expected_keys {
@@ -238,13 +339,14 @@ async fn run_once(
             }
             .to_owned(),
         },
-        outputs: outputs
+        outputs: stored
             .iter()
-            .map(|o| presage_store::OutputColumn {
-                name: o.name.clone(),
-                data_type: o.data_type.to_string(),
+            .map(|f| presage_store::OutputColumn {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
             })
             .collect(),
+        ranked: ranked_info,
         checks,
         forced: failed,
         files: Vec::new(),
@@ -306,6 +408,64 @@ fn renamed_outputs(
         field.name = to.clone();
     }
     Ok(outputs)
+}
+
+/// The lookup-file key type of a key or item column already normalised by
+/// [`key_arrow_type`].
+fn store_key_type(data_type: &DataType) -> KeyType {
+    if data_type == &DataType::Int64 {
+        KeyType::Int
+    } else {
+        KeyType::Str
+    }
+}
+
+/// A ranked-list job's item column, non-null and as `Utf8` or `Int64`.
+fn item_column(
+    batch: &RecordBatch,
+    ranking: &Ranking,
+    spec: &JobSpec,
+    rows_before: u64,
+) -> Result<ArrayRef, JobError> {
+    let column = batch.column(ranking.item_index);
+    let item = ranking.item.clone();
+    if let Some(nulls) = column.nulls()
+        && let Some(row) = (0..column.len()).find(|&i| nulls.is_null(i))
+    {
+        return Err(JobError::NullItem {
+            query: spec.features.name.clone(),
+            column: item,
+            row: rows_before + row as u64,
+        });
+    }
+    if column.data_type() == &ranking.item_type {
+        return Ok(column.clone());
+    }
+    cast(column, &ranking.item_type).map_err(|e| JobError::ColumnType {
+        query: spec.features.name.clone(),
+        column: item,
+        found: e.to_string(),
+        expected: "a string or an integer (item)",
+    })
+}
+
+/// Lists holding a NaN score: they count as null for `max_null_fraction`.
+fn nan_score_lists(lists: &ArrayRef) -> u64 {
+    let lists = lists.as_list::<i32>();
+    let scores = lists
+        .values()
+        .as_struct()
+        .column(1)
+        .as_primitive::<Float32Type>();
+    lists
+        .offsets()
+        .windows(2)
+        .filter(|w| {
+            scores.values()[w[0] as usize..w[1] as usize]
+                .iter()
+                .any(|v| v.is_nan())
+        })
+        .count() as u64
 }
 
 /// Keys are stored as strings or 64-bit integers.

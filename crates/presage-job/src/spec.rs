@@ -18,6 +18,20 @@ pub struct JobSpec {
     pub keep_versions: usize,
     /// Gates that must pass before publish.
     pub checks: Checks,
+    /// Set for a ranked-list job: the feature rows are candidates and each entity's
+    /// prediction is its best `top_k` items.
+    pub ranked: Option<RankedSpec>,
+}
+
+/// A ranked-list job (recommendations): the feature SQL yields candidate rows
+/// `(key, item, features…)`, the model scores each, and the job keeps each entity's
+/// `top_k` items by score as its prediction `{"items":[{"item","score"},…]}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankedSpec {
+    /// The column naming the candidate item (a string or an integer).
+    pub item: String,
+    /// How many items to keep per entity.
+    pub top_k: usize,
 }
 
 /// A named feature query.

@@ -21,6 +21,6 @@ pub use error::StoreError;
 pub use last_run::{LastRun, RunOutcomeKind};
 pub use manifest::{
     CheckResult, FileEntry, KeyInfo, MANIFEST_FORMAT, Manifest, ModelInfo, OutputColumn,
-    SourceInfo, VersionId,
+    RankedInfo, SourceInfo, VersionId,
 };
 pub use staleness::{Freshness, Staleness};

@@ -56,6 +56,22 @@ pub struct Manifest {
     pub parent: Option<VersionId>,
     /// Seconds the run took, end to end.
     pub run_seconds: f64,
+    /// Set when the job keeps a ranked list per key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranked: Option<RankedInfo>,
+}
+
+/// How a ranked-list version was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankedInfo {
+    /// The candidate item column.
+    pub item: String,
+    /// Items kept per key, at most.
+    pub top_k: usize,
+    /// The model output the items are ranked by (`probability`, `value`).
+    pub score: String,
+    /// Candidate rows scored.
+    pub candidates: u64,
 }
 
 /// The manifest format written by this build.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use presage_data::{SourceFormat, SourceSpec};
-use presage_job::{Checks, FeatureSpec, JobSpec, ModelSpec};
+use presage_job::{Checks, FeatureSpec, JobSpec, ModelSpec, RankedSpec};
 use presage_serve::{OnStale, ServeJob};
 use presage_store::EmbeddedStore;
 use serde::Deserialize;
@@ -69,6 +69,8 @@ struct RawSource {
 #[serde(deny_unknown_fields)]
 struct RawFeatures {
     key: String,
+    /// Candidate rows for ranked-list jobs: the item column.
+    item: Option<String>,
     sql: String,
     #[serde(default)]
     entity_columns: BTreeMap<String, String>,
@@ -95,9 +97,13 @@ struct RawJob {
     #[serde(default)]
     on_stale: OnStale,
     refresh_every: Option<String>,
+    top_k: Option<usize>,
     #[serde(default)]
     checks: RawChecks,
 }
+
+/// More items per entity than any list a lookup should return.
+const MAX_TOP_K: usize = 1000;
 
 fn default_keep_versions() -> usize {
     5
@@ -273,6 +279,33 @@ impl Config {
                     );
                 }
             }
+            let ranked = match (&features.item, job.top_k) {
+                (None, None) => None,
+                (Some(item), Some(top_k)) if (1..=MAX_TOP_K).contains(&top_k) => Some(RankedSpec {
+                    item: item.clone(),
+                    top_k,
+                }),
+                (Some(_), Some(top_k)) => bail!(
+                    "{}: `{top_k}` is out of range; expected 1 to {MAX_TOP_K} ({})",
+                    field("top_k"),
+                    in_file()
+                ),
+                (None, Some(_)) => bail!(
+                    "{}: a ranked-list job needs candidate rows, but feature set `{}` has no `item` column; set `features.{}.item` ({})",
+                    field("top_k"),
+                    job.features,
+                    job.features,
+                    in_file()
+                ),
+                (Some(item), None) => bail!(
+                    "{}: feature set `{}` yields candidate rows (`item = \"{item}\"`), so the job ranks them: set `{}` to the number of items to keep per `{}` ({})",
+                    field("top_k"),
+                    job.features,
+                    field("top_k"),
+                    features.key,
+                    in_file()
+                ),
+            };
             let spec = JobSpec {
                 name: name.clone(),
                 features: FeatureSpec {
@@ -296,6 +329,7 @@ impl Config {
                     max_psi: job.checks.max_psi,
                     expected_keys: job.checks.expected_keys.clone(),
                 },
+                ranked,
             };
             let serve = ServeJob {
                 name: name.clone(),

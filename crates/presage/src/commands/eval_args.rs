@@ -15,8 +15,17 @@ use crate::cli::LabelArgs;
 use crate::config::Config;
 
 /// The job as the eval crate needs it.
-pub fn eval_job(config: &Config, job: &str) -> Result<EvalJob> {
-    let job = config.job(job)?;
+pub fn eval_job(config: &Config, job_name: &str) -> Result<EvalJob> {
+    let job = config.job(job_name)?;
+    if let Some(ranked) = &job.spec.ranked {
+        // Labels here are one outcome per key and time; a ranked list needs per-item
+        // relevance (precision@k and the like), which this evaluation does not compute.
+        bail!(
+            "job `{job_name}` keeps a ranked list of `{}` per key (top_k = {}); backtests and staleness reports evaluate jobs with one prediction per key",
+            ranked.item,
+            ranked.top_k
+        );
+    }
     Ok(EvalJob {
         spec: job.spec.clone(),
         default: job.serve.default.clone(),

@@ -30,13 +30,22 @@ pub fn run(
                     "warning: checks failed and --force published anyway (recorded in the manifest)"
                 );
             }
+            // A ranked-list job scores candidates and stores one list per key.
+            let (scored, what) = match &m.ranked {
+                Some(r) => (r.candidates, "candidates"),
+                None => (m.rows, "rows"),
+            };
+            let lists = match &m.ranked {
+                Some(r) => format!(" (top {} of {scored} candidates)", r.top_k),
+                None => String::new(),
+            };
             println!(
-                "published {} version {}: {} rows in {:.2}s ({:.0} rows/s), features as of {}",
+                "published {} version {}: {} rows{lists} in {:.2}s ({:.0} {what}/s), features as of {}",
                 m.job,
                 m.id,
                 m.rows,
                 outcome.seconds,
-                m.rows as f64 / outcome.seconds.max(1e-9),
+                scored as f64 / outcome.seconds.max(1e-9),
                 m.features_as_of.format("%Y-%m-%dT%H:%M:%SZ"),
             );
             Ok(outcome)

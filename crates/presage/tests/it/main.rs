@@ -7,6 +7,7 @@ mod lifecycle;
 mod lookup_log;
 mod memory;
 mod project;
+mod ranked;
 mod refresh;
 mod resp;
 mod score;

@@ -1,0 +1,194 @@
+//! Ranked-list jobs: candidate rows in, each entity's best `top_k` items out, served
+//! as `{"items":[{"item","score"},…]}` and checked against onnxruntime's scores.
+
+use std::collections::BTreeMap;
+
+use arrow::array::AsArray;
+use arrow::datatypes::Float32Type;
+use presage_test::{http_json, model_fixtures};
+use serde_json::json;
+
+use crate::project::{SmallProject, inputs, serve_in, stderr, stdout};
+
+const ENTITIES: usize = 50;
+const TOP_K: usize = 5;
+
+/// The fixture's 2,000 rows as candidates: row `e000123` is item `e000123` for
+/// entity `user23` (123 mod 50), so every entity has 40 candidates.
+fn candidate_sql() -> String {
+    format!(
+        "SELECT 'user' || CAST(CAST(replace(key, 'e', '') AS INT) % {ENTITIES} AS VARCHAR) AS user_id, \
+         key AS item, {} FROM rows",
+        inputs().join(", ")
+    )
+}
+
+fn ranked_project(top_k: &str) -> SmallProject {
+    ranked_project_with(&candidate_sql(), top_k)
+}
+
+fn ranked_project_with(sql: &str, top_k: &str) -> SmallProject {
+    let project = SmallProject::new();
+    project.write_config(sql, "user_id", &inputs());
+    let config = project.path().join("presage.toml");
+    let text = fs_err::read_to_string(&config)
+        .unwrap()
+        .replace("key = \"user_id\"", "key = \"user_id\"\nitem = \"item\"")
+        .replace("[jobs.score]\n", &format!("[jobs.score]\n{top_k}\n"))
+        .replace("min_rows = 100", "min_rows = 10");
+    fs_err::write(&config, text).unwrap();
+    project
+}
+
+/// What the lists must be: onnxruntime's positive-class probability of every
+/// candidate, best first, ties by item.
+fn expected_lists() -> BTreeMap<String, Vec<(String, f32)>> {
+    let file =
+        fs_err::File::open(model_fixtures().join("sk_logreg_binary/expected.parquet")).unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)
+            .unwrap()
+            .build()
+            .unwrap();
+    let mut lists: BTreeMap<String, Vec<(String, f32)>> = BTreeMap::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let keys = batch.column_by_name("key").unwrap().as_string::<i32>();
+        let probabilities = batch
+            .column_by_name("probabilities")
+            .unwrap()
+            .as_list::<i32>();
+        for row in 0..batch.num_rows() {
+            let item = keys.value(row);
+            let index: usize = item[1..].parse().unwrap();
+            let p = probabilities.value(row);
+            let p = p.as_primitive::<Float32Type>().value(1);
+            lists
+                .entry(format!("user{}", index % ENTITIES))
+                .or_default()
+                .push((item.to_owned(), p));
+        }
+    }
+    for list in lists.values_mut() {
+        list.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        list.truncate(TOP_K);
+    }
+    lists
+}
+
+#[test]
+fn ranked_job_keeps_the_best_items_per_entity() {
+    let project = ranked_project(&format!("top_k = {TOP_K}"));
+    let out = project.run(&["run", "score"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("published score version 1"),
+        "{}",
+        stdout(&out)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs_err::read(project.version_dir(1).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["rows"], json!(ENTITIES));
+    assert_eq!(
+        manifest["ranked"],
+        json!({"item": "item", "top_k": TOP_K, "score": "probability", "candidates": 2000})
+    );
+    assert_eq!(manifest["outputs"][0]["name"], json!("items"));
+
+    let (_server, base) = serve_in(project.path(), &[]);
+    let expected = expected_lists();
+    assert_eq!(expected.len(), ENTITIES);
+    for (user, list) in &expected {
+        let (status, answer) = http_json(
+            "GET",
+            &format!("{base}/v1/jobs/score/predictions/{user}"),
+            None,
+            None,
+        );
+        assert_eq!(status, 200, "{answer}");
+        let items = answer["prediction"]["items"].as_array().unwrap();
+        assert_eq!(items.len(), TOP_K, "{answer}");
+        for ((item, score), got) in list.iter().zip(items) {
+            assert_eq!(got["item"], json!(item), "{user}: {answer}");
+            let got_score = got["score"].as_f64().unwrap();
+            assert!(
+                (got_score - f64::from(*score)).abs() < 1e-5,
+                "{user}: {got_score} vs {score}"
+            );
+        }
+        assert_eq!(answer["status"], json!("fresh"));
+    }
+
+    let out = project.run(&["lookup", "score", "user7"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"items\":[{\"item\":"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn ranked_job_config_mistakes_name_the_field() {
+    let project = ranked_project("");
+    let out = project.run(&["run", "score"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("jobs.score.top_k") && err.contains("item = \"item\""),
+        "{err}"
+    );
+
+    let project = ranked_project("top_k = 0");
+    let err = stderr(&project.run(&["run", "score"]));
+    assert!(
+        err.contains("jobs.score.top_k: `0` is out of range"),
+        "{err}"
+    );
+
+    let project = SmallProject::new();
+    let config = project.path().join("presage.toml");
+    let text = fs_err::read_to_string(&config)
+        .unwrap()
+        .replace("[jobs.score]\n", "[jobs.score]\ntop_k = 3\n");
+    fs_err::write(&config, text).unwrap();
+    let err = stderr(&project.run(&["run", "score"]));
+    assert!(
+        err.contains("jobs.score.top_k") && err.contains("no `item` column"),
+        "{err}"
+    );
+
+    // Backtests evaluate one prediction per key; a ranked job is refused up front.
+    let project = ranked_project("top_k = 2");
+    let err = stderr(&project.run(&["backtest", "score", "--labels", "rows"]));
+    assert!(err.contains("keeps a ranked list"), "{err}");
+}
+
+#[test]
+fn repeated_or_null_candidates_are_refused_and_publish_nothing() {
+    let sql = candidate_sql();
+    // Every candidate twice.
+    let project = ranked_project_with(&format!("{sql} UNION ALL {sql}"), "top_k = 3");
+    let out = project.run(&["run", "score"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("yields item `e0") && err.contains("twice for key `user"),
+        "{err}"
+    );
+    assert_eq!(project.current(), None);
+
+    let nulls = sql.replace(
+        "key AS item",
+        "CASE WHEN key = 'e001234' THEN NULL ELSE key END AS item",
+    );
+    let project = ranked_project_with(&nulls, "top_k = 3");
+    let err = stderr(&project.run(&["run", "score"]));
+    assert!(
+        err.contains("item column `item` of `f` is null in row"),
+        "{err}"
+    );
+    assert_eq!(project.current(), None);
+}
