@@ -58,7 +58,7 @@ pub fn serve(
             runtime.spawn(refresh_loop(config.store(), spec, every));
         }
     }
-    runtime.block_on(serve_state(state, addr, resp_addr, None))
+    runtime.block_on(serve_state(state, addr, resp_addr, Vec::new()))
 }
 
 /// Runs `spec` whenever its current version is older than `every`; one run at a time.
@@ -96,13 +96,13 @@ async fn refresh_loop(store: EmbeddedStore, spec: JobSpec, every: Duration) {
     }
 }
 
-/// Serves `state` on `addr` until Ctrl-C; prints where, and the `curl` lines to try
-/// when `example_key` is given.
+/// Serves `state` on `addr` until Ctrl-C; prints where, and a `curl` line to try
+/// for each `(job, key)` of `examples`.
 pub async fn serve_state(
     state: std::sync::Arc<AppState>,
     addr: SocketAddr,
     resp_addr: Option<SocketAddr>,
-    example: Option<(String, String)>,
+    examples: Vec<(String, String)>,
 ) -> Result<()> {
     let s = state.clone();
     for event in tokio::task::spawn_blocking(move || reload_all(&s)).await? {
@@ -123,9 +123,11 @@ pub async fn serve_state(
         tokio::spawn(presage_serve::serve_resp(resp, state.clone()));
     }
     eprintln!("serving on http://{local} (Ctrl-C to stop)");
-    if let Some((job, key)) = example {
+    if !examples.is_empty() {
         println!("try:");
-        println!("  curl http://{local}/v1/jobs/{job}/predictions/{key}");
+        for (job, key) in &examples {
+            println!("  curl http://{local}/v1/jobs/{job}/predictions/{key}");
+        }
         println!("  curl http://{local}/v1/jobs");
     }
     axum::serve(listener, router(state))

@@ -43,7 +43,8 @@ fn quickstart_run_serve_swap_rollback() {
     let out = run_in(tmp.path(), &["quickstart", "--dir", "demo", "--no-serve"]);
     assert!(out.status.success(), "quickstart failed: {}", stderr(&out));
     assert!(
-        stdout(&out).contains("published churn version 1"),
+        stdout(&out).contains("published churn version 1")
+            && stdout(&out).contains("published addon_recs version 1"),
         "{}",
         stdout(&out)
     );
@@ -69,9 +70,16 @@ fn quickstart_run_serve_swap_rollback() {
 
     let (status, jobs) = http_json("GET", &format!("{base}/v1/jobs"), None, None);
     assert_eq!(status, 200);
-    assert_eq!(jobs["jobs"][0]["job"], json!("churn"));
-    assert_eq!(jobs["jobs"][0]["version"], json!(1));
-    assert_eq!(jobs["jobs"][0]["stale"], json!(false));
+    let names: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["addon_recs", "churn"], "{jobs}");
+    let churn = &jobs["jobs"][1];
+    assert_eq!(churn["version"], json!(1));
+    assert_eq!(churn["stale"], json!(false));
 
     let url = format!("{base}/v1/jobs/churn/predictions/{key}");
     let (status, answer) = http_json("GET", &url, None, None);
@@ -86,6 +94,20 @@ fn quickstart_run_serve_swap_rollback() {
     assert!(answer["prediction"]["label"].is_i64(), "{answer}");
     assert!(answer["computed_at"].is_string() && answer["features_as_of"].is_string());
     assert!(answer["age_seconds"].as_f64().unwrap() >= 0.0);
+
+    // The quickstart's ranked-list job: the same user's three add-ons, best first.
+    let (status, recs) = http_json(
+        "GET",
+        &format!("{base}/v1/jobs/addon_recs/predictions/{key}"),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{recs}");
+    let items = recs["prediction"]["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3, "{recs}");
+    let scores: Vec<f64> = items.iter().map(|i| i["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{recs}");
+    assert!(items.iter().all(|i| i["item"].is_string()), "{recs}");
 
     // The CLI answers the same document straight from the store.
     let out = run_in(tmp.path(), &["lookup", "churn", &key, "--config", config]);
@@ -199,6 +221,12 @@ fn quickstart_run_serve_swap_rollback() {
     let out = run_in(tmp.path(), &["status", "--json", "--config", config]);
     assert!(out.status.success());
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(status["jobs"][0]["version"], json!(2));
-    assert_eq!(status["jobs"][0]["status"], json!("fresh"));
+    let churn = status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == json!("churn"))
+        .expect("churn in status");
+    assert_eq!(churn["version"], json!(2));
+    assert_eq!(churn["status"], json!("fresh"));
 }

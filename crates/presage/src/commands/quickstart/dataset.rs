@@ -19,6 +19,13 @@
 //!   a session leads to an add-on purchase 2% of the time; the plan price is charged
 //!   every 30 days from signup; support tickets come at 0.4% a day, 3% while
 //!   disengaged.
+//! - **Add-ons follow taste.** An add-on's price tier (4.99, 9.99, 19.99) is drawn
+//!   uniformly; which of the tier's three products it is (one per category:
+//!   media, tools, support) follows the user's taste: category weights that depend
+//!   on the age band (younger users lean to media, older ones to support), and for
+//!   three users in five a favourite category that takes most of the weight. The
+//!   taste comes from a second stream per user, so the churn story above draws
+//!   exactly the numbers it did before products existed.
 //! - **Churn follows recent engagement.** The daily hazard of a `cancel` is a base
 //!   rate times: `exp(3 × (1 − recent))` where `recent` is an exponentially weighted
 //!   average of engagement over roughly the last week; `1 + 0.6 × tickets` with
@@ -40,10 +47,13 @@
 //!
 //! - `data/users.csv`: `user_id`, `signup_date`, `plan`, `country`, `age_band`.
 //! - `data/plans.json` (newline-delimited JSON): `plan`, `monthly_price`.
+//! - `data/products.json` (newline-delimited JSON): the nine add-ons, `product`,
+//!   `category`, `price`.
 //! - `data/events/part-NNN.parquet`, one per 15 days, sorted by time: `user_id`
 //!   (utf8), `ts` (timestamp µs, no time zone, UTC by convention), `kind` (`session`,
 //!   `purchase`, `support_ticket`, `cancel`), `amount` (the price for purchases, 0
-//!   otherwise).
+//!   otherwise), `product` (the add-on bought; null for plan charges and every other
+//!   kind).
 //! - `data/labels.parquet`: `user_id`, `time` (timestamp µs: the moments an
 //!   application asks for a prediction, spread over the 30 days that end 14 days
 //!   before `end`, for users active then), `label` (int64: 1 when the user cancels
@@ -132,6 +142,22 @@ const SESSIONS_PER_DAY: f64 = 0.8;
 const P_ADDON: f64 = 0.02;
 /// Add-on prices.
 const ADDONS: [f64; 3] = [4.99, 9.99, 19.99];
+/// Add-on categories.
+const CATEGORIES: [&str; 3] = ["media", "tools", "support"];
+/// Add-on products by category, then price tier (the order of `ADDONS`).
+const PRODUCTS: [[&str; 3]; 3] = [
+    ["stickers", "hd_video", "offline_library"],
+    ["extra_storage", "automations", "team_seats"],
+    ["live_chat", "priority_support", "expert_session"],
+];
+/// Mixed into every user's taste seed (a stream apart from the main one).
+const TASTE_SEED: u64 = 0x7461_7374_6573_3031;
+/// Chance that a user has a favourite add-on category.
+const P_FAVOURITE: f64 = 0.6;
+/// Share of a favourite category in a user's taste.
+const FAVOURITE_WEIGHT: f64 = 0.7;
+/// No product: the `product` of events that are not add-on purchases.
+const NO_PRODUCT: u8 = u8::MAX;
 /// Daily ticket chances, engaged and disengaged.
 const P_TICKET: [f64; 2] = [0.004, 0.03];
 
@@ -189,6 +215,15 @@ const AGE_BANDS: [(&str, f64, f64); 5] = [
     ("35-44", 0.24, 1.0),
     ("45-54", 0.15, 0.9),
     ("55+", 0.11, 0.8),
+];
+
+/// Add-on category weights (media, tools, support) of each age band.
+const AGE_TASTE: [[f64; 3]; 5] = [
+    [0.60, 0.30, 0.10],
+    [0.45, 0.40, 0.15],
+    [0.30, 0.45, 0.25],
+    [0.20, 0.40, 0.40],
+    [0.15, 0.30, 0.55],
 ];
 
 const SESSION: u8 = 0;
@@ -273,6 +308,10 @@ impl Rng {
 /// One user: fixed attributes and the simulation state.
 struct User {
     rng: Rng,
+    /// Picks add-on categories; apart from `rng` so products never shift the rest.
+    taste_rng: Rng,
+    /// Add-on category weights (media, tools, support), summing to 1.
+    taste: [f64; 3],
     /// Signup day relative to the window start (negative: before it).
     signup_day: i64,
     plan: usize,
@@ -315,8 +354,24 @@ impl User {
             0.0
         };
         let log_engagement = level + NOISE * rng.normal();
+        let mut taste_rng =
+            Rng::new(TASTE_SEED ^ (index as u64).wrapping_mul(0x9e6c_63d0_676a_9a99));
+        let mut taste = AGE_TASTE[age_band];
+        if taste_rng.chance(P_FAVOURITE) {
+            let favourite = taste_rng.pick(taste.iter().copied());
+            for (i, weight) in taste.iter_mut().enumerate() {
+                *weight = (1.0 - FAVOURITE_WEIGHT) * *weight
+                    + if i == favourite {
+                        FAVOURITE_WEIGHT
+                    } else {
+                        0.0
+                    };
+            }
+        }
         User {
             rng,
+            taste_rng,
+            taste,
             signup_day,
             plan,
             country,
@@ -375,9 +430,12 @@ impl User {
                 user,
                 kind: SESSION,
                 amount: 0.0,
+                product: NO_PRODUCT,
             });
             if rng.chance(P_ADDON) {
-                let price = ADDONS[rng.below(ADDONS.len() as i64) as usize];
+                let tier = rng.below(ADDONS.len() as i64) as usize;
+                let price = ADDONS[tier];
+                let category = self.taste_rng.pick(self.taste.iter().copied());
                 // A purchase a few minutes into the session.
                 let ts =
                     (ts + 60_000_000 + rng.below(600_000_000)).min(day_start + MICROS_PER_DAY - 1);
@@ -386,6 +444,7 @@ impl User {
                     user,
                     kind: PURCHASE,
                     amount: price,
+                    product: (category * ADDONS.len() + tier) as u8,
                 });
             }
         }
@@ -396,6 +455,7 @@ impl User {
                 user,
                 kind: PURCHASE,
                 amount: PLANS[self.plan].monthly_price,
+                product: NO_PRODUCT,
             });
         }
         if rng.chance(P_TICKET[usize::from(self.disengaged)]) {
@@ -405,6 +465,7 @@ impl User {
                 user,
                 kind: TICKET,
                 amount: 0.0,
+                product: NO_PRODUCT,
             });
             self.tickets += 1.0;
             if !self.disengaged && rng.chance(P_DROP_AFTER_TICKET) {
@@ -436,6 +497,7 @@ impl User {
                 user,
                 kind: CANCEL,
                 amount: 0.0,
+                product: NO_PRODUCT,
             });
             self.cancelled_at = Some(at);
             return request.filter(|&t| t < at);
@@ -450,6 +512,8 @@ struct Event {
     user: u32,
     kind: u8,
     amount: f64,
+    /// Index into the flattened `PRODUCTS`, or `NO_PRODUCT`.
+    product: u8,
 }
 
 /// Writes the dataset under `dir/data/` (created if missing): 90 days of a
@@ -468,6 +532,7 @@ pub fn generate(
     write_users(&data.join("users.csv"), &users, &ids, start)?;
     progress(&format!("wrote {USERS} users to data/users.csv"));
     write_plans(&data.join("plans.json"))?;
+    write_products(&data.join("products.json"))?;
 
     let start_us = start.timestamp_micros();
     let request_days = (DAYS - HORIZON_DAYS - LABEL_DAYS)..(DAYS - HORIZON_DAYS);
@@ -555,6 +620,27 @@ fn write_plans(path: &Path) -> Result<()> {
     Ok(())
 }
 
+fn write_products(path: &Path) -> Result<()> {
+    let mut text = String::new();
+    for (category, products) in CATEGORIES.iter().zip(&PRODUCTS) {
+        for (product, price) in products.iter().zip(ADDONS) {
+            text.push_str(&format!(
+                "{{\"product\":\"{product}\",\"category\":\"{category}\",\"price\":{price}}}\n"
+            ));
+        }
+    }
+    fs_err::write(path, text)?;
+    Ok(())
+}
+
+/// The name of a product index (category × tier), `None` for `NO_PRODUCT`.
+fn product_name(product: u8) -> Option<&'static str> {
+    let i = usize::from(product);
+    PRODUCTS
+        .get(i / ADDONS.len())
+        .map(|tiers| tiers[i % ADDONS.len()])
+}
+
 fn parquet_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(
@@ -584,6 +670,7 @@ impl EventsPart {
             Field::new("ts", timestamp_type(), false),
             Field::new("kind", DataType::Utf8, false),
             Field::new("amount", DataType::Float64, false),
+            Field::new("product", DataType::Utf8, true),
         ]));
         let file = fs_err::File::create(&path)?;
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(parquet_properties()))
@@ -601,17 +688,20 @@ impl EventsPart {
         let mut ts = TimestampMicrosecondBuilder::with_capacity(events.len());
         let mut kind = StringBuilder::with_capacity(events.len(), events.len() * 8);
         let mut amount = Float64Builder::with_capacity(events.len());
+        let mut product = StringBuilder::new();
         for e in events {
             user_id.append_value(&ids[e.user as usize]);
             ts.append_value(e.ts);
             kind.append_value(KINDS[usize::from(e.kind)]);
             amount.append_value(e.amount);
+            product.append_option(product_name(e.product));
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(user_id.finish()),
             Arc::new(ts.finish()),
             Arc::new(kind.finish()),
             Arc::new(amount.finish()),
+            Arc::new(product.finish()),
         ];
         let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
         self.writer

@@ -16,8 +16,12 @@ use crate::config::Config;
 const CONFIG: &str = include_str!("presage.toml");
 /// The churn model trained by `examples/churn/train.py` on this dataset.
 const MODEL: &[u8] = include_bytes!("../../../../../examples/churn/model.onnx");
-/// The job the quickstart runs.
+/// The add-on recommender trained by `examples/recommend/train.py` on this dataset.
+const RECOMMENDER: &[u8] = include_bytes!("../../../../../examples/recommend/addon_affinity.txt");
+/// The job the quickstart runs first and points at.
 const JOB: &str = "churn";
+/// The ranked-list job it runs next: each user's best three add-ons.
+const RANKED_JOB: &str = "addon_recs";
 
 /// Writes the project into `dir` (unless it already holds one), runs the job, and
 /// serves it on `addr` unless `no_serve`.
@@ -39,8 +43,9 @@ pub fn quickstart(dir: &Path, addr: SocketAddr, no_serve: bool, no_run: bool) ->
     let config = Config::load(&config_path)?;
     let started = Instant::now();
     let outcome = super::run::run(&config, JOB, None, false)?;
+    super::run::run(&config, RANKED_JOB, None, false)?;
     eprintln!(
-        "quickstart: run took {:.1}s",
+        "quickstart: runs took {:.1}s",
         started.elapsed().as_secs_f64()
     );
     let store = config.store();
@@ -52,7 +57,7 @@ pub fn quickstart(dir: &Path, addr: SocketAddr, no_serve: bool, no_run: bool) ->
         .context("the published version is empty")?;
     if no_serve {
         println!(
-            "next: cd {} && presage serve, then curl http://{addr}/v1/jobs/{JOB}/predictions/{example_key}",
+            "next: cd {} && presage serve, then curl http://{addr}/v1/jobs/{JOB}/predictions/{example_key}\n  and curl http://{addr}/v1/jobs/{RANKED_JOB}/predictions/{example_key}",
             dir.display()
         );
         return Ok(());
@@ -63,7 +68,10 @@ pub fn quickstart(dir: &Path, addr: SocketAddr, no_serve: bool, no_run: bool) ->
         state,
         addr,
         None,
-        Some((JOB.to_owned(), example_key)),
+        vec![
+            (JOB.to_owned(), example_key.clone()),
+            (RANKED_JOB.to_owned(), example_key),
+        ],
     ))
 }
 
@@ -86,6 +94,7 @@ fn write_project(dir: &Path) -> Result<()> {
     let summary = dataset::generate(dir, end, &mut |line| eprintln!("quickstart: {line}"))
         .with_context(|| format!("writing the example data into `{}`", dir.display()))?;
     fs_err::write(dir.join("models/churn.onnx"), MODEL)?;
+    fs_err::write(dir.join("models/addon_affinity.txt"), RECOMMENDER)?;
     fs_err::write(dir.join("presage.toml"), CONFIG)?;
     eprintln!(
         "quickstart: wrote {} users, {} events, {} label rows ({} to {}) into `{}` in {:.1}s",
