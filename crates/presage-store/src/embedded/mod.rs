@@ -213,6 +213,11 @@ pub(crate) fn sha256_file(path: &Path) -> Result<String, StoreError> {
     Ok(format!("sha256:{:x}", hasher.finalize()))
 }
 
+/// `sha256:` of `bytes`, as manifests record it.
+pub(crate) fn sha256_bytes(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
 pub(crate) fn verify_version_file(
     job: &str,
     id: VersionId,
@@ -224,6 +229,17 @@ pub(crate) fn verify_version_file(
         Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => "missing".to_owned(),
         Err(e) => return Err(e),
     };
+    check_sha256(job, id, path, expected, actual)
+}
+
+/// Refuses a version file whose checksum is not the manifest's.
+pub(crate) fn check_sha256(
+    job: &str,
+    id: VersionId,
+    path: &Path,
+    expected: &str,
+    actual: String,
+) -> Result<(), StoreError> {
     if actual != expected {
         return Err(StoreError::ChecksumMismatch {
             job: job.to_owned(),

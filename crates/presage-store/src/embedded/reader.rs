@@ -1,4 +1,4 @@
-use super::{EmbeddedStore, LOOKUP_FILE, verify_version_file};
+use super::{EmbeddedStore, LOOKUP_FILE, check_sha256, sha256_bytes, verify_version_file};
 use crate::lookup::{Key, LookupFile};
 use crate::{Manifest, StoreError, VersionId};
 
@@ -24,8 +24,19 @@ impl LoadedVersion {
             .find(|f| f.name == LOOKUP_FILE)
             .map(|f| f.sha256.clone())
             .unwrap_or_default();
-        verify_version_file(job, id, &path, &expected)?;
-        let lookup = LookupFile::open(&path)?;
+        // Hashing through the mapping pages the file in as the lookups will use it
+        // (see `LookupFile::scan`); a file too damaged to map gets the checksum error.
+        let lookup = match LookupFile::open(&path) {
+            Ok(lookup) => {
+                let actual = lookup.scan(sha256_bytes);
+                check_sha256(job, id, &path, &expected, actual)?;
+                lookup
+            }
+            Err(_) => {
+                verify_version_file(job, id, &path, &expected)?;
+                LookupFile::open(&path)?
+            }
+        };
         Ok(LoadedVersion { manifest, lookup })
     }
 

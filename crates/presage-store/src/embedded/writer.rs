@@ -9,7 +9,8 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use super::{
-    EmbeddedStore, JobLock, LOOKUP_FILE, MANIFEST, PARQUET_FILE, STAGING, VERSIONS, sha256_file,
+    EmbeddedStore, JobLock, LOOKUP_FILE, MANIFEST, PARQUET_FILE, STAGING, VERSIONS, sha256_bytes,
+    sha256_file,
 };
 use crate::durable::{sync_dir, sync_file, write_atomic};
 use crate::lookup::{FieldType, KeyType, LookupWriter, ValueField};
@@ -147,10 +148,17 @@ impl VersionWriter {
         let mut files = Vec::new();
         for name in [LOOKUP_FILE, PARQUET_FILE] {
             let path = self.dir.join(name);
+            // The lookup file is hashed through its mapping: that pages it in as
+            // servers will read it (2 MiB pages, see `LookupFile::scan`).
+            let sha256 = if name == LOOKUP_FILE {
+                crate::lookup::LookupFile::open(&path)?.scan(sha256_bytes)
+            } else {
+                sha256_file(&path)?
+            };
             files.push(FileEntry {
                 name: name.to_owned(),
                 bytes: fs_err::metadata(&path)?.len(),
-                sha256: sha256_file(&path)?,
+                sha256,
             });
         }
         Ok(StagedVersion {

@@ -349,6 +349,9 @@ impl LookupWriter {
         out.file
             .sync_all()
             .map_err(|e| LookupError::io(&out.path, e))?;
+        // The written pages are cached in small folios; readers get 2 MiB pages
+        // only for pages they read in themselves.
+        super::map::drop_cached_pages(out.file.file());
         Ok(LookupSummary {
             rows,
             bytes: out.pos,
