@@ -8,12 +8,16 @@ use futures::StreamExt;
 use presage_data::{Cutoffs, FeatureSession, fingerprint, render_sql, stream_error};
 use presage_model::{Model, ModelError, ModelFormat, OutputField, output_fields};
 use presage_store::lookup::LookupError;
+use presage_store::redis::RedisStoreError;
 use presage_store::{
-    EmbeddedStore, LastRun, Manifest, RunOutcomeKind, SourceInfo, StoreError, VersionId,
+    Distribution, LastRun, Manifest, RunOutcomeKind, SourceInfo, Store, StoreError, VersionId,
 };
 use sha2::{Digest, Sha256};
 
-use crate::checks::{RunStats, evaluate, expected_keys_check, psi_checks};
+use crate::checks::{
+    RunStats, distributions_from_parquet, evaluate, expected_keys_check, psi_checks,
+};
+use crate::psi::{ScoreSample, distribution};
 use crate::{BatchScorer, JobError, JobSpec, Reporter, Stage, column_index};
 
 /// How to run a job once.
@@ -41,7 +45,7 @@ pub struct RunOutcome {
 /// scoring blocks the current worker while rayon scores a batch on every core.
 pub async fn run(
     spec: &JobSpec,
-    store: &EmbeddedStore,
+    store: &Store,
     options: RunOptions,
     reporter: &dyn Reporter,
 ) -> Result<RunOutcome, JobError> {
@@ -77,7 +81,7 @@ pub async fn run(
         },
     };
     // A job name that cannot be a folder fails here too; the run's own error matters more.
-    if let Err(record_error) = store.record_run(&spec.name, &record)
+    if let Err(record_error) = store.record_run(&spec.name, &record).await
         && result.is_ok()
     {
         return Err(record_error.into());
@@ -87,7 +91,7 @@ pub async fn run(
 
 async fn run_once(
     spec: &JobSpec,
-    store: &EmbeddedStore,
+    store: &Store,
     options: RunOptions,
     reporter: &dyn Reporter,
 ) -> Result<RunOutcome, JobError> {
@@ -136,16 +140,21 @@ async fn run_once(
     )?;
     let outputs = scorer.outputs().to_vec();
 
-    let previous = match store.current(&spec.name)? {
-        Some(id) => Some(store.manifest(&spec.name, id)?),
-        None => None,
-    };
+    let previous = store.current_manifest(&spec.name).await?;
     let output_arrow: Vec<Field> = outputs.iter().map(OutputField::arrow_field).collect();
-    let mut writer = store.begin(
-        &spec.name,
-        Field::new(&spec.features.key, key_type.clone(), false),
-        &output_arrow,
-    )?;
+    let mut writer = store
+        .begin(
+            &spec.name,
+            Field::new(&spec.features.key, key_type.clone(), false),
+            &output_arrow,
+        )
+        .await?;
+    // Every numeric output's scores (sampled past a million), for the distribution
+    // the manifest records and the `max_psi` check.
+    let mut samples: Vec<(String, Option<ScoreSample>)> = output_arrow
+        .iter()
+        .map(|f| (f.name().clone(), ScoreSample::for_type(f.data_type())))
+        .collect();
     reporter.stage(Stage::Scoring {
         expected_rows: previous.as_ref().map(|m| m.rows),
     });
@@ -165,43 +174,56 @@ async fn run_once(
         for ((_, nulls), array) in stats.nulls.iter_mut().zip(&arrays) {
             *nulls += null_or_nan_count(array);
         }
-        writer.write(&keys, &arrays)?;
+        for ((_, sample), array) in samples.iter_mut().zip(&arrays) {
+            if let Some(sample) = sample {
+                sample.extend(array);
+            }
+        }
+        writer
+            .write(&keys, &arrays)
+            .await
+            .map_err(|e| store_error(spec, e))?;
         stats.rows += batch.num_rows() as u64;
         reporter.rows(stats.rows);
         presage_store::failpoint::pause("scoring");
     }
 
     reporter.stage(Stage::Checking);
-    let staged = writer.finish().map_err(|e| match e {
-        StoreError::Lookup(LookupError::DuplicateKey { key, .. }) => JobError::DuplicateKey {
-            query: query.clone(),
-            column: spec.features.key.clone(),
-            key,
-        },
-        other => JobError::Store(other),
-    })?;
+    let staged = writer.finish().await.map_err(|e| store_error(spec, e))?;
     let mut checks = evaluate(&spec.checks, &stats, previous.as_ref().map(|m| m.rows));
     if let (Some(max), Some(prev)) = (spec.checks.max_psi, &previous) {
-        let prev_parquet = store
-            .version_dir(&spec.name, prev.id)
-            .join("predictions.parquet");
-        checks.extend(psi_checks(
-            max,
-            &prev_parquet,
-            &staged.parquet_path(),
-            &outputs,
-        )?);
+        let recorded = match store {
+            // Embedded versions written before manifests kept distributions.
+            Store::Embedded(embedded) if prev.distributions.is_empty() => {
+                let parquet = embedded
+                    .version_dir(&spec.name, prev.id)
+                    .join("predictions.parquet");
+                distributions_from_parquet(&parquet, &outputs)?
+            }
+            _ => prev.distributions.clone(),
+        };
+        checks.extend(psi_checks(max, &recorded, &samples));
     }
     if let Some(sql) = &spec.checks.expected_keys {
         let sql = render_sql("checks.expected_keys", sql, &Cutoffs::batch(options.as_of))?;
-        let lookup = staged.open_lookup()?;
-        checks.push(expected_keys_check(&session, &sql, &lookup).await?);
+        checks.push(expected_keys_check(&session, &sql, &staged).await?);
     }
     let failed = checks.iter().any(|c| !c.passed);
     if failed && !options.force {
-        let kept = staged.keep()?;
+        let kept = staged.block().await?;
         return Err(JobError::Blocked { checks, kept });
     }
+    let distributions = samples
+        .into_iter()
+        .filter_map(|(output, sample)| {
+            let (edges, fractions) = distribution(&sample?.values)?;
+            Some(Distribution {
+                output,
+                edges,
+                fractions,
+            })
+        })
+        .collect();
 
     reporter.stage(Stage::Publishing);
     let manifest = Manifest {
@@ -246,16 +268,31 @@ async fn run_once(
             })
             .collect(),
         checks,
+        distributions,
         forced: failed,
         files: Vec::new(),
         parent: None,
         run_seconds: started.elapsed().as_secs_f64(),
     };
-    let manifest = staged.publish(manifest, spec.keep_versions)?;
+    let manifest = staged.publish(manifest, spec.keep_versions).await?;
     Ok(RunOutcome {
         manifest,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A store error, with a duplicate key named as the feature query's.
+fn store_error(spec: &JobSpec, error: StoreError) -> JobError {
+    let duplicate = |key| JobError::DuplicateKey {
+        query: spec.features.name.clone(),
+        column: spec.features.key.clone(),
+        key,
+    };
+    match error {
+        StoreError::Lookup(LookupError::DuplicateKey { key, .. }) => duplicate(key),
+        StoreError::Redis(RedisStoreError::DuplicateKey { key, .. }) => duplicate(key),
+        other => JobError::Store(other),
+    }
 }
 
 /// Loads a model file; returns it with the `sha256:` of its bytes (for manifests).

@@ -12,6 +12,9 @@ pub enum StoreError {
     /// Building or reading a lookup file failed.
     #[error(transparent)]
     Lookup(#[from] LookupError),
+    /// The Redis store failed; the message names the server, job and key.
+    #[error(transparent)]
+    Redis(#[from] crate::redis::RedisStoreError),
     /// Writing `predictions.parquet` failed.
     #[error("writing `{path}`: {message}")]
     Parquet {

@@ -51,10 +51,12 @@ impl Encoder {
         let mut names = Vec::with_capacity(outputs.len());
         let mut types = Vec::with_capacity(outputs.len());
         for field in outputs {
-            let field_type = FieldType::from_arrow(field.data_type()).ok_or_else(|| RedisStoreError::FieldType {
-                job: job.to_owned(),
-                field: field.name().clone(),
-                data_type: field.data_type().to_string(),
+            let field_type = FieldType::from_arrow(field.data_type()).ok_or_else(|| {
+                RedisStoreError::FieldType {
+                    job: job.to_owned(),
+                    field: field.name().clone(),
+                    data_type: field.data_type().to_string(),
+                }
             })?;
             let mut name = Vec::new();
             Value::Utf8(field.name()).write_json(&mut name);
@@ -66,7 +68,12 @@ impl Encoder {
     }
 
     /// Casts a batch's prediction arrays, checking them against the fields.
-    pub(crate) fn columns(&self, job: &str, rows: usize, outputs: &[ArrayRef]) -> Result<Vec<Column>, RedisStoreError> {
+    pub(crate) fn columns(
+        &self,
+        job: &str,
+        rows: usize,
+        outputs: &[ArrayRef],
+    ) -> Result<Vec<Column>, RedisStoreError> {
         let mismatch = |message: String| RedisStoreError::Batch {
             job: job.to_owned(),
             message,
@@ -82,7 +89,10 @@ impl Encoder {
         for (i, (array, &field_type)) in outputs.iter().zip(&self.types).enumerate() {
             let name = String::from_utf8_lossy(&self.names[i]).into_owned();
             if array.len() != rows {
-                return Err(mismatch(format!("column {name} has `{}` rows, the keys `{rows}`", array.len())));
+                return Err(mismatch(format!(
+                    "column {name} has `{}` rows, the keys `{rows}`",
+                    array.len()
+                )));
             }
             if FieldType::from_arrow(array.data_type()) != Some(field_type) {
                 return Err(mismatch(format!(
@@ -94,7 +104,9 @@ impl Encoder {
                 arrow::compute::cast(array, to).map_err(|e| mismatch(format!("column {name}: {e}")))
             };
             let column = match field_type {
-                FieldType::Int64 => Column::Int(cast(&DataType::Int64)?.as_primitive::<Int64Type>().clone()),
+                FieldType::Int64 => {
+                    Column::Int(cast(&DataType::Int64)?.as_primitive::<Int64Type>().clone())
+                }
                 FieldType::Float32 => Column::F32(array.as_primitive::<Float32Type>().clone()),
                 FieldType::Float64 => Column::F64(array.as_primitive::<Float64Type>().clone()),
                 FieldType::Bool => Column::Bool(array.as_boolean().clone()),
@@ -153,7 +165,11 @@ impl Column {
                             out.push(b',');
                         }
                         // A null element prints as null, as in the lookup file (NaN).
-                        let value = if values.is_null(i) { f32::NAN } else { values.value(i) };
+                        let value = if values.is_null(i) {
+                            f32::NAN
+                        } else {
+                            values.value(i)
+                        };
                         Value::Float32(value).write_json(out);
                     }
                     out.push(b']');
@@ -176,18 +192,29 @@ pub(crate) fn key_type(job: &str, key: &Field) -> Result<KeyType, RedisStoreErro
 
 impl KeyColumn {
     /// Casts a batch's key array, checking it holds keys of `key_type`.
-    pub(crate) fn new(job: &str, key_type: KeyType, array: &ArrayRef) -> Result<KeyColumn, RedisStoreError> {
+    pub(crate) fn new(
+        job: &str,
+        key_type: KeyType,
+        array: &ArrayRef,
+    ) -> Result<KeyColumn, RedisStoreError> {
         let mismatch = |message: String| RedisStoreError::Batch {
             job: job.to_owned(),
             message,
         };
         if KeyType::from_arrow(array.data_type()) != Some(key_type) {
-            return Err(mismatch(format!("key column has type `{}`, expected {key_type} keys", array.data_type())));
+            return Err(mismatch(format!(
+                "key column has type `{}`, expected {key_type} keys",
+                array.data_type()
+            )));
         }
-        let cast = |to: &DataType| arrow::compute::cast(array, to).map_err(|e| mismatch(format!("key column: {e}")));
+        let cast = |to: &DataType| {
+            arrow::compute::cast(array, to).map_err(|e| mismatch(format!("key column: {e}")))
+        };
         Ok(match array.data_type() {
             DataType::UInt64 => KeyColumn::UInt(array.as_primitive::<UInt64Type>().clone()),
-            _ if key_type == KeyType::Int => KeyColumn::Int(cast(&DataType::Int64)?.as_primitive::<Int64Type>().clone()),
+            _ if key_type == KeyType::Int => {
+                KeyColumn::Int(cast(&DataType::Int64)?.as_primitive::<Int64Type>().clone())
+            }
             _ => KeyColumn::Str(cast(&DataType::Utf8)?.as_string::<i32>().clone()),
         })
     }
@@ -207,8 +234,12 @@ impl KeyColumn {
     pub(crate) fn write(&self, row: usize, out: &mut Vec<u8>) {
         match self {
             KeyColumn::Str(a) => out.extend_from_slice(a.value(row).as_bytes()),
-            KeyColumn::Int(a) => out.extend_from_slice(itoa::Buffer::new().format(a.value(row)).as_bytes()),
-            KeyColumn::UInt(a) => out.extend_from_slice(itoa::Buffer::new().format(a.value(row)).as_bytes()),
+            KeyColumn::Int(a) => {
+                out.extend_from_slice(itoa::Buffer::new().format(a.value(row)).as_bytes())
+            }
+            KeyColumn::UInt(a) => {
+                out.extend_from_slice(itoa::Buffer::new().format(a.value(row)).as_bytes())
+            }
         }
     }
 }

@@ -34,7 +34,20 @@
 //! each node for the job's data keys and `UNLINK`s them in batches; it runs at the
 //! start of every run and after every publish. A crash at any point leaves the
 //! pointer on the previous version and the half-written keys recorded in `staging`.
-//! Nothing is ever deleted by per-key TTL.
+//! Nothing is ever deleted by per-key TTL. Retention never drops the new version nor
+//! the one it replaces (servers read that one until they notice the new pointer).
+//!
+//! The publish gates need no files: `max_psi` compares this run's scores with the
+//! quantile bins the previous version's manifest recorded
+//! ([`crate::Distribution`]), and `expected_keys` looks the keys up in the staged
+//! prefix with `MGET`s before anything is published. A blocked run is never
+//! published: its staging entry is marked for deletion and its keys are deleted at
+//! once (the embedded store keeps a blocked run's files for inspection instead;
+//! here the check results are in the job's `last_run` record).
+//!
+//! Readers (`presage serve`) poll the pointer, open a new version by reading its
+//! manifest, and answer each lookup with one `GET` (`MGET` for a batch) under the
+//! version's prefix.
 
 mod cleanup;
 mod conn;
@@ -126,7 +139,10 @@ impl RedisStore {
     }
 
     /// Connects with `options`.
-    pub async fn connect_with(urls: &[String], options: RedisOptions) -> Result<RedisStore, RedisStoreError> {
+    pub async fn connect_with(
+        urls: &[String],
+        options: RedisOptions,
+    ) -> Result<RedisStore, RedisStoreError> {
         keys::check_namespace(&options.namespace)?;
         let timeouts = Timeouts {
             connect: options.connect_timeout,
@@ -176,14 +192,18 @@ impl RedisStore {
         self.inner.conn.clone()
     }
 
-    pub(crate) fn command_error(&self, job: &str, action: &'static str) -> impl Fn(::redis::RedisError) -> RedisStoreError {
+    pub(crate) fn command_error(
+        &self,
+        job: &str,
+        action: &'static str,
+    ) -> impl Fn(::redis::RedisError) -> RedisStoreError {
         let url = self.inner.url.clone();
         let job = job.to_owned();
-        move |source| RedisStoreError::Command {
+        move |error| RedisStoreError::Command {
             url: url.clone(),
             job: job.clone(),
             action,
-            source,
+            error,
         }
     }
 
@@ -274,7 +294,11 @@ impl RedisStore {
     /// Points the job back at `to`, or at the newest version older than the current
     /// one. The target must be a kept, published version; otherwise nothing changes.
     /// Returns `(previous, new)` current ids.
-    pub async fn rollback(&self, job: &str, to: Option<VersionId>) -> Result<(VersionId, VersionId), RedisStoreError> {
+    pub async fn rollback(
+        &self,
+        job: &str,
+        to: Option<VersionId>,
+    ) -> Result<(VersionId, VersionId), RedisStoreError> {
         let keys = self.keys(job)?;
         let reply: Vec<String> = scripts::ROLLBACK
             .key(keys.current())
@@ -292,7 +316,9 @@ impl RedisStore {
         };
         match reply.first().map(String::as_str) {
             Some("ok") => Ok((id(1)?, id(2)?)),
-            Some("none") => Err(RedisStoreError::NoVersion { job: job.to_owned() }),
+            Some("none") => Err(RedisStoreError::NoVersion {
+                job: job.to_owned(),
+            }),
             Some("unknown") => Err(RedisStoreError::UnknownVersion {
                 job: job.to_owned(),
                 id: to.unwrap_or(VersionId(0)),
@@ -333,7 +359,10 @@ impl RedisStore {
     }
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(key: &str, json: &[u8]) -> Result<T, RedisStoreError> {
+fn parse_json<T: serde::de::DeserializeOwned>(
+    key: &str,
+    json: &[u8],
+) -> Result<T, RedisStoreError> {
     serde_json::from_slice(json).map_err(|e| RedisStoreError::BadManifest {
         key: key.to_owned(),
         message: e.to_string(),

@@ -2,8 +2,8 @@
 //! publish with one script.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ::redis::{Cmd, RedisError, Value};
@@ -12,10 +12,10 @@ use arrow::datatypes::Field;
 use tokio::task::JoinHandle;
 
 use super::conn::{Batch, Conn};
-use super::encode::{key_type, Encoder, KeyColumn};
-use super::keys::{jobs_key, JobKeys};
+use super::encode::{Encoder, KeyColumn, key_type};
+use super::keys::{JobKeys, jobs_key};
 use super::slot::slot;
-use super::{reader, scripts, RedisStore, RedisStoreError};
+use super::{RedisStore, RedisStoreError, reader, scripts};
 use crate::lookup::KeyType;
 use crate::{Manifest, VersionId};
 
@@ -69,7 +69,12 @@ impl RedisStore {
     /// Versions abandoned by crashed runs and versions dropped by retention are
     /// deleted first. The version id is reserved now (ids of runs that never publish
     /// are skipped) and claimed in the job's staging hash under a lease.
-    pub async fn begin(&self, job: &str, key: Field, outputs: &[Field]) -> Result<RedisVersionWriter, RedisStoreError> {
+    pub async fn begin(
+        &self,
+        job: &str,
+        key: Field,
+        outputs: &[Field],
+    ) -> Result<RedisVersionWriter, RedisStoreError> {
         let keys = self.keys(job)?;
         let key_type = key_type(job, &key)?;
         let encoder = Encoder::new(job, outputs)?;
@@ -137,7 +142,11 @@ impl RedisVersionWriter {
     /// Rows are sent in pipelines as they fill; an error of an earlier pipeline (a
     /// duplicate key, a lost connection) is returned by a later call or by
     /// [`RedisVersionWriter::finish`].
-    pub async fn write(&mut self, keys: &ArrayRef, outputs: &[ArrayRef]) -> Result<(), RedisStoreError> {
+    pub async fn write(
+        &mut self,
+        keys: &ArrayRef,
+        outputs: &[ArrayRef],
+    ) -> Result<(), RedisStoreError> {
         self.claim().check_lease()?;
         let job = self.claim().job.clone();
         let key_column = KeyColumn::new(&job, self.key_type, keys)?;
@@ -156,7 +165,10 @@ impl RedisVersionWriter {
             self.value_buf.clear();
             self.encoder.write_json(&columns, row, &mut self.value_buf);
             let mut cmd = Cmd::with_capacity(4, self.key_buf.len() + self.value_buf.len() + 5);
-            cmd.arg("SET").arg(&self.key_buf[..]).arg(&self.value_buf[..]).arg("NX");
+            cmd.arg("SET")
+                .arg(&self.key_buf[..])
+                .arg(&self.value_buf[..])
+                .arg("NX");
             self.pending.push(cmd);
             if self.cluster {
                 self.pending_slots.push(slot(&self.key_buf));
@@ -173,17 +185,21 @@ impl RedisVersionWriter {
     /// are in flight.
     async fn flush(&mut self) -> Result<(), RedisStoreError> {
         if !self.pending.is_empty() {
-            let claim = self.claim();
+            let claim = self.claim.as_ref().expect("writer is open");
             let conn = claim.store.conn();
-            let cmds = std::mem::replace(&mut self.pending, Vec::with_capacity(self.pending.capacity()));
+            let url = claim.store.url().to_owned();
+            let job = claim.job.clone();
+            let capacity = self.pending.capacity();
+            let cmds = std::mem::replace(&mut self.pending, Vec::with_capacity(capacity));
             let slots = std::mem::take(&mut self.pending_slots);
             for batch in conn.group(cmds, &slots) {
                 let context = WriteContext {
-                    url: claim.store.url().to_owned(),
-                    job: claim.job.clone(),
+                    url: url.clone(),
+                    job: job.clone(),
                     prefix: self.prefix.clone(),
                 };
-                self.in_flight.push_back(tokio::spawn(send_batch(conn.clone(), batch, context)));
+                self.in_flight
+                    .push_back(tokio::spawn(send_batch(conn.clone(), batch, context)));
             }
         }
         while self.in_flight.len() > self.max_in_flight {
@@ -231,14 +247,21 @@ struct WriteContext {
     prefix: String,
 }
 
-async fn send_batch(conn: Conn, batch: Batch, context: WriteContext) -> Result<(), RedisStoreError> {
-    let replies = conn.send(&batch).await.map_err(|source| RedisStoreError::Keys {
-        url: context.url.clone(),
-        job: context.job.clone(),
-        prefix: context.prefix.clone(),
-        action: "writing",
-        source,
-    })?;
+async fn send_batch(
+    conn: Conn,
+    batch: Batch,
+    context: WriteContext,
+) -> Result<(), RedisStoreError> {
+    let replies = conn
+        .send(&batch)
+        .await
+        .map_err(|error| RedisStoreError::Keys {
+            url: context.url.clone(),
+            job: context.job.clone(),
+            prefix: context.prefix.clone(),
+            action: "writing",
+            error,
+        })?;
     // `SET NX` answers nil when the key exists: the key came twice. After a resend
     // the first attempt may have written it, so nil proves nothing then.
     if replies.retried {
@@ -251,11 +274,17 @@ async fn send_batch(conn: Conn, batch: Batch, context: WriteContext) -> Result<(
             .nth(i)
             .and_then(|cmd| cmd.args_iter().nth(1))
             .map(|arg| match arg {
-                ::redis::Arg::Simple(bytes) => String::from_utf8_lossy(&bytes[context.prefix.len().min(bytes.len())..]).into_owned(),
+                ::redis::Arg::Simple(bytes) => {
+                    String::from_utf8_lossy(&bytes[context.prefix.len().min(bytes.len())..])
+                        .into_owned()
+                }
                 ::redis::Arg::Cursor => String::new(),
             })
             .unwrap_or_default();
-        return Err(RedisStoreError::DuplicateKey { job: context.job, key });
+        return Err(RedisStoreError::DuplicateKey {
+            job: context.job,
+            key,
+        });
     }
     Ok(())
 }
@@ -268,7 +297,7 @@ async fn join(flight: Flight, claim: &Claim) -> Result<(), RedisStoreError> {
             job: claim.job.clone(),
             prefix: claim.keys.data_prefix(claim.id),
             action: "writing",
-            source: RedisError::from(std::io::Error::other(e.to_string())),
+            error: RedisError::from(std::io::Error::other(e.to_string())),
         }),
     }
 }
@@ -300,19 +329,27 @@ impl RedisStagedVersion {
     }
 
     /// The prediction JSON for several keys of the staged version, in order.
-    pub async fn mget_json<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, RedisStoreError> {
+    pub async fn mget_json<K: AsRef<str>>(
+        &self,
+        keys: &[K],
+    ) -> Result<Vec<Option<Vec<u8>>>, RedisStoreError> {
         reader::mget_json(&self.claim().store, &self.prefix, self.key_type, keys).await
     }
 
     /// Publishes: writes the manifest and flips the pointer in one script, then
-    /// deletes the versions beyond `keep_versions` (at least 1; never the new one).
+    /// deletes the versions beyond `keep_versions` (at least 1; never the new one,
+    /// nor the one it replaces, which servers may still be reading).
     ///
     /// `manifest`'s `id`, `job`, `parent`, `rows` and `files` (none: the version is
     /// keys, not files) are filled in here. If another run publishes the same job at
     /// the same moment, the manifest is rebuilt with the new parent and published
     /// again. Deletion errors do not fail the publish: the versions stay marked for
     /// deletion and the next run (or [`RedisStore::clean`]) deletes them.
-    pub async fn publish(mut self, mut manifest: Manifest, keep_versions: usize) -> Result<Manifest, RedisStoreError> {
+    pub async fn publish(
+        mut self,
+        mut manifest: Manifest,
+        keep_versions: usize,
+    ) -> Result<Manifest, RedisStoreError> {
         let claim = self.claim();
         let store = claim.store.clone();
         let job = claim.job.clone();
@@ -404,7 +441,11 @@ impl Claim {
             let _ = flight.await;
         }
         let Claim {
-            store, job, keys, id, lease,
+            store,
+            job,
+            keys,
+            id,
+            lease,
         } = self;
         drop(lease);
         ::redis::cmd("HSET")

@@ -7,6 +7,7 @@ mod lifecycle;
 mod lookup_log;
 mod memory;
 mod project;
+mod redis_store;
 mod refresh;
 mod resp;
 mod score;
