@@ -290,7 +290,10 @@ fn store_error(spec: &JobSpec, error: StoreError) -> JobError {
     };
     match error {
         StoreError::Lookup(LookupError::DuplicateKey { key, .. }) => duplicate(key),
-        StoreError::Redis(RedisStoreError::DuplicateKey { key, .. }) => duplicate(key),
+        StoreError::Redis(error) => match *error {
+            RedisStoreError::DuplicateKey { key, .. } => duplicate(key),
+            other => JobError::Store(other.into()),
+        },
         other => JobError::Store(other),
     }
 }

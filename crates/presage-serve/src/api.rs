@@ -244,8 +244,13 @@ async fn rollback(
     let result = state.store.rollback(&job, request.to).await;
     reload_all(&state).await;
     let (from, to) = result.map_err(|e| match e {
-        StoreError::Io(_)
-        | StoreError::Redis(RedisStoreError::Connect { .. } | RedisStoreError::Command { .. }) => {
+        StoreError::Io(_) => store_failed(e),
+        StoreError::Redis(ref redis)
+            if matches!(
+                **redis,
+                RedisStoreError::Connect { .. } | RedisStoreError::Command { .. }
+            ) =>
+        {
             store_failed(e)
         }
         other => ApiError::Conflict(other.to_string()),

@@ -324,7 +324,7 @@ fn main() {
             String::from_utf8_lossy(&out.stdout)
                 .split(['\r', '\n'])
                 .filter_map(|l| l.strip_prefix("SET: "))
-                .last()
+                .next_back()
                 .and_then(|l| {
                     l.split_whitespace()
                         .next()

@@ -29,9 +29,9 @@ pub enum Store {
 /// A version being written; nothing is visible until [`StagedRun::publish`].
 pub enum StoreWriter {
     /// Into a staging folder.
-    Embedded(VersionWriter),
+    Embedded(Box<VersionWriter>),
     /// Under a new key prefix, claimed under a lease.
-    Redis(RedisVersionWriter),
+    Redis(Box<RedisVersionWriter>),
 }
 
 /// A complete version, not yet visible: checks run against it, then it is published
@@ -145,8 +145,12 @@ impl Store {
         outputs: &[Field],
     ) -> Result<StoreWriter, StoreError> {
         match self {
-            Store::Embedded(store) => Ok(StoreWriter::Embedded(store.begin(job, key, outputs)?)),
-            Store::Redis(store) => Ok(StoreWriter::Redis(store.begin(job, key, outputs).await?)),
+            Store::Embedded(store) => Ok(StoreWriter::Embedded(Box::new(
+                store.begin(job, key, outputs)?,
+            ))),
+            Store::Redis(store) => Ok(StoreWriter::Redis(Box::new(
+                store.begin(job, key, outputs).await?,
+            ))),
         }
     }
 
@@ -184,8 +188,8 @@ impl StoreWriter {
     /// Finishes writing; duplicate keys are reported here (or by an earlier `write`).
     pub async fn finish(self) -> Result<StagedRun, StoreError> {
         match self {
-            StoreWriter::Embedded(writer) => Ok(StagedRun::Embedded(writer.finish()?)),
-            StoreWriter::Redis(writer) => Ok(StagedRun::Redis(writer.finish().await?)),
+            StoreWriter::Embedded(writer) => Ok(StagedRun::Embedded((*writer).finish()?)),
+            StoreWriter::Redis(writer) => Ok(StagedRun::Redis((*writer).finish().await?)),
         }
     }
 }

@@ -40,7 +40,7 @@ pub(super) async fn clean(store: &RedisStore, job: &str) -> Result<CleanupReport
         job: job.to_owned(),
         prefix: pattern.trim_end_matches('*').to_owned(),
         action: "deleting",
-        error,
+        error: Box::new(error),
     };
     let count = store.options().scan_count.max(10);
     let mut deleted = 0u64;

@@ -78,7 +78,7 @@ pub(crate) async fn connect(urls: &[String], timeouts: Timeouts) -> Result<Conn,
     let shown = redact(urls);
     let fail = |error| RedisStoreError::Connect {
         url: shown.clone(),
-        error,
+        error: Box::new(error),
     };
     let cluster = match urls {
         [] => {
@@ -133,7 +133,7 @@ async fn fetch_topology(
         .await
         .map_err(|error| RedisStoreError::Connect {
             url: shown.to_owned(),
-            error,
+            error: Box::new(error),
         })?;
     Topology::from_cluster_slots(&reply).map_err(|message| RedisStoreError::Topology {
         url: shown.to_owned(),

@@ -12,7 +12,7 @@ pub enum RedisStoreError {
         /// The server or cluster nodes.
         url: String,
         /// The client's error.
-        error: ::redis::RedisError,
+        error: Box<::redis::RedisError>,
     },
     /// `CLUSTER SLOTS` gave an answer that is not a slot map.
     #[error("reading the slot map of the redis cluster at `{url}`: {message}")]
@@ -32,7 +32,7 @@ pub enum RedisStoreError {
         /// What was being done (`publishing`, `rolling back`, ...).
         action: &'static str,
         /// The client's error.
-        error: ::redis::RedisError,
+        error: Box<::redis::RedisError>,
     },
     /// Writing or deleting the keys of a version failed.
     #[error("{action} keys `{prefix}*` of job `{job}` in redis at `{url}`: {error}")]
@@ -46,7 +46,7 @@ pub enum RedisStoreError {
         /// `writing` or `deleting`.
         action: &'static str,
         /// The client's error.
-        error: ::redis::RedisError,
+        error: Box<::redis::RedisError>,
     },
     /// A lookup failed.
     #[error("looking up `{key}` in redis at `{url}`: {error}")]
@@ -56,7 +56,7 @@ pub enum RedisStoreError {
         /// The Redis key (or the first of several).
         key: String,
         /// The client's error.
-        error: ::redis::RedisError,
+        error: Box<::redis::RedisError>,
     },
     /// The job name cannot be part of a Redis key layout.
     #[error(

@@ -203,7 +203,7 @@ impl RedisStore {
             url: url.clone(),
             job: job.clone(),
             action,
-            error,
+            error: Box::new(error),
         }
     }
 

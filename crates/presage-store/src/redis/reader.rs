@@ -108,7 +108,7 @@ pub(super) async fn get_json(
         .map_err(|error| RedisStoreError::Lookup {
             url: store.url().to_owned(),
             key: String::from_utf8_lossy(&full).into_owned(),
-            error,
+            error: Box::new(error),
         })
 }
 
@@ -140,7 +140,7 @@ pub(super) async fn mget_json<K: AsRef<str>>(
         .map_err(|error| RedisStoreError::Lookup {
             url: store.url().to_owned(),
             key: String::from_utf8_lossy(&full[0]).into_owned(),
-            error,
+            error: Box::new(error),
         })?;
     Ok(sent
         .into_iter()

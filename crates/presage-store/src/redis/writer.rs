@@ -260,7 +260,7 @@ async fn send_batch(
             job: context.job.clone(),
             prefix: context.prefix.clone(),
             action: "writing",
-            error,
+            error: Box::new(error),
         })?;
     // `SET NX` answers nil when the key exists: the key came twice. After a resend
     // the first attempt may have written it, so nil proves nothing then.
@@ -297,7 +297,7 @@ async fn join(flight: Flight, claim: &Claim) -> Result<(), RedisStoreError> {
             job: claim.job.clone(),
             prefix: claim.keys.data_prefix(claim.id),
             action: "writing",
-            error: RedisError::from(std::io::Error::other(e.to_string())),
+            error: Box::new(RedisError::from(std::io::Error::other(e.to_string()))),
         }),
     }
 }
