@@ -22,6 +22,11 @@ use crate::{Manifest, VersionId};
 /// Publish attempts when other publishers of the same job keep moving the pointer.
 const PUBLISH_ATTEMPTS: usize = 10;
 
+/// Keys per `MSETNX` on a standalone server: large enough that the server's
+/// per-command cost is spread thin, small enough that one command holds the server
+/// well under a millisecond, so readers of the same server barely notice a publish.
+const MSET_KEYS: usize = 512;
+
 type Flight = JoinHandle<Result<(), RedisStoreError>>;
 
 /// Writes one run's predictions under a new version's key prefix. Nothing is visible
@@ -37,8 +42,18 @@ pub struct RedisVersionWriter {
     encoder: Encoder,
     rows: u64,
     cluster: bool,
+    /// Commands ready to send: `MSETNX` (standalone) or `SET NX` (cluster).
     pending: Vec<Cmd>,
+    /// Rows in `pending` and `mset`.
+    pending_rows: usize,
+    /// Cluster: the slot of each `SET NX` in `pending`.
     pending_slots: Vec<u16>,
+    /// Standalone: the `MSETNX` being filled, and its rows.
+    mset: Option<Cmd>,
+    mset_rows: usize,
+    /// Standalone: (hash of key, row in the pipeline) of the pending rows, to find a
+    /// key that comes twice within one pipeline (`MSETNX` would just set it twice).
+    hashes: Vec<(u64, u32)>,
     in_flight: VecDeque<Flight>,
     max_in_flight: usize,
     key_buf: Vec<u8>,
@@ -107,8 +122,12 @@ impl RedisStore {
             encoder,
             rows: 0,
             cluster: self.is_cluster(),
-            pending: Vec::with_capacity(options.pipeline_rows.max(1)),
+            pending: Vec::new(),
+            pending_rows: 0,
             pending_slots: Vec::new(),
+            mset: None,
+            mset_rows: 0,
+            hashes: Vec::new(),
             in_flight: VecDeque::new(),
             max_in_flight: options.max_in_flight.max(1) * batches_per_flush,
             value_buf: Vec::new(),
@@ -164,16 +183,34 @@ impl RedisVersionWriter {
             key_column.write(row, &mut self.key_buf);
             self.value_buf.clear();
             self.encoder.write_json(&columns, row, &mut self.value_buf);
-            let mut cmd = Cmd::with_capacity(4, self.key_buf.len() + self.value_buf.len() + 5);
-            cmd.arg("SET")
-                .arg(&self.key_buf[..])
-                .arg(&self.value_buf[..])
-                .arg("NX");
-            self.pending.push(cmd);
             if self.cluster {
+                // Keys spread over every slot: one `SET NX` each, grouped by node.
+                let mut cmd = Cmd::with_capacity(4, self.key_buf.len() + self.value_buf.len() + 5);
+                cmd.arg("SET")
+                    .arg(&self.key_buf[..])
+                    .arg(&self.value_buf[..])
+                    .arg("NX");
+                self.pending.push(cmd);
                 self.pending_slots.push(slot(&self.key_buf));
+            } else {
+                let cmd = self.mset.get_or_insert_with(|| {
+                    let mut cmd = Cmd::with_capacity(1 + 2 * MSET_KEYS, MSET_KEYS * 96);
+                    cmd.arg("MSETNX");
+                    cmd
+                });
+                cmd.arg(&self.key_buf[..]).arg(&self.value_buf[..]);
+                self.hashes.push((
+                    twox_hash::XxHash3_64::oneshot(&self.key_buf),
+                    self.pending_rows as u32,
+                ));
+                self.mset_rows += 1;
+                if self.mset_rows == MSET_KEYS {
+                    self.pending.push(self.mset.take().expect("filled"));
+                    self.mset_rows = 0;
+                }
             }
-            if self.pending.len() >= pipeline_rows {
+            self.pending_rows += 1;
+            if self.pending_rows >= pipeline_rows {
                 self.flush().await?;
             }
         }
@@ -184,13 +221,23 @@ impl RedisVersionWriter {
     /// Sends the pending rows, then waits for the oldest pipelines while too many
     /// are in flight.
     async fn flush(&mut self) -> Result<(), RedisStoreError> {
+        if let Some(cmd) = self.mset.take() {
+            self.pending.push(cmd);
+            self.mset_rows = 0;
+        }
+        self.pending_rows = 0;
+        if let Some(key) = self.repeated_key() {
+            return Err(RedisStoreError::DuplicateKey {
+                job: self.claim().job.clone(),
+                key,
+            });
+        }
         if !self.pending.is_empty() {
             let claim = self.claim.as_ref().expect("writer is open");
             let conn = claim.store.conn();
             let url = claim.store.url().to_owned();
             let job = claim.job.clone();
-            let capacity = self.pending.capacity();
-            let cmds = std::mem::replace(&mut self.pending, Vec::with_capacity(capacity));
+            let cmds = std::mem::take(&mut self.pending);
             let slots = std::mem::take(&mut self.pending_slots);
             for batch in conn.group(cmds, &slots) {
                 let context = WriteContext {
@@ -207,6 +254,33 @@ impl RedisVersionWriter {
             join(flight, self.claim()).await?;
         }
         Ok(())
+    }
+
+    /// A key that comes twice among the pending `MSETNX` rows (standalone), found by
+    /// sorting their hashes and comparing the keys of equal hashes.
+    fn repeated_key(&mut self) -> Option<String> {
+        let mut hashes = std::mem::take(&mut self.hashes);
+        hashes.sort_unstable();
+        let key = |row: u32| {
+            let row = row as usize;
+            self.pending
+                .get(row / MSET_KEYS)
+                .and_then(|cmd| cmd.args_iter().nth(1 + 2 * (row % MSET_KEYS)))
+                .and_then(|arg| match arg {
+                    ::redis::Arg::Simple(bytes) => Some(bytes),
+                    ::redis::Arg::Cursor => None,
+                })
+        };
+        let repeated = hashes.windows(2).find_map(|pair| {
+            let ((h1, r1), (h2, r2)) = (pair[0], pair[1]);
+            (h1 == h2 && key(r1).is_some() && key(r1) == key(r2)).then(|| {
+                let bytes = key(r1).unwrap_or_default();
+                String::from_utf8_lossy(&bytes[self.prefix.len().min(bytes.len())..]).into_owned()
+            })
+        });
+        hashes.clear();
+        self.hashes = hashes;
+        repeated
     }
 
     /// Sends the last rows and waits until every row is written.
@@ -262,31 +336,50 @@ async fn send_batch(
             action: "writing",
             error: Box::new(error),
         })?;
-    // `SET NX` answers nil when the key exists: the key came twice. After a resend
-    // the first attempt may have written it, so nil proves nothing then.
+    // `SET NX` answers nil when the key exists, `MSETNX` 0 (and sets none of its
+    // keys): a key came twice. After a resend the first attempt may have written it,
+    // so nil proves nothing then.
     if replies.retried {
         return Ok(());
     }
-    if let Some(i) = replies.values.iter().position(|v| matches!(v, Value::Nil)) {
-        let key = batch
-            .pipe
-            .cmd_iter()
-            .nth(i)
-            .and_then(|cmd| cmd.args_iter().nth(1))
-            .map(|arg| match arg {
-                ::redis::Arg::Simple(bytes) => {
-                    String::from_utf8_lossy(&bytes[context.prefix.len().min(bytes.len())..])
-                        .into_owned()
-                }
-                ::redis::Arg::Cursor => String::new(),
-            })
+    let Some(i) = replies
+        .values
+        .iter()
+        .position(|v| matches!(v, Value::Nil | Value::Int(0)))
+    else {
+        return Ok(());
+    };
+    let cmd = batch.pipe.cmd_iter().nth(i).expect("a reply per command");
+    let keys: Vec<&[u8]> = cmd
+        .args_iter()
+        .filter_map(|arg| match arg {
+            ::redis::Arg::Simple(bytes) => Some(bytes),
+            ::redis::Arg::Cursor => None,
+        })
+        .collect();
+    let key = if keys.first() == Some(&&b"MSETNX"[..]) {
+        // Which of the command's keys exists already: one `EXISTS` each.
+        let candidates: Vec<&[u8]> = keys[1..].iter().step_by(2).copied().collect();
+        let mut pipe = ::redis::Pipeline::with_capacity(candidates.len());
+        for key in &candidates {
+            pipe.cmd("EXISTS").arg(*key);
+        }
+        let exists: Vec<i64> = pipe
+            .query_async(&mut conn.clone())
+            .await
             .unwrap_or_default();
-        return Err(RedisStoreError::DuplicateKey {
-            job: context.job,
-            key,
-        });
-    }
-    Ok(())
+        exists
+            .iter()
+            .position(|&n| n > 0)
+            .and_then(|j| candidates.get(j).copied())
+            .unwrap_or_default()
+    } else {
+        keys.get(1).copied().unwrap_or_default()
+    };
+    Err(RedisStoreError::DuplicateKey {
+        job: context.job,
+        key: String::from_utf8_lossy(&key[context.prefix.len().min(key.len())..]).into_owned(),
+    })
 }
 
 async fn join(flight: Flight, claim: &Claim) -> Result<(), RedisStoreError> {

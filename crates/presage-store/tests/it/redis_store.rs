@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float32Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field};
 use chrono::Utc;
-use presage_store::redis::{RedisStore, RedisStoreError};
+use presage_store::redis::{RedisOptions, RedisStore, RedisStoreError};
 use presage_store::{KeyInfo, MANIFEST_FORMAT, Manifest, ModelInfo, VersionId};
 use presage_test::{RedisServer, count_keys, redis_cli};
 
@@ -163,4 +163,32 @@ fn an_aborted_writer_deletes_what_it_wrote() {
         redis_cli(server.port(), &["HLEN", "presage:{gone}:staging"]),
         "0"
     );
+}
+
+#[test]
+fn a_duplicate_key_in_an_earlier_pipeline_is_found() {
+    let server = RedisServer::start();
+    runtime().block_on(async {
+        // Two rows per pipeline: the repeated key is in a pipeline already written.
+        let options = RedisOptions {
+            pipeline_rows: 2,
+            ..RedisOptions::default()
+        };
+        let store = RedisStore::connect_with(&[server.url()], options)
+            .await
+            .unwrap();
+        let mut writer = store
+            .begin("dups", Field::new("id", DataType::Utf8, false), &outputs())
+            .await
+            .unwrap();
+        let keys: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", "c", "b", "e"]));
+        let result = match writer.write(&keys, &probabilities(5)).await {
+            Ok(()) => writer.finish().await.map(drop),
+            Err(e) => Err(e),
+        };
+        match result {
+            Err(RedisStoreError::DuplicateKey { key, .. }) => assert_eq!(key, "b"),
+            other => panic!("expected a duplicate key error, got {other:?}"),
+        }
+    });
 }
