@@ -25,9 +25,14 @@
 //! no hash tag and spread over every node.
 //!
 //! Writing reserves the id first and records it in `staging` with a lease that the
-//! writer extends while it lives, then writes `SET key value NX` commands in
-//! pipelines (several in flight; per node in a cluster), never holding more than a
-//! few pipelines of rows in memory. `NX` finds duplicate keys. Publishing is one
+//! writer extends while it lives, then writes the rows in pipelines of 8,192 (four
+//! in flight per node), never holding more than those in memory. On a standalone
+//! server a pipeline is `MSETNX` commands of 512 keys each (one command per 512 keys
+//! is what makes a publish run at about the server's speed rather than its per-command
+//! cost); in a cluster, where a version's keys spread over every slot and a
+//! multi-key command cannot, it is one `SET key value NX` per row, grouped by the node
+//! that owns the key's slot. Both refuse to overwrite, which finds duplicate keys
+//! (within one pipeline, key hashes find them before sending). Publishing is one
 //! script: it checks the lease, stores the manifest, flips the pointer, and hands the
 //! versions beyond `keep_versions` to deletion by marking them in `staging`. Deletion
 //! (of those, and of versions whose writer crashed and whose lease expired) `SCAN`s
