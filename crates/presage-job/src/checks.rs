@@ -2,15 +2,14 @@
 
 use std::path::Path;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field};
 use futures::StreamExt;
 use presage_data::{FeatureSession, stream_error};
-use presage_store::CheckResult;
-use presage_store::lookup::{Key, LookupFile};
+use presage_store::{CheckResult, Distribution, StagedRun};
 
-use crate::psi::{psi, read_float_column};
+use crate::psi::{ScoreSample, distribution, psi_against, read_float_column};
 use crate::{Checks, JobError};
 
 /// What a run measured, for the gates.
@@ -68,43 +67,66 @@ pub fn evaluate(checks: &Checks, stats: &RunStats, previous_rows: Option<u64>) -
     results
 }
 
-/// `max_psi`: one result per numeric output present in both versions.
+/// `max_psi`: one result per numeric output with a distribution in both versions.
+/// The previous version's bins come from its manifest, this run's scores from the
+/// sample the run kept.
 pub(crate) fn psi_checks(
     max: f64,
-    previous: &Path,
-    staged: &Path,
-    outputs: &[Field],
-) -> Result<Vec<CheckResult>, JobError> {
-    let read = |path: &Path, column: &str| {
-        read_float_column(path, column).map_err(|message| JobError::CheckFailed {
-            check: "max_psi",
-            message,
-        })
-    };
+    previous: &[Distribution],
+    current: &[(String, Option<ScoreSample>)],
+) -> Vec<CheckResult> {
     let mut results = Vec::new();
-    for output in outputs {
-        let (Some(expected), Some(actual)) =
-            (read(previous, output.name())?, read(staged, output.name())?)
+    for (output, sample) in current {
+        let (Some(sample), Some(expected)) =
+            (sample, previous.iter().find(|d| &d.output == output))
         else {
             continue;
         };
-        let value = psi(&expected, &actual);
+        let value = psi_against(&expected.edges, &expected.fractions, &sample.values);
         results.push(CheckResult {
             name: "max_psi".into(),
             value,
             threshold: max,
             passed: value <= max,
-            detail: format!("output `{}` vs the previous version", output.name()),
+            detail: format!("output `{output}` vs the previous version"),
         });
     }
-    Ok(results)
+    results
 }
 
-/// `expected_keys`: every key the query returns must have a prediction.
+/// The distributions of the numeric outputs of an embedded version written before
+/// manifests recorded them, read back from its `predictions.parquet`.
+pub(crate) fn distributions_from_parquet(
+    path: &Path,
+    outputs: &[Field],
+) -> Result<Vec<Distribution>, JobError> {
+    let mut distributions = Vec::new();
+    for output in outputs {
+        let values =
+            read_float_column(path, output.name()).map_err(|message| JobError::CheckFailed {
+                check: "max_psi",
+                message,
+            })?;
+        if let Some((edges, fractions)) = values.as_deref().and_then(distribution) {
+            distributions.push(Distribution {
+                output: output.name().clone(),
+                edges,
+                fractions,
+            });
+        }
+    }
+    Ok(distributions)
+}
+
+/// Keys looked up in the staged version at once.
+const EXPECTED_KEYS_BATCH: usize = 8192;
+
+/// `expected_keys`: every key the query returns must have a prediction in the staged
+/// version (its lookup file, or pipelined reads of its Redis key prefix).
 pub(crate) async fn expected_keys_check(
     session: &FeatureSession,
     sql: &str,
-    lookup: &LookupFile,
+    staged: &StagedRun,
 ) -> Result<CheckResult, JobError> {
     const QUERY: &str = "checks.expected_keys";
     let plan = session.plan(QUERY, sql).await?;
@@ -121,18 +143,16 @@ pub(crate) async fn expected_keys_check(
             message: e.to_string(),
         })?;
         let keys = keys.as_string::<i32>();
-        for i in 0..keys.len() {
-            if keys.is_null(i) {
-                continue;
-            }
-            total += 1;
-            let key = keys.value(i);
-            let present =
-                Key::parse(lookup.key_type(), key).is_some_and(|k| lookup.get(k).is_some());
-            if !present {
-                missing_count += 1;
-                if missing.len() < 5 {
-                    missing.push(format!("`{key}`"));
+        let keys: Vec<&str> = keys.iter().flatten().collect();
+        for chunk in keys.chunks(EXPECTED_KEYS_BATCH) {
+            let present = staged.contains(chunk).await?;
+            total += chunk.len() as u64;
+            for (key, present) in chunk.iter().zip(present) {
+                if !present {
+                    missing_count += 1;
+                    if missing.len() < 5 {
+                        missing.push(format!("`{key}`"));
+                    }
                 }
             }
         }

@@ -1,5 +1,3 @@
-use std::path::PathBuf;
-
 use presage_data::DataError;
 use presage_model::ModelError;
 use presage_store::{CheckResult, StoreError};
@@ -136,13 +134,14 @@ pub enum JobError {
         /// What went wrong.
         message: String,
     },
-    /// A gate failed; the staged version was kept for inspection.
-    #[error("publish blocked by {}: staged files kept in `{}`", failed_names(.checks), .kept.display())]
+    /// A gate failed; nothing was published.
+    #[error("publish blocked by {}: {kept}", failed_names(.checks))]
     Blocked {
         /// Every check with its value.
         checks: Vec<CheckResult>,
-        /// Where the staged version is.
-        kept: PathBuf,
+        /// What happened to the staged version: the embedded store keeps its files
+        /// for inspection, the Redis store deletes its keys.
+        kept: String,
     },
 }
 

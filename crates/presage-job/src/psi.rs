@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Float32Type, Float64Type};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -15,29 +15,131 @@ const EPSILON: f64 = 1e-4;
 /// PSI of `actual` against `expected`, on `BINS` quantile bins of `expected`:
 /// `Σ (a − e) · ln(a / e)` over bin fractions. 0 means the same distribution; above
 /// 0.25 is commonly read as a major shift. NaN values are ignored.
+#[cfg(test)]
 pub(crate) fn psi(expected: &[f32], actual: &[f32]) -> f64 {
-    let mut sorted: Vec<f32> = expected.iter().copied().filter(|v| !v.is_nan()).collect();
+    match distribution(expected) {
+        Some((edges, fractions)) => psi_against(&edges, &fractions, actual),
+        None => 0.0,
+    }
+}
+
+/// The quantile bins of `values` (NaN ignored) and the fraction of values in each:
+/// what a manifest keeps so the next run can measure drift without the rows. `None`
+/// when there is no value.
+pub(crate) fn distribution(values: &[f32]) -> Option<(Vec<f32>, Vec<f64>)> {
+    let mut sorted: Vec<f32> = values.iter().copied().filter(|v| !v.is_nan()).collect();
     if sorted.is_empty() {
-        return 0.0;
+        return None;
     }
     sorted.sort_by(f32::total_cmp);
     let mut edges: Vec<f32> = (1..BINS).map(|i| sorted[i * sorted.len() / BINS]).collect();
     edges.dedup();
-    let fractions = |values: &[f32]| {
-        let mut counts = vec![0u64; edges.len() + 1];
-        let mut n = 0u64;
-        for v in values.iter().filter(|v| !v.is_nan()) {
-            counts[edges.partition_point(|e| e <= v)] += 1;
-            n += 1;
+    let fractions = fractions(&edges, &sorted);
+    Some((edges, fractions))
+}
+
+/// The fraction of `values` (NaN ignored) in each bin of `edges`, floored at EPSILON.
+fn fractions(edges: &[f32], values: &[f32]) -> Vec<f64> {
+    let mut counts = vec![0u64; edges.len() + 1];
+    let mut n = 0u64;
+    for v in values.iter().filter(|v| !v.is_nan()) {
+        counts[edges.partition_point(|e| e <= v)] += 1;
+        n += 1;
+    }
+    counts
+        .into_iter()
+        .map(|c| (c as f64 / n.max(1) as f64).max(EPSILON))
+        .collect()
+}
+
+/// PSI of `actual` against a recorded distribution (`edges`, `expected` fractions).
+pub(crate) fn psi_against(edges: &[f32], expected: &[f64], actual: &[f32]) -> f64 {
+    let a = fractions(edges, actual);
+    expected
+        .iter()
+        .zip(&a)
+        .map(|(e, a)| (a - e) * (a / e).ln())
+        .sum()
+}
+
+/// Values kept per numeric output for its distribution: all of them up to this many,
+/// a uniform sample beyond (4 bytes each, so a run's memory stays bounded).
+const SAMPLE: usize = 1_000_000;
+
+/// A uniform sample (reservoir) of a numeric output's scores, NaN left out.
+#[derive(Debug, Clone)]
+pub(crate) struct ScoreSample {
+    /// The sampled values.
+    pub(crate) values: Vec<f32>,
+    seen: u64,
+    state: u64,
+}
+
+impl ScoreSample {
+    /// A sample for an output of type `data_type`, `None` when it is not a float (or a
+    /// list of floats) and so has no score distribution.
+    pub(crate) fn for_type(data_type: &DataType) -> Option<ScoreSample> {
+        let numeric = match data_type {
+            DataType::Float32 | DataType::Float64 => true,
+            DataType::FixedSizeList(item, _) => item.data_type() == &DataType::Float32,
+            // A ranked list: its items' scores.
+            DataType::List(_) => true,
+            _ => false,
+        };
+        numeric.then(|| ScoreSample {
+            values: Vec::new(),
+            seen: 0,
+            // Fixed seed: the same rows give the same distribution.
+            state: 0x9E37_79B9_7F4A_7C15,
+        })
+    }
+
+    /// Adds a batch's scores (a list output's elements, each on its own).
+    pub(crate) fn extend(&mut self, array: &ArrayRef) {
+        let array = match array.data_type() {
+            DataType::FixedSizeList(..) => array.as_fixed_size_list().values().clone(),
+            DataType::List(_) => match array.as_list::<i32>().values().as_struct_opt() {
+                Some(entries) if entries.num_columns() == 2 => entries.column(1).clone(),
+                _ => return,
+            },
+            _ => array.clone(),
+        };
+        match array.data_type() {
+            DataType::Float32 => {
+                for v in array.as_primitive::<Float32Type>().iter().flatten() {
+                    self.push(v);
+                }
+            }
+            DataType::Float64 => {
+                for v in array.as_primitive::<Float64Type>().iter().flatten() {
+                    self.push(v as f32);
+                }
+            }
+            _ => {}
         }
-        counts
-            .into_iter()
-            .map(|c| (c as f64 / n.max(1) as f64).max(EPSILON))
-            .collect::<Vec<_>>()
-    };
-    let e = fractions(&sorted);
-    let a = fractions(actual);
-    e.iter().zip(&a).map(|(e, a)| (a - e) * (a / e).ln()).sum()
+    }
+
+    fn push(&mut self, value: f32) {
+        if value.is_nan() {
+            return;
+        }
+        self.seen += 1;
+        if self.values.len() < SAMPLE {
+            self.values.push(value);
+            return;
+        }
+        // xorshift64*: a cheap, seeded generator is enough for a reservoir.
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let r = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let slot = r % self.seen;
+        if let Ok(slot) = usize::try_from(slot)
+            && slot < SAMPLE
+        {
+            self.values[slot] = value;
+        }
+    }
 }
 
 /// Reads a float column of a `predictions.parquet` as `f32` (a list column is

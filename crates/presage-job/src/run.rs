@@ -8,12 +8,16 @@ use futures::StreamExt;
 use presage_data::{Cutoffs, FeatureSession, fingerprint, render_sql, stream_error};
 use presage_model::{Model, ModelError, ModelFormat, OutputField, OutputKind, output_fields};
 use presage_store::lookup::{KeyType, LookupError, ranked_list_type};
+use presage_store::redis::RedisStoreError;
 use presage_store::{
-    EmbeddedStore, LastRun, Manifest, RunOutcomeKind, SourceInfo, StoreError, VersionId,
+    Distribution, LastRun, Manifest, RunOutcomeKind, SourceInfo, Store, StoreError, VersionId,
 };
 use sha2::{Digest, Sha256};
 
-use crate::checks::{RunStats, evaluate, expected_keys_check, psi_checks};
+use crate::checks::{
+    RunStats, distributions_from_parquet, evaluate, expected_keys_check, psi_checks,
+};
+use crate::psi::{ScoreSample, distribution};
 use crate::ranked::TopK;
 use crate::{BatchScorer, JobError, JobSpec, Reporter, Stage, column_index};
 
@@ -61,7 +65,7 @@ pub struct RunOutcome {
 /// scoring blocks the current worker while rayon scores a batch on every core.
 pub async fn run(
     spec: &JobSpec,
-    store: &EmbeddedStore,
+    store: &Store,
     options: RunOptions,
     reporter: &dyn Reporter,
 ) -> Result<RunOutcome, JobError> {
@@ -97,7 +101,7 @@ pub async fn run(
         },
     };
     // A job name that cannot be a folder fails here too; the run's own error matters more.
-    if let Err(record_error) = store.record_run(&spec.name, &record)
+    if let Err(record_error) = store.record_run(&spec.name, &record).await
         && result.is_ok()
     {
         return Err(record_error.into());
@@ -107,7 +111,7 @@ pub async fn run(
 
 async fn run_once(
     spec: &JobSpec,
-    store: &EmbeddedStore,
+    store: &Store,
     options: RunOptions,
     reporter: &dyn Reporter,
 ) -> Result<RunOutcome, JobError> {
@@ -204,15 +208,20 @@ async fn run_once(
         )],
     };
 
-    let previous = match store.current(&spec.name)? {
-        Some(id) => Some(store.manifest(&spec.name, id)?),
-        None => None,
-    };
-    let mut writer = store.begin(
-        &spec.name,
-        Field::new(&spec.features.key, key_type.clone(), false),
-        &stored,
-    )?;
+    let previous = store.current_manifest(&spec.name).await?;
+    let mut writer = store
+        .begin(
+            &spec.name,
+            Field::new(&spec.features.key, key_type.clone(), false),
+            &stored,
+        )
+        .await?;
+    // Every numeric output's scores (sampled past a million), for the distribution
+    // the manifest records and the `max_psi` check.
+    let mut samples: Vec<(String, Option<ScoreSample>)> = stored
+        .iter()
+        .map(|f| (f.name().clone(), ScoreSample::for_type(f.data_type())))
+        .collect();
     reporter.stage(Stage::Scoring {
         expected_rows: previous.as_ref().map(|m| m.rows),
     });
@@ -233,11 +242,8 @@ async fn run_once(
         let arrays = tokio::task::block_in_place(|| scorer.score(&batch))?;
         match &mut ranking {
             None => {
-                for ((_, nulls), array) in stats.nulls.iter_mut().zip(&arrays) {
-                    *nulls += null_or_nan_count(array);
-                }
-                writer.write(&keys, &arrays)?;
                 stats.rows += batch.num_rows() as u64;
+                write_scored(&mut writer, spec, &keys, &arrays, &mut stats, &mut samples).await?;
             }
             Some(r) => {
                 let items = item_column(&batch, r, spec, rows_read)?;
@@ -266,43 +272,47 @@ async fn run_once(
     });
     if let Some(r) = ranking.take() {
         for (keys, lists) in r.top.finish(RANKED_BATCH) {
-            stats.nulls[0].1 += nan_score_lists(&lists);
             stats.rows += keys.len() as u64;
-            writer.write(&keys, &[lists])?;
+            write_scored(&mut writer, spec, &keys, &[lists], &mut stats, &mut samples).await?;
         }
     }
 
     reporter.stage(Stage::Checking);
-    let staged = writer.finish().map_err(|e| match e {
-        StoreError::Lookup(LookupError::DuplicateKey { key, .. }) => JobError::DuplicateKey {
-            query: query.clone(),
-            column: spec.features.key.clone(),
-            key,
-        },
-        other => JobError::Store(other),
-    })?;
+    let staged = writer.finish().await.map_err(|e| store_error(spec, e))?;
     let mut checks = evaluate(&spec.checks, &stats, previous.as_ref().map(|m| m.rows));
     if let (Some(max), Some(prev)) = (spec.checks.max_psi, &previous) {
-        let prev_parquet = store
-            .version_dir(&spec.name, prev.id)
-            .join("predictions.parquet");
-        checks.extend(psi_checks(
-            max,
-            &prev_parquet,
-            &staged.parquet_path(),
-            &stored,
-        )?);
+        let recorded = match store {
+            // Embedded versions written before manifests kept distributions.
+            Store::Embedded(embedded) if prev.distributions.is_empty() => {
+                let parquet = embedded
+                    .version_dir(&spec.name, prev.id)
+                    .join("predictions.parquet");
+                distributions_from_parquet(&parquet, &stored)?
+            }
+            _ => prev.distributions.clone(),
+        };
+        checks.extend(psi_checks(max, &recorded, &samples));
     }
     if let Some(sql) = &spec.checks.expected_keys {
         let sql = render_sql("checks.expected_keys", sql, &Cutoffs::batch(options.as_of))?;
-        let lookup = staged.open_lookup()?;
-        checks.push(expected_keys_check(&session, &sql, &lookup).await?);
+        checks.push(expected_keys_check(&session, &sql, &staged).await?);
     }
     let failed = checks.iter().any(|c| !c.passed);
     if failed && !options.force {
-        let kept = staged.keep()?;
+        let kept = staged.block().await?;
         return Err(JobError::Blocked { checks, kept });
     }
+    let distributions = samples
+        .into_iter()
+        .filter_map(|(output, sample)| {
+            let (edges, fractions) = distribution(&sample?.values)?;
+            Some(Distribution {
+                output,
+                edges,
+                fractions,
+            })
+        })
+        .collect();
 
     reporter.stage(Stage::Publishing);
     let manifest = Manifest {
@@ -348,16 +358,58 @@ async fn run_once(
             .collect(),
         ranked: ranked_info,
         checks,
+        distributions,
         forced: failed,
         files: Vec::new(),
         parent: None,
         run_seconds: started.elapsed().as_secs_f64(),
     };
-    let manifest = staged.publish(manifest, spec.keep_versions)?;
+    let manifest = staged.publish(manifest, spec.keep_versions).await?;
     Ok(RunOutcome {
         manifest,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Writes one batch of keys and their stored values, counting nulls and sampling
+/// scores for the checks.
+async fn write_scored(
+    writer: &mut presage_store::StoreWriter,
+    spec: &JobSpec,
+    keys: &ArrayRef,
+    arrays: &[ArrayRef],
+    stats: &mut RunStats,
+    samples: &mut [(String, Option<ScoreSample>)],
+) -> Result<(), JobError> {
+    for ((_, nulls), array) in stats.nulls.iter_mut().zip(arrays) {
+        *nulls += null_or_nan_count(array);
+    }
+    for ((_, sample), array) in samples.iter_mut().zip(arrays) {
+        if let Some(sample) = sample {
+            sample.extend(array);
+        }
+    }
+    writer
+        .write(keys, arrays)
+        .await
+        .map_err(|e| store_error(spec, e))
+}
+
+/// A store error, with a duplicate key named as the feature query's.
+fn store_error(spec: &JobSpec, error: StoreError) -> JobError {
+    let duplicate = |key| JobError::DuplicateKey {
+        query: spec.features.name.clone(),
+        column: spec.features.key.clone(),
+        key,
+    };
+    match error {
+        StoreError::Lookup(LookupError::DuplicateKey { key, .. }) => duplicate(key),
+        StoreError::Redis(error) => match *error {
+            RedisStoreError::DuplicateKey { key, .. } => duplicate(key),
+            other => JobError::Store(other.into()),
+        },
+        other => JobError::Store(other),
+    }
 }
 
 /// Loads a model file; returns it with the `sha256:` of its bytes (for manifests).
@@ -449,7 +501,7 @@ fn item_column(
     })
 }
 
-/// Lists holding a NaN score: they count as null for `max_null_fraction`.
+/// Ranked lists holding a NaN score.
 fn nan_score_lists(lists: &ArrayRef) -> u64 {
     let lists = lists.as_list::<i32>();
     let scores = lists
@@ -528,6 +580,8 @@ fn null_or_nan_count(array: &ArrayRef) -> u64 {
                     .filter(|row| row.iter().any(|v| v.is_nan()))
                     .count() as u64
         }
+        // A ranked list holding a NaN score counts as null.
+        DataType::List(_) => nulls + nan_score_lists(array),
         _ => nulls,
     }
 }

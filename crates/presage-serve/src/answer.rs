@@ -1,7 +1,7 @@
 //! The answer document: a prediction with its version and age.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use presage_store::{Freshness, LoadedVersion, Staleness};
+use presage_store::{Freshness, Manifest, Staleness};
 
 use crate::ServeJob;
 
@@ -63,16 +63,16 @@ impl std::fmt::Display for StaleRefusal {
     }
 }
 
-/// `Some` when `job` refuses to answer from `version` at `now` because it is stale.
+/// `Some` when `job` refuses to answer from the version of `manifest` at `now`
+/// because it is stale.
 pub fn refuse_stale(
     job: &ServeJob,
-    version: &LoadedVersion,
+    manifest: &Manifest,
     now: DateTime<Utc>,
 ) -> Option<StaleRefusal> {
     if job.on_stale != OnStale::Error {
         return None;
     }
-    let manifest = version.manifest();
     let staleness = Staleness::at(manifest.created_at, job.max_age, now);
     (staleness.freshness == Freshness::Stale).then(|| StaleRefusal {
         job: job.name.clone(),
@@ -82,18 +82,21 @@ pub fn refuse_stale(
     })
 }
 
-/// Writes the answer document for `key` into `out`: the prediction with `version`,
-/// `computed_at`, `features_as_of`, `age_seconds` and `status`. `None` (nothing
-/// written) when the key is unknown and the job has no default. A stale version is
-/// answered as `on_stale` says; callers check [`refuse_stale`] first.
+/// Writes the answer document for `key` into `out`: the `prediction` (the JSON
+/// object the store holds for the key in the version of `manifest`, `None` when it
+/// has none) with `version`, `computed_at`, `features_as_of`, `age_seconds` and
+/// `status`. `None` (nothing written) when the key is unknown and the job has no
+/// default. A stale version is answered as `on_stale` says; callers check
+/// [`refuse_stale`] first. Both stores answer through here, so their documents are
+/// the same.
 pub fn write_answer(
     job: &ServeJob,
-    version: &LoadedVersion,
+    manifest: &Manifest,
     key: &str,
+    prediction: Option<&[u8]>,
     now: DateTime<Utc>,
     out: &mut Vec<u8>,
 ) -> Option<Status> {
-    let manifest = version.manifest();
     let start = out.len();
     out.extend_from_slice(b"{\"key\":");
     write_json_str(out, key);
@@ -101,7 +104,8 @@ pub fn write_answer(
     let staleness = Staleness::at(manifest.created_at, job.max_age, now);
     let stale = staleness.freshness == Freshness::Stale;
     let default_instead = stale && job.on_stale == OnStale::Default;
-    let status = if !default_instead && version.write_prediction_json(key, out) {
+    let status = if !default_instead && let Some(prediction) = prediction {
+        out.extend_from_slice(prediction);
         if stale { Status::Stale } else { Status::Fresh }
     } else if let Some(default) = &job.default {
         serde_json::to_writer(&mut *out, default).expect("writing to a Vec");

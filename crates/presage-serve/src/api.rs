@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{SecondsFormat, Utc};
-use presage_store::{LoadedVersion, StoreError, VersionId};
+use presage_store::redis::RedisStoreError;
+use presage_store::{OpenVersion, StoreError, VersionId};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -48,12 +49,12 @@ fn answering_version(
     slot: &JobSlot,
     job: &str,
     now: chrono::DateTime<Utc>,
-) -> Result<Arc<LoadedVersion>, ApiError> {
+) -> Result<Arc<OpenVersion>, ApiError> {
     let version = slot
         .current
         .load_full()
         .ok_or_else(|| ApiError::NoVersion(job.to_owned()))?;
-    match refuse_stale(&slot.spec, &version, now) {
+    match refuse_stale(&slot.spec, version.manifest(), now) {
         Some(refusal) => Err(ApiError::Stale(refusal)),
         None => Ok(version),
     }
@@ -94,15 +95,15 @@ async fn list_versions(
     Path(job): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     slot(&state, &job)?;
-    let store = state.store.clone();
-    let current = store
-        .current(&job)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let versions = tokio::task::spawn_blocking(move || store.versions(&job))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let current = state.store.current(&job).await.map_err(store_failed)?;
+    let versions = state.store.versions(&job).await.map_err(store_failed)?;
     Ok(Json(json!({ "current": current, "versions": versions })))
+}
+
+/// A store that failed to answer (Redis down, an unreadable file): logged in full,
+/// answered without internals (see [`ApiError::Internal`]).
+pub(crate) fn store_failed(error: StoreError) -> ApiError {
+    ApiError::Internal(error.to_string())
 }
 
 pub(crate) fn count(state: &AppState, job: &str, status: Option<Status>) {
@@ -125,7 +126,20 @@ async fn get_prediction(
     let now = Utc::now();
     let version = answering_version(slot, &job, now)?;
     let mut out = Vec::with_capacity(256);
-    let status = write_answer(&slot.spec, &version, &key, now, &mut out);
+    let mut status = None;
+    version
+        .predictions(std::slice::from_ref(&key), |_, prediction| {
+            status = write_answer(
+                &slot.spec,
+                version.manifest(),
+                &key,
+                prediction,
+                now,
+                &mut out,
+            );
+        })
+        .await
+        .map_err(store_failed)?;
     count(&state, &job, status);
     state.log_answer(&job, &key, &version, status, now);
     state.metrics.observe_latency(started.elapsed());
@@ -162,22 +176,33 @@ async fn batch_get(
     out.extend_from_slice(b"{\"predictions\":[");
     let mut missing = Vec::new();
     let mut first = true;
-    for key in &request.keys {
-        let mark = out.len();
-        if !first {
-            out.push(b',');
-        }
-        let status = write_answer(&slot.spec, &version, key, now, &mut out);
-        count(&state, &job, status);
-        state.log_answer(&job, key, &version, status, now);
-        match status {
-            Some(_) => first = false,
-            None => {
-                out.truncate(mark);
-                missing.push(key);
+    version
+        .predictions(&request.keys, |i, prediction| {
+            let key = &request.keys[i];
+            let mark = out.len();
+            if !first {
+                out.push(b',');
             }
-        }
-    }
+            let status = write_answer(
+                &slot.spec,
+                version.manifest(),
+                key,
+                prediction,
+                now,
+                &mut out,
+            );
+            count(&state, &job, status);
+            state.log_answer(&job, key, &version, status, now);
+            match status {
+                Some(_) => first = false,
+                None => {
+                    out.truncate(mark);
+                    missing.push(key);
+                }
+            }
+        })
+        .await
+        .map_err(store_failed)?;
     out.extend_from_slice(b"],\"missing\":");
     serde_json::to_writer(&mut out, &missing).expect("writing to a Vec");
     out.push(b'}');
@@ -216,23 +241,25 @@ async fn rollback(
             ApiError::BadRequest(format!("body must be {{\"to\": VERSION}} or empty: {e}"))
         })?
     };
-    let state2 = state.clone();
-    let (from, to) = tokio::task::spawn_blocking(move || {
-        let result = state2.store.rollback(&job, request.to);
-        reload_all(&state2);
-        result
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| match e {
-        StoreError::Io(e) => ApiError::Internal(e.to_string()),
+    let result = state.store.rollback(&job, request.to).await;
+    reload_all(&state).await;
+    let (from, to) = result.map_err(|e| match e {
+        StoreError::Io(_) => store_failed(e),
+        StoreError::Redis(ref redis)
+            if matches!(
+                **redis,
+                RedisStoreError::Connect { .. } | RedisStoreError::Command { .. }
+            ) =>
+        {
+            store_failed(e)
+        }
         other => ApiError::Conflict(other.to_string()),
     })?;
     Ok(Json(json!({ "from": from, "to": to })).into_response())
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.ready() {
+    if state.ready().await {
         Json(json!({"status": "ready"})).into_response()
     } else {
         (
@@ -244,9 +271,15 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    let mut last_runs = Vec::new();
+    for job in state.jobs.keys() {
+        if let Ok(Some(run)) = state.store.last_run(job).await {
+            last_runs.push((job.clone(), run));
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics::render(&state),
+        metrics::render(&state, &last_runs),
     )
         .into_response()
 }

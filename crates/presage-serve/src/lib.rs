@@ -1,9 +1,11 @@
 //! Serving published predictions by key, with their age.
 //!
 //! The server holds, per job, the currently published version behind an atomic
-//! pointer ([`arc_swap::ArcSwapOption`]). A watcher polls each job's `CURRENT`; when it
-//! changes, the new version is opened and verified off the request path and swapped
-//! in whole. Requests in flight keep the version they started with, so a swap or a
+//! pointer ([`arc_swap::ArcSwapOption`]). A watcher polls each job's pointer (`CURRENT`
+//! of the embedded store, the pointer key of the Redis store); when it changes, the
+//! new version is opened (and, embedded, verified) off the request path and swapped
+//! in whole. Both stores answer through one [`write_answer`], so their documents
+//! are the same. Requests in flight keep the version they started with, so a swap or a
 //! rollback never fails a request. This crate depends on the store only: no
 //! DataFusion, no models.
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use presage_store::Staleness;
+use presage_store::{LastRun, Staleness};
 
 use crate::state::AppState;
 
@@ -60,7 +60,7 @@ impl Metrics {
 }
 
 /// Renders every metric in the Prometheus text format.
-pub(crate) fn render(state: &AppState) -> String {
+pub(crate) fn render(state: &AppState, last_runs: &[(String, LastRun)]) -> String {
     let m = &state.metrics;
     let mut out = String::with_capacity(4096);
     let now = Utc::now();
@@ -134,8 +134,8 @@ pub(crate) fn render(state: &AppState) -> String {
             }
         }
     }
-    for job in state.jobs.keys() {
-        if let Ok(Some(run)) = state.store.last_run(job) {
+    for (job, run) in last_runs {
+        {
             let outcome = serde_json::to_value(run.outcome)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))

@@ -126,7 +126,7 @@ impl Connection {
                 match parse(&self.input[consumed..]) {
                     Parsed::Command(args, used) => {
                         consumed += used;
-                        if self.execute(&args) {
+                        if self.execute(&args).await {
                             quit = true;
                             break;
                         }
@@ -155,17 +155,17 @@ impl Connection {
     }
 
     /// Runs one command, appending its reply; true when the connection should close.
-    fn execute(&mut self, args: &[Vec<u8>]) -> bool {
+    async fn execute(&mut self, args: &[Vec<u8>]) -> bool {
         let Some(name) = args.first() else {
             return false;
         };
         let name = String::from_utf8_lossy(name).to_ascii_uppercase();
         match name.as_str() {
-            "GET" if args.len() == 2 => self.get(&args[1]),
+            "GET" if args.len() == 2 => self.get(&args[1]).await,
             "MGET" if args.len() >= 2 => {
                 self.array_header(args.len() - 1);
                 for key in &args[1..] {
-                    self.get(key);
+                    self.get(key).await;
                 }
             }
             "GET" | "MGET" => self.error(&format!("ERR wrong number of arguments for '{}' command", name.to_lowercase())),
@@ -200,7 +200,7 @@ impl Connection {
         false
     }
 
-    fn get(&mut self, full_key: &[u8]) {
+    async fn get(&mut self, full_key: &[u8]) {
         let started = Instant::now();
         let Ok(full_key) = std::str::from_utf8(full_key) else {
             return self.nil();
@@ -208,21 +208,38 @@ impl Connection {
         let Some((job, key)) = full_key.split_once(':') else {
             return self.nil();
         };
-        let Some(slot) = self.state.jobs.get(job) else {
+        let state = self.state.clone();
+        let Some(slot) = state.jobs.get(job) else {
             return self.nil();
         };
         let Some(version) = slot.current.load_full() else {
             return self.nil();
         };
         let now = Utc::now();
-        if let Some(refusal) = refuse_stale(&slot.spec, &version, now) {
+        if let Some(refusal) = refuse_stale(&slot.spec, version.manifest(), now) {
             return self.error(&format!("STALE {refusal}"));
         }
         let mut doc = Vec::with_capacity(256);
-        let status = write_answer(&slot.spec, &version, key, now, &mut doc);
-        crate::api::count(&self.state, job, status);
-        self.state.log_answer(job, key, &version, status, now);
-        self.state.metrics.observe_latency(started.elapsed());
+        let mut status = None;
+        let fetched = version
+            .predictions(&[key], |_, prediction| {
+                status = write_answer(
+                    &slot.spec,
+                    version.manifest(),
+                    key,
+                    prediction,
+                    now,
+                    &mut doc,
+                );
+            })
+            .await;
+        if let Err(e) = fetched {
+            eprintln!("internal error: {e}");
+            return self.error("ERR presage could not read the store; see the server log");
+        }
+        crate::api::count(&state, job, status);
+        state.log_answer(job, key, &version, status, now);
+        state.metrics.observe_latency(started.elapsed());
         match status {
             Some(_) => self.bulk(&doc),
             None => self.nil(),

@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use presage_store::{EmbeddedStore, LoadedVersion, VersionId};
+use presage_store::{OpenVersion, Store, VersionId};
 
 use crate::answer::OnStale;
 use crate::lookup_log::LookupLog;
@@ -25,14 +25,17 @@ pub struct ServeJob {
 /// A job's served version and what the watcher last failed to load.
 pub(crate) struct JobSlot {
     pub(crate) spec: ServeJob,
-    pub(crate) current: ArcSwapOption<LoadedVersion>,
+    pub(crate) current: ArcSwapOption<OpenVersion>,
     /// A version that failed to load (checksums), so it is not retried every poll.
     pub(crate) rejected: Mutex<Option<VersionId>>,
+    /// The last error reading the job's pointer (a Redis outage), so it is logged
+    /// once, not at every poll.
+    pub(crate) last_error: Mutex<Option<String>>,
 }
 
 /// Everything handlers share.
 pub struct AppState {
-    pub(crate) store: EmbeddedStore,
+    pub(crate) store: Store,
     pub(crate) jobs: BTreeMap<String, JobSlot>,
     pub(crate) admin_token: Option<String>,
     pub(crate) metrics: Metrics,
@@ -40,12 +43,13 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The store versions are served from.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// State for serving `jobs` from `store`. Rollback over HTTP needs `admin_token`.
-    pub fn new(
-        store: EmbeddedStore,
-        jobs: Vec<ServeJob>,
-        admin_token: Option<String>,
-    ) -> Arc<AppState> {
+    pub fn new(store: Store, jobs: Vec<ServeJob>, admin_token: Option<String>) -> Arc<AppState> {
         let metrics = Metrics::new(jobs.iter().map(|j| j.name.clone()));
         let jobs = jobs
             .into_iter()
@@ -56,6 +60,7 @@ impl AppState {
                         spec,
                         current: ArcSwapOption::empty(),
                         rejected: Mutex::new(None),
+                        last_error: Mutex::new(None),
                     },
                 )
             })
@@ -80,7 +85,7 @@ impl AppState {
         &self,
         job: &str,
         key: &str,
-        version: &LoadedVersion,
+        version: &OpenVersion,
         status: Option<crate::Status>,
         now: chrono::DateTime<chrono::Utc>,
     ) {
@@ -91,17 +96,18 @@ impl AppState {
     }
 
     /// The version a job serves now, if any.
-    pub fn current(&self, job: &str) -> Option<Arc<LoadedVersion>> {
+    pub fn current(&self, job: &str) -> Option<Arc<OpenVersion>> {
         self.jobs.get(job)?.current.load_full()
     }
 
     /// True when every job that has a published version has it loaded, and at least
     /// one job is loaded.
-    pub fn ready(&self) -> bool {
+    pub async fn ready(&self) -> bool {
         let mut any = false;
         for (name, slot) in &self.jobs {
+            let published = self.store.current(name).await;
             let loaded = slot.current.load();
-            match (self.store.current(name), loaded.as_ref()) {
+            match (published, loaded.as_ref()) {
                 (Ok(Some(_)), None) => return false,
                 (_, Some(_)) => any = true,
                 _ => {}

@@ -4,32 +4,44 @@ use std::time::Duration;
 use crate::state::{AppState, JobSlot};
 
 /// Loads every job's current version where it changed. Returns one line per
-/// change or failure (for logs). Blocking: call it off the async runtime.
-pub fn reload_all(state: &AppState) -> Vec<String> {
+/// change or failure (for logs). Opening an embedded version (checksums) runs on
+/// the blocking pool; a Redis version is its manifest.
+pub async fn reload_all(state: &AppState) -> Vec<String> {
     let mut events = Vec::new();
     for (name, slot) in &state.jobs {
-        if let Some(event) = reload_job(state, name, slot) {
+        if let Some(event) = reload_job(state, name, slot).await {
             events.push(event);
         }
     }
     events
 }
 
-fn reload_job(state: &AppState, name: &str, slot: &JobSlot) -> Option<String> {
-    let wanted = match state.store.current(name) {
-        Ok(Some(id)) => id,
-        Ok(None) => return None,
-        Err(e) => return Some(format!("job `{name}`: {e}")),
+async fn reload_job(state: &AppState, name: &str, slot: &JobSlot) -> Option<String> {
+    let wanted = match state.store.current(name).await {
+        Ok(current) => {
+            *slot.last_error.lock().expect("last error lock") = None;
+            current?
+        }
+        Err(e) => {
+            let event = format!("job `{name}`: {e}");
+            let mut last = slot.last_error.lock().expect("last error lock");
+            if last.as_deref() == Some(event.as_str()) {
+                return None;
+            }
+            *last = Some(event.clone());
+            return Some(event);
+        }
     };
     let loaded = slot.current.load().as_ref().map(|v| v.id());
     if loaded == Some(wanted) {
         return None;
     }
-    let mut rejected = slot.rejected.lock().expect("rejected lock");
-    if *rejected == Some(wanted) {
+    if *slot.rejected.lock().expect("rejected lock") == Some(wanted) {
         return None;
     }
-    match state.store.load(name, wanted) {
+    let opened = state.store.open(name, wanted).await;
+    let mut rejected = slot.rejected.lock().expect("rejected lock");
+    match opened {
         Ok(version) => {
             slot.current.store(Some(Arc::new(version)));
             *rejected = None;
@@ -58,8 +70,9 @@ fn reload_job(state: &AppState, name: &str, slot: &JobSlot) -> Option<String> {
     }
 }
 
-/// Polls every job's `CURRENT` every `interval` and swaps in new versions; each
-/// change or refusal is passed to `log`.
+/// Polls every job's pointer (`CURRENT`, or the Redis pointer key) every `interval`
+/// and swaps in new versions, rolled-back ones included; each change or refusal is
+/// passed to `log`.
 pub fn spawn_watcher(
     state: Arc<AppState>,
     interval: Duration,
@@ -71,11 +84,7 @@ pub fn spawn_watcher(
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let state = state.clone();
-            let events = tokio::task::spawn_blocking(move || reload_all(&state))
-                .await
-                .unwrap_or_default();
-            for event in events {
+            for event in reload_all(&state).await {
                 log(&event);
             }
         }

@@ -12,6 +12,10 @@ pub enum StoreError {
     /// Building or reading a lookup file failed.
     #[error(transparent)]
     Lookup(#[from] LookupError),
+    /// The Redis store failed; the message names the server, job and key. Boxed: it
+    /// is much larger than the other variants.
+    #[error(transparent)]
+    Redis(Box<crate::redis::RedisStoreError>),
     /// Writing `predictions.parquet` failed.
     #[error("writing `{path}`: {message}")]
     Parquet {
@@ -74,4 +78,10 @@ pub enum StoreError {
         /// Its current version.
         current: VersionId,
     },
+}
+
+impl From<crate::redis::RedisStoreError> for StoreError {
+    fn from(error: crate::redis::RedisStoreError) -> StoreError {
+        StoreError::Redis(Box::new(error))
+    }
 }

@@ -1,11 +1,19 @@
 //! Versions of predictions: written once, checked, published atomically, served by key.
 //!
-//! A version is immutable once published. The embedded store keeps each job's
-//! versions under `data_dir/<job>/versions/<id>/` with a `manifest.json`, a lookup
-//! file (see [`lookup`]) and `predictions.parquet` holding the same rows. A run writes
-//! into `staging/`, fsyncs, renames the folder into `versions/` and only then swaps
-//! the `CURRENT` pointer by atomic rename, so a crash at any point leaves the previous
-//! version served. Readers open a version, verify its checksums, and answer lookups.
+//! A version is immutable once published. There are two stores behind one interface,
+//! [`Store`]:
+//!
+//! - The embedded store keeps each job's versions under `data_dir/<job>/versions/<id>/`
+//!   with a `manifest.json`, a lookup file (see [`lookup`]) and `predictions.parquet`
+//!   holding the same rows. A run writes into `staging/`, fsyncs, renames the folder
+//!   into `versions/` and only then swaps the `CURRENT` pointer by atomic rename, so a
+//!   crash at any point leaves the previous version served. Readers open a version,
+//!   verify its checksums, and answer lookups.
+//! - The Redis store ([`redis`]) writes a version's keys under their own prefix with
+//!   pipelining, then flips a pointer key in one Lua script; readers follow the
+//!   pointer. It works with a standalone server and with Redis Cluster.
+//!
+//! The job runner, the server and the CLI use [`Store`] and never name a backend.
 
 mod durable;
 mod embedded;
@@ -14,13 +22,17 @@ pub mod failpoint;
 mod last_run;
 pub mod lookup;
 mod manifest;
+pub mod redis;
 mod staleness;
+mod store;
 
+pub use crate::redis::{RedisOptions, RedisStore};
 pub use embedded::{EmbeddedStore, LoadedVersion, StagedVersion, VersionWriter};
 pub use error::StoreError;
 pub use last_run::{LastRun, RunOutcomeKind};
 pub use manifest::{
-    CheckResult, FileEntry, KeyInfo, MANIFEST_FORMAT, Manifest, ModelInfo, OutputColumn,
-    RankedInfo, SourceInfo, VersionId,
+    CheckResult, Distribution, FileEntry, KeyInfo, MANIFEST_FORMAT, Manifest, ModelInfo,
+    OutputColumn, RankedInfo, SourceInfo, VersionId,
 };
 pub use staleness::{Freshness, Staleness};
+pub use store::{OpenVersion, StagedRun, Store, StoreWriter};

@@ -47,6 +47,11 @@ pub struct Manifest {
     pub outputs: Vec<OutputColumn>,
     /// Gates evaluated before publish.
     pub checks: Vec<CheckResult>,
+    /// The score distribution of each numeric output, which the next run's `max_psi`
+    /// check compares against (so drift needs no copy of the rows; the Redis store
+    /// keeps none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distributions: Vec<Distribution>,
     /// True when checks failed and `--force` published anyway.
     #[serde(default)]
     pub forced: bool,
@@ -154,4 +159,18 @@ pub struct FileEntry {
     pub bytes: u64,
     /// `sha256:` of its content.
     pub sha256: String,
+}
+
+/// A numeric output's score distribution on quantile bins: what `max_psi` needs of
+/// the previous version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    /// The output (prediction field).
+    pub output: String,
+    /// Bin edges: the deciles of the scores, duplicates removed (a value `v` is in
+    /// bin `i` when `i` edges are `<= v`).
+    pub edges: Vec<f32>,
+    /// The fraction of scores in each bin (one more than `edges`), floored at a small
+    /// epsilon so empty bins keep the logarithm finite.
+    pub fractions: Vec<f64>,
 }

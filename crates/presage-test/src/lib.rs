@@ -270,3 +270,93 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }
+
+/// `redis-cli` against `127.0.0.1:port`; its stdout, trimmed. Panics when it fails.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("running redis-cli (install redis-tools)");
+    assert!(
+        out.status.success(),
+        "redis-cli -p {port} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+}
+
+/// A 3-node Redis Cluster (primaries only) on free loopback ports, made with
+/// `redis-cli --cluster create`; every node is killed on drop.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts three `redis-server --cluster-enabled yes`, joins them into a cluster
+    /// with the 16384 slots split evenly, and waits until every node reports
+    /// `cluster_state:ok`.
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                // The cluster bus port, explicit: the default (port + 10000) may be
+                // taken or out of range for an ephemeral port.
+                let bus = free_port().to_string();
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus,
+                    "--cluster-node-timeout",
+                    "5000",
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let mut create = vec!["--cluster", "create"];
+        create.extend(addrs.iter().map(String::as_str));
+        create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        redis_cli(nodes[0].port(), &create);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            loop {
+                let info = redis_cli(node.port(), &["CLUSTER", "INFO"]);
+                if info.lines().any(|l| l.trim() == "cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "redis cluster did not become ok on port {}: {info}",
+                    node.port()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        RedisCluster { nodes }
+    }
+
+    /// The nodes' ports.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(RedisServer::port).collect()
+    }
+
+    /// `redis://127.0.0.1:PORT` of every node.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+}
+
+/// Counts the keys on the server at `port` that match `pattern`, with `SCAN`
+/// (never `KEYS`).
+pub fn count_keys(port: u16, pattern: &str) -> usize {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["--scan", "--pattern", pattern])
+        .output()
+        .expect("running redis-cli --scan");
+    assert!(out.status.success(), "redis-cli --scan on port {port}");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use presage_data::{SourceFormat, SourceSpec};
 use presage_job::{Checks, FeatureSpec, JobSpec, ModelSpec, RankedSpec};
 use presage_serve::{OnStale, ServeJob};
-use presage_store::EmbeddedStore;
+use presage_store::{EmbeddedStore, RedisOptions, RedisStore, Store};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -44,7 +44,11 @@ fn default_data_dir() -> PathBuf {
 struct RawStore {
     #[serde(default)]
     kind: StoreKind,
-    url: Option<String>,
+    /// One URL, or a list of node URLs (Redis Cluster); checked by hand so the error
+    /// can say which shapes are accepted.
+    url: Option<toml::Value>,
+    namespace: Option<String>,
+    lease: Option<String>,
 }
 
 /// Where versions are published.
@@ -126,6 +130,8 @@ pub struct Config {
     pub path: PathBuf,
     /// The embedded store's root.
     pub data_dir: PathBuf,
+    /// Where versions are published and served from.
+    pub store: StoreConfig,
     /// Every job, by name.
     pub jobs: BTreeMap<String, JobConfig>,
     /// Every model, by name (backtest challengers may name one).
@@ -134,6 +140,23 @@ pub struct Config {
     pub lookup_log: Option<PathBuf>,
     /// The fraction of answers logged.
     pub lookup_log_sample: f64,
+}
+
+/// The `[store]` section, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreConfig {
+    /// Files under `data_dir`.
+    Embedded,
+    /// A Redis server (one URL) or cluster (node URLs).
+    Redis {
+        /// The server, or seed nodes of a cluster.
+        urls: Vec<String>,
+        /// Prefix of every key (`presage`).
+        namespace: String,
+        /// How long a crashed run's half-written version is protected before the
+        /// next run deletes it (`60s`).
+        lease: Duration,
+    },
 }
 
 /// A job as the run and serve commands need it.
@@ -178,13 +201,8 @@ impl Config {
         };
         let in_file = || format!("in `{}`", path.display());
 
-        if raw.store.kind == StoreKind::Redis {
-            bail!(
-                "store.kind: `redis` is not available in this build yet; use `embedded` ({})",
-                in_file()
-            );
-        }
-        let _ = raw.store.url;
+        let store =
+            store_config(&raw.store).map_err(|e| anyhow::anyhow!("{e:#} ({})", in_file()))?;
 
         let sources: Vec<SourceSpec> = raw
             .sources
@@ -387,14 +405,35 @@ impl Config {
             path: path.to_path_buf(),
             models,
             data_dir: resolve(&raw.data_dir),
+            store,
             lookup_log: raw.lookup_log.as_deref().map(resolve),
             lookup_log_sample: raw.lookup_log_sample,
             jobs,
         })
     }
 
-    /// The store the config publishes to.
-    pub fn store(&self) -> EmbeddedStore {
+    /// The store the config publishes to; connects to Redis (an unreachable server
+    /// is an error naming its URL).
+    pub async fn store(&self) -> Result<Store> {
+        Ok(match &self.store {
+            StoreConfig::Embedded => Store::Embedded(self.embedded_store()),
+            StoreConfig::Redis {
+                urls,
+                namespace,
+                lease,
+            } => {
+                let options = RedisOptions {
+                    namespace: namespace.clone(),
+                    lease: *lease,
+                    ..RedisOptions::default()
+                };
+                Store::Redis(RedisStore::connect_with(urls, options).await?)
+            }
+        })
+    }
+
+    /// The embedded store under `data_dir` (the quickstart's).
+    pub fn embedded_store(&self) -> EmbeddedStore {
         EmbeddedStore::new(&self.data_dir)
     }
 
@@ -417,6 +456,68 @@ fn names<'a>(keys: impl Iterator<Item = &'a String>) -> String {
     } else {
         list.join(", ")
     }
+}
+
+/// Validates `[store]`.
+fn store_config(raw: &RawStore) -> Result<StoreConfig> {
+    let redis_only = [
+        ("url", raw.url.is_some()),
+        ("namespace", raw.namespace.is_some()),
+        ("lease", raw.lease.is_some()),
+    ];
+    if raw.kind == StoreKind::Embedded {
+        if let Some((name, _)) = redis_only.iter().find(|(_, set)| *set) {
+            bail!("store.{name}: only used with `kind = \"redis\"`; the store is embedded");
+        }
+        return Ok(StoreConfig::Embedded);
+    }
+    let urls = match &raw.url {
+        None => bail!(
+            "store.url: required with `kind = \"redis\"`, e.g. `url = \"redis://127.0.0.1:6379\"` or a list of cluster nodes"
+        ),
+        Some(toml::Value::String(url)) => vec![url.clone()],
+        Some(toml::Value::Array(nodes)) if !nodes.is_empty() => nodes
+            .iter()
+            .map(|node| match node {
+                toml::Value::String(url) => Ok(url.clone()),
+                other => bail!("store.url: a list of node URLs must hold strings, found `{other}`"),
+            })
+            .collect::<Result<_>>()?,
+        Some(other) => bail!(
+            "store.url: expected a URL (`\"redis://host:6379\"`) or a list of cluster node URLs, found `{other}`"
+        ),
+    };
+    for url in &urls {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            bail!("store.url: `{url}` is not a redis URL; expected `redis://host:port`");
+        }
+    }
+    let namespace = raw
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "presage".to_owned());
+    if namespace.is_empty()
+        || namespace
+            .chars()
+            .any(|c| matches!(c, '{' | '}') || c.is_whitespace() || c.is_control())
+    {
+        bail!("store.namespace: `{namespace}` must be non-empty, without `{{`, `}}` or whitespace");
+    }
+    let lease = match &raw.lease {
+        Some(text) => parse_duration(text).context("store.lease")?,
+        None => RedisOptions::default().lease,
+    };
+    if lease < Duration::from_secs(1) {
+        bail!(
+            "store.lease: `{}` is too short; at least `1s`",
+            raw.lease.as_deref().unwrap_or("")
+        );
+    }
+    Ok(StoreConfig::Redis {
+        urls,
+        namespace,
+        lease,
+    })
 }
 
 /// Parses `26h`, `30m`, `7d`, `1h 30m`.

@@ -27,7 +27,7 @@ mod key;
 )]
 mod map;
 mod reader;
-mod record;
+pub(crate) mod record;
 mod spill;
 mod writer;
 

@@ -343,32 +343,39 @@ impl Value<'_> {
                 }
                 out.push(b']');
             }
-            Value::Ranked(items) => {
-                out.push(b'[');
-                for (i, entry) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(b"{\"");
-                    out.extend_from_slice(RANKED_ITEM.as_bytes());
-                    out.extend_from_slice(b"\":");
-                    match entry.item {
-                        RankedItem::Str(text) => write_json_str(out, text),
-                        RankedItem::Int(value) => {
-                            out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes())
-                        }
-                    }
-                    out.extend_from_slice(b",\"");
-                    out.extend_from_slice(RANKED_SCORE.as_bytes());
-                    out.extend_from_slice(b"\":");
-                    write_f32(out, entry.score);
-                    out.push(b'}');
-                }
-                out.push(b']');
-            }
+            Value::Ranked(items) => write_ranked_json(out, items.iter()),
             Value::Null => out.extend_from_slice(b"null"),
         }
     }
+}
+
+/// Appends ranked-list entries as `[{"item":…,"score":…},…]`: the one JSON form of
+/// a ranked list, for the lookup file and the Redis backend alike.
+pub(crate) fn write_ranked_json<'a>(
+    out: &mut Vec<u8>,
+    entries: impl Iterator<Item = RankedEntry<'a>>,
+) {
+    out.push(b'[');
+    for (i, entry) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"");
+        out.extend_from_slice(RANKED_ITEM.as_bytes());
+        out.extend_from_slice(b"\":");
+        match entry.item {
+            RankedItem::Str(text) => write_json_str(out, text),
+            RankedItem::Int(value) => {
+                out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes())
+            }
+        }
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(RANKED_SCORE.as_bytes());
+        out.extend_from_slice(b"\":");
+        write_f32(out, entry.score);
+        out.push(b'}');
+    }
+    out.push(b']');
 }
 
 /// Appends an `f32` in its shortest round-trip form (`0.12`, not `0.11999999731779099`).

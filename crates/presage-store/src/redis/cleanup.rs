@@ -7,7 +7,7 @@
 //! version is only removed once its keys are gone, so a deletion cut short is taken
 //! up again by the next one.
 
-use super::{scripts, RedisStore, RedisStoreError};
+use super::{RedisStore, RedisStoreError, scripts};
 use crate::VersionId;
 
 /// Keys deleted per `UNLINK` (or per pipeline, in a cluster).
@@ -35,12 +35,12 @@ pub(super) async fn clean(store: &RedisStore, job: &str) -> Result<CleanupReport
         return Ok(CleanupReport::default());
     }
     let pattern = keys.data_pattern();
-    let fail = |source| RedisStoreError::Keys {
+    let fail = |error| RedisStoreError::Keys {
         url: store.url().to_owned(),
         job: job.to_owned(),
         prefix: pattern.trim_end_matches('*').to_owned(),
         action: "deleting",
-        source,
+        error: Box::new(error),
     };
     let count = store.options().scan_count.max(10);
     let mut deleted = 0u64;
@@ -48,7 +48,10 @@ pub(super) async fn clean(store: &RedisStore, job: &str) -> Result<CleanupReport
         let mut cursor = 0;
         let mut doomed: Vec<Vec<u8>> = Vec::new();
         loop {
-            let (next, found) = conn.scan(route, cursor, &pattern, count).await.map_err(fail)?;
+            let (next, found) = conn
+                .scan(route, cursor, &pattern, count)
+                .await
+                .map_err(fail)?;
             doomed.extend(
                 found
                     .into_iter()

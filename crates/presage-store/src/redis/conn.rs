@@ -9,9 +9,9 @@ use ::redis::cluster_async::ClusterConnection;
 use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use ::redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
+use super::RedisStoreError;
 use super::slot::slot;
 use super::topology::Topology;
-use super::RedisStoreError;
 
 /// Rounds of regrouping by a fresh slot map before a failed cluster batch falls back
 /// to one command at a time.
@@ -57,7 +57,12 @@ pub(crate) fn redact(urls: &[String]) -> String {
             (Some(scheme), Some(at)) if at > scheme => {
                 let userinfo = &url[scheme + 3..at];
                 match userinfo.find(':') {
-                    Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                    Some(colon) => format!(
+                        "{}{}:***{}",
+                        &url[..scheme + 3],
+                        &userinfo[..colon],
+                        &url[at..]
+                    ),
                     None => url.clone(),
                 }
             }
@@ -71,9 +76,9 @@ pub(crate) fn redact(urls: &[String]) -> String {
 /// cluster node (`cluster_enabled:1`); several URLs are seed nodes of a cluster.
 pub(crate) async fn connect(urls: &[String], timeouts: Timeouts) -> Result<Conn, RedisStoreError> {
     let shown = redact(urls);
-    let fail = |source| RedisStoreError::Connect {
+    let fail = |error| RedisStoreError::Connect {
         url: shown.clone(),
-        source,
+        error: Box::new(error),
     };
     let cluster = match urls {
         [] => {
@@ -110,19 +115,25 @@ pub(crate) async fn connect(urls: &[String], timeouts: Timeouts) -> Result<Conn,
         .map_err(fail)?;
     let mut conn = client.get_async_connection().await.map_err(fail)?;
     let topology = fetch_topology(&mut conn, &shown).await?;
-    Ok(Conn::Cluster(conn, Arc::new(RwLock::new(Arc::new(topology)))))
+    Ok(Conn::Cluster(
+        conn,
+        Arc::new(RwLock::new(Arc::new(topology))),
+    ))
 }
 
-async fn fetch_topology(conn: &mut ClusterConnection, shown: &str) -> Result<Topology, RedisStoreError> {
+async fn fetch_topology(
+    conn: &mut ClusterConnection,
+    shown: &str,
+) -> Result<Topology, RedisStoreError> {
     let reply: Value = conn
         .route_command(
             ::redis::cmd("CLUSTER").arg("SLOTS"),
             RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
         )
         .await
-        .map_err(|source| RedisStoreError::Connect {
+        .map_err(|error| RedisStoreError::Connect {
             url: shown.to_owned(),
-            source,
+            error: Box::new(error),
         })?;
     Topology::from_cluster_slots(&reply).map_err(|message| RedisStoreError::Topology {
         url: shown.to_owned(),
@@ -139,7 +150,9 @@ impl Conn {
     fn topology(&self) -> Option<Arc<Topology>> {
         match self {
             Conn::Single(_) => None,
-            Conn::Cluster(_, topology) => Some(topology.read().unwrap_or_else(|e| e.into_inner()).clone()),
+            Conn::Cluster(_, topology) => {
+                Some(topology.read().unwrap_or_else(|e| e.into_inner()).clone())
+            }
         }
     }
 
@@ -147,7 +160,11 @@ impl Conn {
     pub(crate) fn scan_routes(&self) -> Vec<Option<u16>> {
         match self.topology() {
             None => vec![None],
-            Some(topology) => topology.nodes().iter().map(|n| Some(n.route_slot)).collect(),
+            Some(topology) => topology
+                .nodes()
+                .iter()
+                .map(|n| Some(n.route_slot))
+                .collect(),
         }
     }
 
@@ -159,7 +176,10 @@ impl Conn {
             for cmd in cmds {
                 pipe.add_command(cmd);
             }
-            return vec![Batch { pipe, route_slot: None }];
+            return vec![Batch {
+                pipe,
+                route_slot: None,
+            }];
         };
         let nodes = topology.nodes();
         let mut pipes: Vec<(Pipeline, Option<u16>)> = (0..nodes.len())
@@ -185,49 +205,84 @@ impl Conn {
     /// a fresh slot map and resent, a few rounds, then sent one command at a time
     /// through the client's own routing, which follows `MOVED` and `ASK`. The
     /// commands must be idempotent.
-    pub(crate) async fn send(&self, batch: Batch) -> RedisResult<Replies> {
-        match (self, batch.route_slot) {
-            (Conn::Single(conn), _) => {
-                let values = batch.pipe.query_async(&mut conn.clone()).await?;
-                Ok(Replies { values, retried: false })
+    pub(crate) async fn send(&self, batch: &Batch) -> RedisResult<Replies> {
+        match self {
+            Conn::Single(conn) => {
+                let values: Vec<Value> = batch.pipe.query_async(&mut conn.clone()).await?;
+                Ok(Replies {
+                    values,
+                    retried: false,
+                })
             }
-            (Conn::Cluster(conn, _), route_slot) => {
+            Conn::Cluster(conn, _) => {
                 let mut conn = conn.clone();
                 let first = conn
-                    .route_pipeline(&batch.pipe, 0, batch.pipe.len(), route(route_slot.unwrap_or(0)))
+                    .route_pipeline(
+                        &batch.pipe,
+                        0,
+                        batch.pipe.len(),
+                        route(batch.route_slot.unwrap_or(0)),
+                    )
                     .await;
+                // The cluster client hands back per-command server errors (`MOVED`
+                // for a slot that moved) as values: any of them fails the batch.
+                let first = first.and_then(|values| {
+                    match values.iter().find(|v| matches!(v, Value::ServerError(_))) {
+                        Some(error) => Err(RedisError::from((
+                            ::redis::ErrorKind::ResponseError,
+                            "a command of a pipeline failed",
+                            format!("{error:?}"),
+                        ))),
+                        None => Ok(values),
+                    }
+                });
                 match first {
-                    Ok(values) => Ok(Replies { values, retried: false }),
-                    Err(error) => self.resend(conn, batch.pipe, error).await,
+                    Ok(values) => Ok(Replies {
+                        values,
+                        retried: false,
+                    }),
+                    Err(error) => self.resend(conn, &batch.pipe, error).await,
                 }
             }
         }
     }
 
-    async fn resend(&self, mut conn: ClusterConnection, pipe: Pipeline, error: RedisError) -> RedisResult<Replies> {
+    async fn resend(
+        &self,
+        mut conn: ClusterConnection,
+        pipe: &Pipeline,
+        error: RedisError,
+    ) -> RedisResult<Replies> {
         let Conn::Cluster(_, shared) = self else {
             return Err(error);
         };
         let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
         let slots: Vec<u16> = cmds
             .iter()
-            .map(|cmd| cmd.args_iter().nth(1).map_or(0, |arg| match arg {
-                ::redis::Arg::Simple(key) => slot(key),
-                ::redis::Arg::Cursor => 0,
-            }))
+            .map(|cmd| {
+                cmd.args_iter().nth(1).map_or(0, |arg| match arg {
+                    ::redis::Arg::Simple(key) => slot(key),
+                    ::redis::Arg::Cursor => 0,
+                })
+            })
             .collect();
         let mut values: Vec<Option<Value>> = vec![None; cmds.len()];
         let mut pending: Vec<usize> = (0..cmds.len()).collect();
         for round in 0..REGROUP_ROUNDS {
             tokio::time::sleep(Duration::from_millis(50 << round)).await;
             if let Ok(reply) = conn
-                .route_command(::redis::cmd("CLUSTER").arg("SLOTS"), RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random))
+                .route_command(
+                    ::redis::cmd("CLUSTER").arg("SLOTS"),
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                )
                 .await
                 && let Ok(topology) = Topology::from_cluster_slots(&reply)
             {
                 *shared.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(topology);
             }
-            let Some(topology) = self.topology() else { break };
+            let Some(topology) = self.topology() else {
+                break;
+            };
             let mut groups: Vec<Vec<usize>> = vec![Vec::new(); topology.nodes().len()];
             for &i in &pending {
                 groups[topology.node_of(slots[i])].push(i);
@@ -238,13 +293,16 @@ impl Conn {
                 for &i in &group {
                     sub.add_command(cmds[i].clone());
                 }
-                match conn.route_pipeline(&sub, 0, sub.len(), route(slots[group[0]])).await {
-                    Ok(replies) => {
+                match conn
+                    .route_pipeline(&sub, 0, sub.len(), route(slots[group[0]]))
+                    .await
+                {
+                    Ok(replies) if !replies.iter().any(|v| matches!(v, Value::ServerError(_))) => {
                         for (&i, value) in group.iter().zip(replies) {
                             values[i] = Some(value);
                         }
                     }
-                    Err(_) => failed.extend(group),
+                    _ => failed.extend(group),
                 }
             }
             pending = failed;
@@ -256,15 +314,28 @@ impl Conn {
             values[i] = Some(cmds[i].query_async(&mut conn).await?);
         }
         Ok(Replies {
-            values: values.into_iter().map(|v| v.unwrap_or(Value::Nil)).collect(),
+            values: values
+                .into_iter()
+                .map(|v| v.unwrap_or(Value::Nil))
+                .collect(),
             retried: true,
         })
     }
 
     /// One `SCAN` step on one node: the next cursor and the keys found.
-    pub(crate) async fn scan(&self, route_slot: Option<u16>, cursor: u64, pattern: &str, count: usize) -> RedisResult<(u64, Vec<Vec<u8>>)> {
+    pub(crate) async fn scan(
+        &self,
+        route_slot: Option<u16>,
+        cursor: u64,
+        pattern: &str,
+        count: usize,
+    ) -> RedisResult<(u64, Vec<Vec<u8>>)> {
         let mut cmd = ::redis::cmd("SCAN");
-        cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(count);
         match (self, route_slot) {
             (Conn::Cluster(conn, _), Some(slot)) => {
                 let reply = conn
@@ -279,7 +350,11 @@ impl Conn {
 
     /// Deletes keys (all owned by the node at `route_slot`, for a cluster) with
     /// `UNLINK`, which frees memory in the background.
-    pub(crate) async fn unlink(&self, route_slot: Option<u16>, keys: &[Vec<u8>]) -> RedisResult<()> {
+    pub(crate) async fn unlink(
+        &self,
+        route_slot: Option<u16>,
+        keys: &[Vec<u8>],
+    ) -> RedisResult<()> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -288,14 +363,19 @@ impl Conn {
                 // Keys of different slots may not share a command: one UNLINK each.
                 let mut pipe = Pipeline::with_capacity(keys.len());
                 for key in keys {
-                    pipe.cmd("UNLINK").arg(key).ignore();
+                    pipe.cmd("UNLINK").arg(key);
                 }
                 conn.clone()
                     .route_pipeline(&pipe, 0, keys.len(), route(slot))
                     .await
                     .map(drop)
             }
-            _ => ::redis::cmd("UNLINK").arg(keys).query_async(&mut self.clone()).await,
+            _ => {
+                ::redis::cmd("UNLINK")
+                    .arg(keys)
+                    .query_async(&mut self.clone())
+                    .await
+            }
         }
     }
 }
@@ -308,7 +388,12 @@ impl ConnectionLike for Conn {
         }
     }
 
-    fn req_packed_commands<'a>(&'a mut self, cmd: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(conn) => conn.req_packed_commands(cmd, offset, count),
             Conn::Cluster(conn, _) => conn.req_packed_commands(cmd, offset, count),
@@ -329,8 +414,17 @@ mod tests {
 
     #[test]
     fn passwords_are_hidden() {
-        assert_eq!(redact(&["redis://:secret@host:6379/0".to_owned()]), "redis://:***@host:6379/0");
-        assert_eq!(redact(&["redis://user:pw@h".to_owned(), "redis://h2".to_owned()]), "redis://user:***@h, redis://h2");
-        assert_eq!(redact(&["redis://127.0.0.1:6379".to_owned()]), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact(&["redis://:secret@host:6379/0".to_owned()]),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(
+            redact(&["redis://user:pw@h".to_owned(), "redis://h2".to_owned()]),
+            "redis://user:***@h, redis://h2"
+        );
+        assert_eq!(
+            redact(&["redis://127.0.0.1:6379".to_owned()]),
+            "redis://127.0.0.1:6379"
+        );
     }
 }

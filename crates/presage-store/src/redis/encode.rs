@@ -8,12 +8,13 @@
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array,
-    Int64Array, StringArray, UInt64Array,
+    Int64Array, ListArray, StringArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, UInt64Type};
 
 use super::RedisStoreError;
-use crate::lookup::{FieldType, KeyType, Value};
+use crate::lookup::record::write_ranked_json;
+use crate::lookup::{FieldType, KeyType, RankedEntry, RankedItem, Value};
 
 /// The prediction fields of a version: how to print each.
 #[derive(Debug, Clone)]
@@ -30,11 +31,22 @@ pub(crate) enum Column {
     F64(Float64Array),
     Bool(BooleanArray),
     Utf8(StringArray),
+    Ranked {
+        list: ListArray,
+        items: RankedItems,
+        scores: Float32Array,
+    },
     F32List {
         list: FixedSizeListArray,
         values: Float32Array,
         n: usize,
     },
+}
+
+/// The items of a batch's ranked lists.
+pub(crate) enum RankedItems {
+    Str(StringArray),
+    Int(Int64Array),
 }
 
 /// The key column of one batch.
@@ -51,10 +63,12 @@ impl Encoder {
         let mut names = Vec::with_capacity(outputs.len());
         let mut types = Vec::with_capacity(outputs.len());
         for field in outputs {
-            let field_type = FieldType::from_arrow(field.data_type()).ok_or_else(|| RedisStoreError::FieldType {
-                job: job.to_owned(),
-                field: field.name().clone(),
-                data_type: field.data_type().to_string(),
+            let field_type = FieldType::from_arrow(field.data_type()).ok_or_else(|| {
+                RedisStoreError::FieldType {
+                    job: job.to_owned(),
+                    field: field.name().clone(),
+                    data_type: field.data_type().to_string(),
+                }
             })?;
             let mut name = Vec::new();
             Value::Utf8(field.name()).write_json(&mut name);
@@ -66,7 +80,12 @@ impl Encoder {
     }
 
     /// Casts a batch's prediction arrays, checking them against the fields.
-    pub(crate) fn columns(&self, job: &str, rows: usize, outputs: &[ArrayRef]) -> Result<Vec<Column>, RedisStoreError> {
+    pub(crate) fn columns(
+        &self,
+        job: &str,
+        rows: usize,
+        outputs: &[ArrayRef],
+    ) -> Result<Vec<Column>, RedisStoreError> {
         let mismatch = |message: String| RedisStoreError::Batch {
             job: job.to_owned(),
             message,
@@ -82,7 +101,10 @@ impl Encoder {
         for (i, (array, &field_type)) in outputs.iter().zip(&self.types).enumerate() {
             let name = String::from_utf8_lossy(&self.names[i]).into_owned();
             if array.len() != rows {
-                return Err(mismatch(format!("column {name} has `{}` rows, the keys `{rows}`", array.len())));
+                return Err(mismatch(format!(
+                    "column {name} has `{}` rows, the keys `{rows}`",
+                    array.len()
+                )));
             }
             if FieldType::from_arrow(array.data_type()) != Some(field_type) {
                 return Err(mismatch(format!(
@@ -94,11 +116,40 @@ impl Encoder {
                 arrow::compute::cast(array, to).map_err(|e| mismatch(format!("column {name}: {e}")))
             };
             let column = match field_type {
-                FieldType::Int64 => Column::Int(cast(&DataType::Int64)?.as_primitive::<Int64Type>().clone()),
+                FieldType::Int64 => {
+                    Column::Int(cast(&DataType::Int64)?.as_primitive::<Int64Type>().clone())
+                }
                 FieldType::Float32 => Column::F32(array.as_primitive::<Float32Type>().clone()),
                 FieldType::Float64 => Column::F64(array.as_primitive::<Float64Type>().clone()),
                 FieldType::Bool => Column::Bool(array.as_boolean().clone()),
                 FieldType::Utf8 => Column::Utf8(cast(&DataType::Utf8)?.as_string::<i32>().clone()),
+                FieldType::RankedList(_) => {
+                    let list = array.as_list::<i32>().clone();
+                    let entries = list
+                        .values()
+                        .as_struct_opt()
+                        .ok_or_else(|| mismatch(format!("column {name} is not a ranked list")))?;
+                    let items = match entries.column(0).data_type() {
+                        t if t.is_integer() => RankedItems::Int(
+                            arrow::compute::cast(entries.column(0), &DataType::Int64)
+                                .map_err(|e| mismatch(format!("column {name}: {e}")))?
+                                .as_primitive::<Int64Type>()
+                                .clone(),
+                        ),
+                        _ => RankedItems::Str(
+                            arrow::compute::cast(entries.column(0), &DataType::Utf8)
+                                .map_err(|e| mismatch(format!("column {name}: {e}")))?
+                                .as_string::<i32>()
+                                .clone(),
+                        ),
+                    };
+                    let scores = entries.column(1).as_primitive::<Float32Type>().clone();
+                    Column::Ranked {
+                        list,
+                        items,
+                        scores,
+                    }
+                }
                 FieldType::Float32List(n) => {
                     let list = array.as_fixed_size_list().clone();
                     let values = list
@@ -142,6 +193,27 @@ impl Column {
             Column::F64(a) => a.is_valid(row).then(|| Value::Float64(a.value(row))),
             Column::Bool(a) => a.is_valid(row).then(|| Value::Bool(a.value(row))),
             Column::Utf8(a) => a.is_valid(row).then(|| Value::Utf8(a.value(row))),
+            Column::Ranked {
+                list,
+                items,
+                scores,
+            } => {
+                if list.is_null(row) {
+                    None
+                } else {
+                    let offsets = list.value_offsets();
+                    let range = offsets[row] as usize..offsets[row + 1] as usize;
+                    let entries = range.map(|i| RankedEntry {
+                        item: match items {
+                            RankedItems::Str(a) => RankedItem::Str(a.value(i)),
+                            RankedItems::Int(a) => RankedItem::Int(a.value(i)),
+                        },
+                        score: scores.value(i),
+                    });
+                    write_ranked_json(out, entries);
+                    return;
+                }
+            }
             Column::F32List { list, values, n } => {
                 if list.is_null(row) {
                     None
@@ -153,7 +225,11 @@ impl Column {
                             out.push(b',');
                         }
                         // A null element prints as null, as in the lookup file (NaN).
-                        let value = if values.is_null(i) { f32::NAN } else { values.value(i) };
+                        let value = if values.is_null(i) {
+                            f32::NAN
+                        } else {
+                            values.value(i)
+                        };
                         Value::Float32(value).write_json(out);
                     }
                     out.push(b']');
@@ -176,18 +252,29 @@ pub(crate) fn key_type(job: &str, key: &Field) -> Result<KeyType, RedisStoreErro
 
 impl KeyColumn {
     /// Casts a batch's key array, checking it holds keys of `key_type`.
-    pub(crate) fn new(job: &str, key_type: KeyType, array: &ArrayRef) -> Result<KeyColumn, RedisStoreError> {
+    pub(crate) fn new(
+        job: &str,
+        key_type: KeyType,
+        array: &ArrayRef,
+    ) -> Result<KeyColumn, RedisStoreError> {
         let mismatch = |message: String| RedisStoreError::Batch {
             job: job.to_owned(),
             message,
         };
         if KeyType::from_arrow(array.data_type()) != Some(key_type) {
-            return Err(mismatch(format!("key column has type `{}`, expected {key_type} keys", array.data_type())));
+            return Err(mismatch(format!(
+                "key column has type `{}`, expected {key_type} keys",
+                array.data_type()
+            )));
         }
-        let cast = |to: &DataType| arrow::compute::cast(array, to).map_err(|e| mismatch(format!("key column: {e}")));
+        let cast = |to: &DataType| {
+            arrow::compute::cast(array, to).map_err(|e| mismatch(format!("key column: {e}")))
+        };
         Ok(match array.data_type() {
             DataType::UInt64 => KeyColumn::UInt(array.as_primitive::<UInt64Type>().clone()),
-            _ if key_type == KeyType::Int => KeyColumn::Int(cast(&DataType::Int64)?.as_primitive::<Int64Type>().clone()),
+            _ if key_type == KeyType::Int => {
+                KeyColumn::Int(cast(&DataType::Int64)?.as_primitive::<Int64Type>().clone())
+            }
             _ => KeyColumn::Str(cast(&DataType::Utf8)?.as_string::<i32>().clone()),
         })
     }
@@ -207,8 +294,12 @@ impl KeyColumn {
     pub(crate) fn write(&self, row: usize, out: &mut Vec<u8>) {
         match self {
             KeyColumn::Str(a) => out.extend_from_slice(a.value(row).as_bytes()),
-            KeyColumn::Int(a) => out.extend_from_slice(itoa::Buffer::new().format(a.value(row)).as_bytes()),
-            KeyColumn::UInt(a) => out.extend_from_slice(itoa::Buffer::new().format(a.value(row)).as_bytes()),
+            KeyColumn::Int(a) => {
+                out.extend_from_slice(itoa::Buffer::new().format(a.value(row)).as_bytes())
+            }
+            KeyColumn::UInt(a) => {
+                out.extend_from_slice(itoa::Buffer::new().format(a.value(row)).as_bytes())
+            }
         }
     }
 }

@@ -7,12 +7,12 @@ use crate::VersionId;
 #[derive(Debug, thiserror::Error)]
 pub enum RedisStoreError {
     /// The URL could not be parsed or no connection could be made.
-    #[error("connecting to redis at `{url}`: {source}")]
+    #[error("connecting to redis at `{url}`: {error}")]
     Connect {
         /// The server or cluster nodes.
         url: String,
         /// The client's error.
-        source: ::redis::RedisError,
+        error: Box<::redis::RedisError>,
     },
     /// `CLUSTER SLOTS` gave an answer that is not a slot map.
     #[error("reading the slot map of the redis cluster at `{url}`: {message}")]
@@ -23,7 +23,7 @@ pub enum RedisStoreError {
         message: String,
     },
     /// A command about a job's versions failed.
-    #[error("{action} job `{job}` in redis at `{url}`: {source}")]
+    #[error("{action} job `{job}` in redis at `{url}`: {error}")]
     Command {
         /// The server or cluster nodes.
         url: String,
@@ -32,10 +32,10 @@ pub enum RedisStoreError {
         /// What was being done (`publishing`, `rolling back`, ...).
         action: &'static str,
         /// The client's error.
-        source: ::redis::RedisError,
+        error: Box<::redis::RedisError>,
     },
     /// Writing or deleting the keys of a version failed.
-    #[error("{action} keys `{prefix}*` of job `{job}` in redis at `{url}`: {source}")]
+    #[error("{action} keys `{prefix}*` of job `{job}` in redis at `{url}`: {error}")]
     Keys {
         /// The server or cluster nodes.
         url: String,
@@ -46,32 +46,38 @@ pub enum RedisStoreError {
         /// `writing` or `deleting`.
         action: &'static str,
         /// The client's error.
-        source: ::redis::RedisError,
+        error: Box<::redis::RedisError>,
     },
     /// A lookup failed.
-    #[error("looking up `{key}` in redis at `{url}`: {source}")]
+    #[error("looking up `{key}` in redis at `{url}`: {error}")]
     Lookup {
         /// The server or cluster nodes.
         url: String,
         /// The Redis key (or the first of several).
         key: String,
         /// The client's error.
-        source: ::redis::RedisError,
+        error: Box<::redis::RedisError>,
     },
     /// The job name cannot be part of a Redis key layout.
-    #[error("job name `{job}` cannot be used in redis keys: it must be non-empty, without `{{`, `}}`, `:` or whitespace")]
+    #[error(
+        "job name `{job}` cannot be used in redis keys: it must be non-empty, without `{{`, `}}`, `:` or whitespace"
+    )]
     BadJobName {
         /// The job.
         job: String,
     },
     /// The key namespace cannot be used.
-    #[error("redis key namespace `{namespace}` must be non-empty, without `{{`, `}}` or whitespace")]
+    #[error(
+        "redis key namespace `{namespace}` must be non-empty, without `{{`, `}}` or whitespace"
+    )]
     BadNamespace {
         /// The namespace.
         namespace: String,
     },
     /// The key column's type cannot be a key.
-    #[error("key column `{column}` of job `{job}` has type `{data_type}`; a key must be a string or an integer")]
+    #[error(
+        "key column `{column}` of job `{job}` has type `{data_type}`; a key must be a string or an integer"
+    )]
     KeyType {
         /// The job.
         job: String,
@@ -81,7 +87,9 @@ pub enum RedisStoreError {
         data_type: String,
     },
     /// A prediction field's type has no JSON encoding here.
-    #[error("prediction field `{field}` of job `{job}` has type `{data_type}`, which cannot be stored")]
+    #[error(
+        "prediction field `{field}` of job `{job}` has type `{data_type}`, which cannot be stored"
+    )]
     FieldType {
         /// The job.
         job: String,
@@ -116,7 +124,9 @@ pub enum RedisStoreError {
     },
     /// The version being written was given up: its lease expired (the writer stalled
     /// longer than the lease) and another run claimed its keys for deletion.
-    #[error("version `{id}` of job `{job}` was abandoned while being written (its lease in `{staging}` expired); nothing was published")]
+    #[error(
+        "version `{id}` of job `{job}` was abandoned while being written (its lease in `{staging}` expired); nothing was published"
+    )]
     StagingLost {
         /// The job.
         job: String,
@@ -126,7 +136,9 @@ pub enum RedisStoreError {
         staging: String,
     },
     /// Publishing kept losing the race against other publishers of the same job.
-    #[error("job `{job}`: the current version kept changing while publishing version `{id}`; nothing was published")]
+    #[error(
+        "job `{job}`: the current version kept changing while publishing version `{id}`; nothing was published"
+    )]
     Contended {
         /// The job.
         job: String,

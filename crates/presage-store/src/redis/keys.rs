@@ -26,7 +26,9 @@ impl JobKeys {
                 .chars()
                 .any(|c| matches!(c, '{' | '}' | ':') || c.is_whitespace() || c.is_control());
         if bad {
-            return Err(RedisStoreError::BadJobName { job: job.to_owned() });
+            return Err(RedisStoreError::BadJobName {
+                job: job.to_owned(),
+            });
         }
         Ok(JobKeys {
             tagged: format!("{namespace}:{{{job}}}:"),

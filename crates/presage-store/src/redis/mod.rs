@@ -25,16 +25,34 @@
 //! no hash tag and spread over every node.
 //!
 //! Writing reserves the id first and records it in `staging` with a lease that the
-//! writer extends while it lives, then writes `SET key value NX` commands in
-//! pipelines (several in flight; per node in a cluster), never holding more than a
-//! few pipelines of rows in memory. `NX` finds duplicate keys. Publishing is one
+//! writer extends while it lives, then writes the rows in pipelines of 8,192 (four
+//! in flight per node), never holding more than those in memory. On a standalone
+//! server a pipeline is `MSETNX` commands of 512 keys each (one command per 512 keys
+//! is what makes a publish run at about the server's speed rather than its per-command
+//! cost); in a cluster, where a version's keys spread over every slot and a
+//! multi-key command cannot, it is one `SET key value NX` per row, grouped by the node
+//! that owns the key's slot. Both refuse to overwrite, which finds duplicate keys
+//! (within one pipeline, key hashes find them before sending). Publishing is one
 //! script: it checks the lease, stores the manifest, flips the pointer, and hands the
 //! versions beyond `keep_versions` to deletion by marking them in `staging`. Deletion
 //! (of those, and of versions whose writer crashed and whose lease expired) `SCAN`s
 //! each node for the job's data keys and `UNLINK`s them in batches; it runs at the
 //! start of every run and after every publish. A crash at any point leaves the
 //! pointer on the previous version and the half-written keys recorded in `staging`.
-//! Nothing is ever deleted by per-key TTL.
+//! Nothing is ever deleted by per-key TTL. Retention never drops the new version nor
+//! the one it replaces (servers read that one until they notice the new pointer).
+//!
+//! The publish gates need no files: `max_psi` compares this run's scores with the
+//! quantile bins the previous version's manifest recorded
+//! ([`crate::Distribution`]), and `expected_keys` looks the keys up in the staged
+//! prefix with `MGET`s before anything is published. A blocked run is never
+//! published: its staging entry is marked for deletion and its keys are deleted at
+//! once (the embedded store keeps a blocked run's files for inspection instead;
+//! here the check results are in the job's `last_run` record).
+//!
+//! Readers (`presage serve`) poll the pointer, open a new version by reading its
+//! manifest, and answer each lookup with one `GET` (`MGET` for a batch) under the
+//! version's prefix.
 
 mod cleanup;
 mod conn;
@@ -126,7 +144,10 @@ impl RedisStore {
     }
 
     /// Connects with `options`.
-    pub async fn connect_with(urls: &[String], options: RedisOptions) -> Result<RedisStore, RedisStoreError> {
+    pub async fn connect_with(
+        urls: &[String],
+        options: RedisOptions,
+    ) -> Result<RedisStore, RedisStoreError> {
         keys::check_namespace(&options.namespace)?;
         let timeouts = Timeouts {
             connect: options.connect_timeout,
@@ -176,14 +197,18 @@ impl RedisStore {
         self.inner.conn.clone()
     }
 
-    pub(crate) fn command_error(&self, job: &str, action: &'static str) -> impl Fn(::redis::RedisError) -> RedisStoreError {
+    pub(crate) fn command_error(
+        &self,
+        job: &str,
+        action: &'static str,
+    ) -> impl Fn(::redis::RedisError) -> RedisStoreError {
         let url = self.inner.url.clone();
         let job = job.to_owned();
-        move |source| RedisStoreError::Command {
+        move |error| RedisStoreError::Command {
             url: url.clone(),
             job: job.clone(),
             action,
-            source,
+            error: Box::new(error),
         }
     }
 
@@ -274,7 +299,11 @@ impl RedisStore {
     /// Points the job back at `to`, or at the newest version older than the current
     /// one. The target must be a kept, published version; otherwise nothing changes.
     /// Returns `(previous, new)` current ids.
-    pub async fn rollback(&self, job: &str, to: Option<VersionId>) -> Result<(VersionId, VersionId), RedisStoreError> {
+    pub async fn rollback(
+        &self,
+        job: &str,
+        to: Option<VersionId>,
+    ) -> Result<(VersionId, VersionId), RedisStoreError> {
         let keys = self.keys(job)?;
         let reply: Vec<String> = scripts::ROLLBACK
             .key(keys.current())
@@ -292,7 +321,9 @@ impl RedisStore {
         };
         match reply.first().map(String::as_str) {
             Some("ok") => Ok((id(1)?, id(2)?)),
-            Some("none") => Err(RedisStoreError::NoVersion { job: job.to_owned() }),
+            Some("none") => Err(RedisStoreError::NoVersion {
+                job: job.to_owned(),
+            }),
             Some("unknown") => Err(RedisStoreError::UnknownVersion {
                 job: job.to_owned(),
                 id: to.unwrap_or(VersionId(0)),
@@ -333,7 +364,10 @@ impl RedisStore {
     }
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(key: &str, json: &[u8]) -> Result<T, RedisStoreError> {
+fn parse_json<T: serde::de::DeserializeOwned>(
+    key: &str,
+    json: &[u8],
+) -> Result<T, RedisStoreError> {
     serde_json::from_slice(json).map_err(|e| RedisStoreError::BadManifest {
         key: key.to_owned(),
         message: e.to_string(),

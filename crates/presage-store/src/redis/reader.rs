@@ -22,7 +22,11 @@ impl RedisStore {
     /// Opens a published version for lookups.
     pub async fn open(&self, job: &str, id: VersionId) -> Result<RedisVersion, RedisStoreError> {
         let manifest = self.manifest(job, id).await?;
-        let key_type = if manifest.key.key_type == "int" { KeyType::Int } else { KeyType::Str };
+        let key_type = if manifest.key.key_type == "int" {
+            KeyType::Int
+        } else {
+            KeyType::Str
+        };
         Ok(RedisVersion {
             prefix: self.data_prefix(job, id)?,
             store: self.clone(),
@@ -35,12 +39,22 @@ impl RedisStore {
     ///
     /// This reads the manifest first (for the key type); to look up many keys, open
     /// the version once with [`RedisStore::open`].
-    pub async fn get_json(&self, job: &str, id: VersionId, key: &str) -> Result<Option<Vec<u8>>, RedisStoreError> {
+    pub async fn get_json(
+        &self,
+        job: &str,
+        id: VersionId,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, RedisStoreError> {
         self.open(job, id).await?.get_json(key).await
     }
 
     /// The prediction JSON for each of `keys` in version `id` of `job`, in order.
-    pub async fn mget_json<K: AsRef<str>>(&self, job: &str, id: VersionId, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, RedisStoreError> {
+    pub async fn mget_json<K: AsRef<str>>(
+        &self,
+        job: &str,
+        id: VersionId,
+        keys: &[K],
+    ) -> Result<Vec<Option<Vec<u8>>>, RedisStoreError> {
         self.open(job, id).await?.mget_json(keys).await
     }
 }
@@ -68,12 +82,20 @@ impl RedisVersion {
 
     /// The prediction JSON objects for several keys (one `MGET`; a cluster client
     /// splits it by slot), in the order of `keys`.
-    pub async fn mget_json<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, RedisStoreError> {
+    pub async fn mget_json<K: AsRef<str>>(
+        &self,
+        keys: &[K],
+    ) -> Result<Vec<Option<Vec<u8>>>, RedisStoreError> {
         mget_json(&self.store, &self.prefix, self.key_type, keys).await
     }
 }
 
-pub(super) async fn get_json(store: &RedisStore, prefix: &str, key_type: KeyType, key: &str) -> Result<Option<Vec<u8>>, RedisStoreError> {
+pub(super) async fn get_json(
+    store: &RedisStore,
+    prefix: &str,
+    key_type: KeyType,
+    key: &str,
+) -> Result<Option<Vec<u8>>, RedisStoreError> {
     let mut full = Vec::with_capacity(prefix.len() + key.len());
     full.extend_from_slice(prefix.as_bytes());
     if !normalise_key(key_type, key, &mut full) {
@@ -83,14 +105,19 @@ pub(super) async fn get_json(store: &RedisStore, prefix: &str, key_type: KeyType
         .arg(&full)
         .query_async(&mut store.conn())
         .await
-        .map_err(|source| RedisStoreError::Lookup {
+        .map_err(|error| RedisStoreError::Lookup {
             url: store.url().to_owned(),
             key: String::from_utf8_lossy(&full).into_owned(),
-            source,
+            error: Box::new(error),
         })
 }
 
-pub(super) async fn mget_json<K: AsRef<str>>(store: &RedisStore, prefix: &str, key_type: KeyType, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, RedisStoreError> {
+pub(super) async fn mget_json<K: AsRef<str>>(
+    store: &RedisStore,
+    prefix: &str,
+    key_type: KeyType,
+    keys: &[K],
+) -> Result<Vec<Option<Vec<u8>>>, RedisStoreError> {
     let mut full: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
     // Position of each asked key among the keys sent; None for keys that cannot exist.
     let mut sent = Vec::with_capacity(keys.len());
@@ -110,10 +137,10 @@ pub(super) async fn mget_json<K: AsRef<str>>(store: &RedisStore, prefix: &str, k
         .arg(&full)
         .query_async(&mut store.conn())
         .await
-        .map_err(|source| RedisStoreError::Lookup {
+        .map_err(|error| RedisStoreError::Lookup {
             url: store.url().to_owned(),
             key: String::from_utf8_lossy(&full[0]).into_owned(),
-            source,
+            error: Box::new(error),
         })?;
     Ok(sent
         .into_iter()

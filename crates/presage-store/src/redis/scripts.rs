@@ -55,8 +55,10 @@ return 1
 });
 
 /// Publishes a staged version: stores its manifest, adds it to the versions, flips
-/// the pointer, drops it from staging, and hands the versions beyond `keep` (never
-/// the new current one) over to deletion by marking them `0` in staging.
+/// the pointer, drops it from staging, and hands the versions beyond `keep` over to
+/// deletion by marking them `0` in staging. Neither the new version nor the one it
+/// replaces is dropped: servers still read the replaced one until they notice the
+/// new pointer, so with `keep = 1` it goes at the next publish.
 ///
 /// KEYS: current, versions, manifest, staging. ARGV: id, manifest JSON, the current
 /// id the manifest names as parent (`''` for none), keep, manifest key prefix.
@@ -78,7 +80,7 @@ local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
 local excess = #ids - tonumber(ARGV[4])
 for _, old in ipairs(ids) do
   if excess <= 0 then break end
-  if old ~= ARGV[1] then
+  if old ~= ARGV[1] and old ~= ARGV[3] then
     redis.call('ZREM', KEYS[2], old)
     redis.call('DEL', ARGV[5] .. old)
     redis.call('HSET', KEYS[4], old, '0')

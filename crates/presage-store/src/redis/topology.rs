@@ -41,12 +41,16 @@ impl Topology {
             let Value::Array(parts) = range else {
                 return Err(format!("expected a slot range, got `{range:?}`"));
             };
-            let (Some(start), Some(end), Some(Value::Array(primary))) =
-                (parts.first().and_then(int), parts.get(1).and_then(int), parts.get(2))
-            else {
+            let (Some(start), Some(end), Some(Value::Array(primary))) = (
+                parts.first().and_then(int),
+                parts.get(1).and_then(int),
+                parts.get(2),
+            ) else {
                 return Err(format!("malformed slot range `{range:?}`"));
             };
-            let (Some(host), Some(port)) = (primary.first().and_then(text), primary.get(1).and_then(int)) else {
+            let (Some(host), Some(port)) =
+                (primary.first().and_then(text), primary.get(1).and_then(int))
+            else {
                 return Err(format!("malformed node in slot range `{range:?}`"));
             };
             let (Ok(start), Ok(end)) = (u16::try_from(start), u16::try_from(end)) else {
@@ -122,7 +126,12 @@ mod tests {
 
     #[test]
     fn slot_ranges_map_to_nodes() {
-        let reply = Value::Array(vec![range(0, 5460, 7000), range(5461, 10922, 7001), range(10923, 16383, 7002), range(100, 100, 7002)]);
+        let reply = Value::Array(vec![
+            range(0, 5460, 7000),
+            range(5461, 10922, 7001),
+            range(10923, 16383, 7002),
+            range(100, 100, 7002),
+        ]);
         let topology = Topology::from_cluster_slots(&reply).unwrap();
         assert_eq!(topology.nodes().len(), 3);
         assert_eq!(topology.node_of(0), 0);

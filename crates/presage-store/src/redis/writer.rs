@@ -2,8 +2,8 @@
 //! publish with one script.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ::redis::{Cmd, RedisError, Value};
@@ -12,15 +12,20 @@ use arrow::datatypes::Field;
 use tokio::task::JoinHandle;
 
 use super::conn::{Batch, Conn};
-use super::encode::{key_type, Encoder, KeyColumn};
-use super::keys::{jobs_key, JobKeys};
+use super::encode::{Encoder, KeyColumn, key_type};
+use super::keys::{JobKeys, jobs_key};
 use super::slot::slot;
-use super::{reader, scripts, RedisStore, RedisStoreError};
+use super::{RedisStore, RedisStoreError, reader, scripts};
 use crate::lookup::KeyType;
 use crate::{Manifest, VersionId};
 
 /// Publish attempts when other publishers of the same job keep moving the pointer.
 const PUBLISH_ATTEMPTS: usize = 10;
+
+/// Keys per `MSETNX` on a standalone server: large enough that the server's
+/// per-command cost is spread thin, small enough that one command holds the server
+/// well under a millisecond, so readers of the same server barely notice a publish.
+const MSET_KEYS: usize = 512;
 
 type Flight = JoinHandle<Result<(), RedisStoreError>>;
 
@@ -37,8 +42,18 @@ pub struct RedisVersionWriter {
     encoder: Encoder,
     rows: u64,
     cluster: bool,
+    /// Commands ready to send: `MSETNX` (standalone) or `SET NX` (cluster).
     pending: Vec<Cmd>,
+    /// Rows in `pending` and `mset`.
+    pending_rows: usize,
+    /// Cluster: the slot of each `SET NX` in `pending`.
     pending_slots: Vec<u16>,
+    /// Standalone: the `MSETNX` being filled, and its rows.
+    mset: Option<Cmd>,
+    mset_rows: usize,
+    /// Standalone: (hash of key, row in the pipeline) of the pending rows, to find a
+    /// key that comes twice within one pipeline (`MSETNX` would just set it twice).
+    hashes: Vec<(u64, u32)>,
     in_flight: VecDeque<Flight>,
     max_in_flight: usize,
     key_buf: Vec<u8>,
@@ -69,7 +84,12 @@ impl RedisStore {
     /// Versions abandoned by crashed runs and versions dropped by retention are
     /// deleted first. The version id is reserved now (ids of runs that never publish
     /// are skipped) and claimed in the job's staging hash under a lease.
-    pub async fn begin(&self, job: &str, key: Field, outputs: &[Field]) -> Result<RedisVersionWriter, RedisStoreError> {
+    pub async fn begin(
+        &self,
+        job: &str,
+        key: Field,
+        outputs: &[Field],
+    ) -> Result<RedisVersionWriter, RedisStoreError> {
         let keys = self.keys(job)?;
         let key_type = key_type(job, &key)?;
         let encoder = Encoder::new(job, outputs)?;
@@ -102,8 +122,12 @@ impl RedisStore {
             encoder,
             rows: 0,
             cluster: self.is_cluster(),
-            pending: Vec::with_capacity(options.pipeline_rows.max(1)),
+            pending: Vec::new(),
+            pending_rows: 0,
             pending_slots: Vec::new(),
+            mset: None,
+            mset_rows: 0,
+            hashes: Vec::new(),
             in_flight: VecDeque::new(),
             max_in_flight: options.max_in_flight.max(1) * batches_per_flush,
             value_buf: Vec::new(),
@@ -137,7 +161,11 @@ impl RedisVersionWriter {
     /// Rows are sent in pipelines as they fill; an error of an earlier pipeline (a
     /// duplicate key, a lost connection) is returned by a later call or by
     /// [`RedisVersionWriter::finish`].
-    pub async fn write(&mut self, keys: &ArrayRef, outputs: &[ArrayRef]) -> Result<(), RedisStoreError> {
+    pub async fn write(
+        &mut self,
+        keys: &ArrayRef,
+        outputs: &[ArrayRef],
+    ) -> Result<(), RedisStoreError> {
         self.claim().check_lease()?;
         let job = self.claim().job.clone();
         let key_column = KeyColumn::new(&job, self.key_type, keys)?;
@@ -155,13 +183,34 @@ impl RedisVersionWriter {
             key_column.write(row, &mut self.key_buf);
             self.value_buf.clear();
             self.encoder.write_json(&columns, row, &mut self.value_buf);
-            let mut cmd = Cmd::with_capacity(4, self.key_buf.len() + self.value_buf.len() + 5);
-            cmd.arg("SET").arg(&self.key_buf[..]).arg(&self.value_buf[..]).arg("NX");
-            self.pending.push(cmd);
             if self.cluster {
+                // Keys spread over every slot: one `SET NX` each, grouped by node.
+                let mut cmd = Cmd::with_capacity(4, self.key_buf.len() + self.value_buf.len() + 5);
+                cmd.arg("SET")
+                    .arg(&self.key_buf[..])
+                    .arg(&self.value_buf[..])
+                    .arg("NX");
+                self.pending.push(cmd);
                 self.pending_slots.push(slot(&self.key_buf));
+            } else {
+                let cmd = self.mset.get_or_insert_with(|| {
+                    let mut cmd = Cmd::with_capacity(1 + 2 * MSET_KEYS, MSET_KEYS * 96);
+                    cmd.arg("MSETNX");
+                    cmd
+                });
+                cmd.arg(&self.key_buf[..]).arg(&self.value_buf[..]);
+                self.hashes.push((
+                    twox_hash::XxHash3_64::oneshot(&self.key_buf),
+                    self.pending_rows as u32,
+                ));
+                self.mset_rows += 1;
+                if self.mset_rows == MSET_KEYS {
+                    self.pending.push(self.mset.take().expect("filled"));
+                    self.mset_rows = 0;
+                }
             }
-            if self.pending.len() >= pipeline_rows {
+            self.pending_rows += 1;
+            if self.pending_rows >= pipeline_rows {
                 self.flush().await?;
             }
         }
@@ -172,18 +221,32 @@ impl RedisVersionWriter {
     /// Sends the pending rows, then waits for the oldest pipelines while too many
     /// are in flight.
     async fn flush(&mut self) -> Result<(), RedisStoreError> {
+        if let Some(cmd) = self.mset.take() {
+            self.pending.push(cmd);
+            self.mset_rows = 0;
+        }
+        self.pending_rows = 0;
+        if let Some(key) = self.repeated_key() {
+            return Err(RedisStoreError::DuplicateKey {
+                job: self.claim().job.clone(),
+                key,
+            });
+        }
         if !self.pending.is_empty() {
-            let claim = self.claim();
+            let claim = self.claim.as_ref().expect("writer is open");
             let conn = claim.store.conn();
-            let cmds = std::mem::replace(&mut self.pending, Vec::with_capacity(self.pending.capacity()));
+            let url = claim.store.url().to_owned();
+            let job = claim.job.clone();
+            let cmds = std::mem::take(&mut self.pending);
             let slots = std::mem::take(&mut self.pending_slots);
             for batch in conn.group(cmds, &slots) {
                 let context = WriteContext {
-                    url: claim.store.url().to_owned(),
-                    job: claim.job.clone(),
+                    url: url.clone(),
+                    job: job.clone(),
                     prefix: self.prefix.clone(),
                 };
-                self.in_flight.push_back(tokio::spawn(send_batch(conn.clone(), batch, context)));
+                self.in_flight
+                    .push_back(tokio::spawn(send_batch(conn.clone(), batch, context)));
             }
         }
         while self.in_flight.len() > self.max_in_flight {
@@ -191,6 +254,33 @@ impl RedisVersionWriter {
             join(flight, self.claim()).await?;
         }
         Ok(())
+    }
+
+    /// A key that comes twice among the pending `MSETNX` rows (standalone), found by
+    /// sorting their hashes and comparing the keys of equal hashes.
+    fn repeated_key(&mut self) -> Option<String> {
+        let mut hashes = std::mem::take(&mut self.hashes);
+        hashes.sort_unstable();
+        let key = |row: u32| {
+            let row = row as usize;
+            self.pending
+                .get(row / MSET_KEYS)
+                .and_then(|cmd| cmd.args_iter().nth(1 + 2 * (row % MSET_KEYS)))
+                .and_then(|arg| match arg {
+                    ::redis::Arg::Simple(bytes) => Some(bytes),
+                    ::redis::Arg::Cursor => None,
+                })
+        };
+        let repeated = hashes.windows(2).find_map(|pair| {
+            let ((h1, r1), (h2, r2)) = (pair[0], pair[1]);
+            (h1 == h2 && key(r1).is_some() && key(r1) == key(r2)).then(|| {
+                let bytes = key(r1).unwrap_or_default();
+                String::from_utf8_lossy(&bytes[self.prefix.len().min(bytes.len())..]).into_owned()
+            })
+        });
+        hashes.clear();
+        self.hashes = hashes;
+        repeated
     }
 
     /// Sends the last rows and waits until every row is written.
@@ -231,33 +321,65 @@ struct WriteContext {
     prefix: String,
 }
 
-async fn send_batch(conn: Conn, batch: Batch, context: WriteContext) -> Result<(), RedisStoreError> {
-    let replies = conn.send(&batch).await.map_err(|source| RedisStoreError::Keys {
-        url: context.url.clone(),
-        job: context.job.clone(),
-        prefix: context.prefix.clone(),
-        action: "writing",
-        source,
-    })?;
-    // `SET NX` answers nil when the key exists: the key came twice. After a resend
-    // the first attempt may have written it, so nil proves nothing then.
+async fn send_batch(
+    conn: Conn,
+    batch: Batch,
+    context: WriteContext,
+) -> Result<(), RedisStoreError> {
+    let replies = conn
+        .send(&batch)
+        .await
+        .map_err(|error| RedisStoreError::Keys {
+            url: context.url.clone(),
+            job: context.job.clone(),
+            prefix: context.prefix.clone(),
+            action: "writing",
+            error: Box::new(error),
+        })?;
+    // `SET NX` answers nil when the key exists, `MSETNX` 0 (and sets none of its
+    // keys): a key came twice. After a resend the first attempt may have written it,
+    // so nil proves nothing then.
     if replies.retried {
         return Ok(());
     }
-    if let Some(i) = replies.values.iter().position(|v| matches!(v, Value::Nil)) {
-        let key = batch
-            .pipe
-            .cmd_iter()
-            .nth(i)
-            .and_then(|cmd| cmd.args_iter().nth(1))
-            .map(|arg| match arg {
-                ::redis::Arg::Simple(bytes) => String::from_utf8_lossy(&bytes[context.prefix.len().min(bytes.len())..]).into_owned(),
-                ::redis::Arg::Cursor => String::new(),
-            })
+    let Some(i) = replies
+        .values
+        .iter()
+        .position(|v| matches!(v, Value::Nil | Value::Int(0)))
+    else {
+        return Ok(());
+    };
+    let cmd = batch.pipe.cmd_iter().nth(i).expect("a reply per command");
+    let keys: Vec<&[u8]> = cmd
+        .args_iter()
+        .filter_map(|arg| match arg {
+            ::redis::Arg::Simple(bytes) => Some(bytes),
+            ::redis::Arg::Cursor => None,
+        })
+        .collect();
+    let key = if keys.first() == Some(&&b"MSETNX"[..]) {
+        // Which of the command's keys exists already: one `EXISTS` each.
+        let candidates: Vec<&[u8]> = keys[1..].iter().step_by(2).copied().collect();
+        let mut pipe = ::redis::Pipeline::with_capacity(candidates.len());
+        for key in &candidates {
+            pipe.cmd("EXISTS").arg(*key);
+        }
+        let exists: Vec<i64> = pipe
+            .query_async(&mut conn.clone())
+            .await
             .unwrap_or_default();
-        return Err(RedisStoreError::DuplicateKey { job: context.job, key });
-    }
-    Ok(())
+        exists
+            .iter()
+            .position(|&n| n > 0)
+            .and_then(|j| candidates.get(j).copied())
+            .unwrap_or_default()
+    } else {
+        keys.get(1).copied().unwrap_or_default()
+    };
+    Err(RedisStoreError::DuplicateKey {
+        job: context.job,
+        key: String::from_utf8_lossy(&key[context.prefix.len().min(key.len())..]).into_owned(),
+    })
 }
 
 async fn join(flight: Flight, claim: &Claim) -> Result<(), RedisStoreError> {
@@ -268,7 +390,7 @@ async fn join(flight: Flight, claim: &Claim) -> Result<(), RedisStoreError> {
             job: claim.job.clone(),
             prefix: claim.keys.data_prefix(claim.id),
             action: "writing",
-            source: RedisError::from(std::io::Error::other(e.to_string())),
+            error: Box::new(RedisError::from(std::io::Error::other(e.to_string()))),
         }),
     }
 }
@@ -300,19 +422,27 @@ impl RedisStagedVersion {
     }
 
     /// The prediction JSON for several keys of the staged version, in order.
-    pub async fn mget_json<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, RedisStoreError> {
+    pub async fn mget_json<K: AsRef<str>>(
+        &self,
+        keys: &[K],
+    ) -> Result<Vec<Option<Vec<u8>>>, RedisStoreError> {
         reader::mget_json(&self.claim().store, &self.prefix, self.key_type, keys).await
     }
 
     /// Publishes: writes the manifest and flips the pointer in one script, then
-    /// deletes the versions beyond `keep_versions` (at least 1; never the new one).
+    /// deletes the versions beyond `keep_versions` (at least 1; never the new one,
+    /// nor the one it replaces, which servers may still be reading).
     ///
     /// `manifest`'s `id`, `job`, `parent`, `rows` and `files` (none: the version is
     /// keys, not files) are filled in here. If another run publishes the same job at
     /// the same moment, the manifest is rebuilt with the new parent and published
     /// again. Deletion errors do not fail the publish: the versions stay marked for
     /// deletion and the next run (or [`RedisStore::clean`]) deletes them.
-    pub async fn publish(mut self, mut manifest: Manifest, keep_versions: usize) -> Result<Manifest, RedisStoreError> {
+    pub async fn publish(
+        mut self,
+        mut manifest: Manifest,
+        keep_versions: usize,
+    ) -> Result<Manifest, RedisStoreError> {
         let claim = self.claim();
         let store = claim.store.clone();
         let job = claim.job.clone();
@@ -404,7 +534,11 @@ impl Claim {
             let _ = flight.await;
         }
         let Claim {
-            store, job, keys, id, lease,
+            store,
+            job,
+            keys,
+            id,
+            lease,
         } = self;
         drop(lease);
         ::redis::cmd("HSET")

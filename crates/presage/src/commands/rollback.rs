@@ -6,7 +6,10 @@ use crate::config::Config;
 /// `presage rollback JOB [--to ID]`.
 pub fn rollback(config: &Config, job: &str, to: Option<u64>) -> Result<()> {
     let job = config.job(job)?;
-    let (from, to) = config.store().rollback(&job.spec.name, to.map(VersionId))?;
+    let (from, to) = super::runtime()?.block_on(async {
+        let store = config.store().await?;
+        anyhow::Ok(store.rollback(&job.spec.name, to.map(VersionId)).await?)
+    })?;
     println!("{}: now serving version {to} (was {from})", job.spec.name);
     Ok(())
 }

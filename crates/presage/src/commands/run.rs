@@ -13,14 +13,14 @@ pub fn run(
     force: bool,
 ) -> Result<RunOutcome> {
     let job = config.job(job)?;
-    let store = config.store();
+    let runtime = super::runtime()?;
+    let store = runtime.block_on(config.store())?;
     let options = RunOptions {
         as_of: as_of.unwrap_or_else(Utc::now),
         force,
     };
     let reporter = RunReporter::new(&job.spec.name);
-    let result =
-        super::runtime()?.block_on(presage_job::run(&job.spec, &store, options, &reporter));
+    let result = runtime.block_on(presage_job::run(&job.spec, &store, options, &reporter));
     reporter.finish();
     match result {
         Ok(outcome) => {

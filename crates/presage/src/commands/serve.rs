@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use presage_job::{JobSpec, RunOptions};
 use presage_serve::{AppState, LookupLog, reload_all, router, spawn_watcher};
-use presage_store::EmbeddedStore;
+use presage_store::Store;
 
 use crate::config::Config;
 use crate::env_vars;
@@ -26,7 +26,9 @@ pub fn serve(
     let token = std::env::var(env_vars::PRESAGE_ADMIN_TOKEN)
         .ok()
         .filter(|t| !t.is_empty());
-    let state = AppState::new(config.store(), jobs, token);
+    let runtime = super::runtime()?;
+    let store = runtime.block_on(config.store())?;
+    let state = AppState::new(store.clone(), jobs, token);
     if let Some(dir) = lookup_log {
         let log = LookupLog::start(dir, config.lookup_log_sample)
             .with_context(|| format!("starting the lookup log in `{}`", dir.display()))?;
@@ -37,7 +39,6 @@ pub fn serve(
             dir.display()
         );
     }
-    let runtime = super::runtime()?;
     if refresh {
         let scheduled: Vec<_> = config
             .jobs
@@ -55,7 +56,7 @@ pub fn serve(
                 spec.name,
                 super::human_age(every.as_secs_f64())
             );
-            runtime.spawn(refresh_loop(config.store(), spec, every));
+            runtime.spawn(refresh_loop(store.clone(), spec, every));
         }
     }
     runtime.block_on(serve_state(state, addr, resp_addr, Vec::new()))
@@ -67,13 +68,13 @@ pub fn serve(
 /// source does not turn into a busy loop. Every outcome is recorded by the run itself
 /// for `presage status` and `/metrics`; the serving side picks new versions up through
 /// its `CURRENT` watcher like any other publish.
-async fn refresh_loop(store: EmbeddedStore, spec: JobSpec, every: Duration) {
+async fn refresh_loop(store: Store, spec: JobSpec, every: Duration) {
     loop {
         let age = store
-            .current(&spec.name)
+            .current_manifest(&spec.name)
+            .await
             .ok()
             .flatten()
-            .and_then(|id| store.manifest(&spec.name, id).ok())
             .map(|m| (Utc::now() - m.created_at).to_std().unwrap_or_default());
         if let Some(age) = age.filter(|age| *age < every) {
             tokio::time::sleep(every - age).await;
@@ -104,8 +105,7 @@ pub async fn serve_state(
     resp_addr: Option<SocketAddr>,
     examples: Vec<(String, String)>,
 ) -> Result<()> {
-    let s = state.clone();
-    for event in tokio::task::spawn_blocking(move || reload_all(&s)).await? {
+    for event in reload_all(&state).await {
         eprintln!("{event}");
     }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {

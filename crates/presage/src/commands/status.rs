@@ -14,14 +14,18 @@ use crate::config::Config;
 /// `presage status`: each job's version, rows, age and whether it is stale; with a
 /// lookup log, how many of the current version's keys were ever read.
 pub fn status(config: &Config, as_json: bool, lookup_log: Option<&Path>) -> Result<()> {
-    let store = config.store();
+    let runtime = super::runtime()?;
+    let store = runtime.block_on(config.store())?;
     let now = Utc::now();
     let read = lookup_log.map(read_keys).transpose()?;
     let mut rows = Vec::new();
     for (name, job) in &config.jobs {
-        let current = store.current(name)?;
-        let manifest = current.map(|id| store.manifest(name, id)).transpose()?;
-        let last_run = store.last_run(name)?;
+        let (manifest, last_run) = runtime.block_on(async {
+            anyhow::Ok((
+                store.current_manifest(name).await?,
+                store.last_run(name).await?,
+            ))
+        })?;
         let last = last_run.as_ref().map(|r| {
             json!({
                 "outcome": r.outcome,

@@ -8,9 +8,12 @@ use crate::config::Config;
 /// `presage versions JOB`.
 pub fn versions(config: &Config, job: &str, json: bool) -> Result<()> {
     let job = config.job(job)?;
-    let store = config.store();
-    let current = store.current(&job.spec.name)?;
-    let versions = store.versions(&job.spec.name)?;
+    let (current, versions) = super::runtime()?.block_on(async {
+        let store = config.store().await?;
+        let current = store.current(&job.spec.name).await?;
+        let versions = store.versions(&job.spec.name).await?;
+        anyhow::Ok((current, versions))
+    })?;
     if json {
         println!(
             "{}",

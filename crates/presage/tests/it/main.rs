@@ -8,6 +8,7 @@ mod lookup_log;
 mod memory;
 mod project;
 mod ranked;
+mod redis_store;
 mod refresh;
 mod resp;
 mod score;

@@ -2,7 +2,7 @@
 //! state, only the versions still referenced stay mapped.
 
 use presage_serve::{AppState, OnStale, ServeJob, reload_all};
-use presage_store::{EmbeddedStore, VersionId};
+use presage_store::{EmbeddedStore, Store, VersionId};
 
 use crate::project::{SmallProject, stderr};
 
@@ -38,12 +38,16 @@ fn a_thousand_swaps_keep_one_version_mapped() {
         default: None,
         on_stale: OnStale::Serve,
     };
-    let state = AppState::new(store.clone(), vec![job], None);
+    let state = AppState::new(Store::Embedded(store.clone()), vec![job], None);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let swap = |i: u64| {
         store
             .rollback("score", Some(VersionId(1 + i % 2)))
             .expect("rollback");
-        let events = reload_all(&state);
+        let events = runtime.block_on(reload_all(&state));
         assert_eq!(events.len(), 1, "swap {i}: {events:?}");
     };
     for i in 0..100 {

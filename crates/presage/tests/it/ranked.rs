@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Float32Type;
-use presage_test::{http_json, model_fixtures};
+use presage_test::{RedisServer, http_json, model_fixtures};
 use serde_json::json;
 
 use crate::project::{SmallProject, inputs, serve_in, stderr, stdout};
@@ -191,4 +191,49 @@ fn repeated_or_null_candidates_are_refused_and_publish_nothing() {
         "{err}"
     );
     assert_eq!(project.current(), None);
+}
+
+#[test]
+fn ranked_lists_published_into_redis_answer_the_same_documents() {
+    let project = ranked_project(&format!("top_k = {TOP_K}"));
+    let out = project.run(&["run", "score"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let embedded: Vec<String> = ["user0", "user7", "user49"]
+        .iter()
+        .map(|user| stdout(&project.run(&["lookup", "score", user])))
+        .collect();
+
+    let redis = RedisServer::start();
+    let config = project.path().join("presage.toml");
+    let text = fs_err::read_to_string(&config)
+        .unwrap()
+        .replace("min_rows = 10", "min_rows = 10\nmax_psi = 10.0")
+        .replace(
+            "data_dir = \"store\"",
+            &format!(
+                "data_dir = \"store\"\n[store]\nkind = \"redis\"\nurl = \"{}\"",
+                redis.url()
+            ),
+        );
+    fs_err::write(&config, text).unwrap();
+    for run in 0..2 {
+        let out = project.run(&["run", "score"]);
+        assert!(out.status.success(), "run {run}: {}", stderr(&out));
+    }
+    let (_server, base) = serve_in(project.path(), &[]);
+    for (user, from_file) in ["user0", "user7", "user49"].iter().zip(&embedded) {
+        let from_file: serde_json::Value = serde_json::from_str(from_file.trim()).unwrap();
+        let (status, answer) = http_json(
+            "GET",
+            &format!("{base}/v1/jobs/score/predictions/{user}"),
+            None,
+            None,
+        );
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["prediction"], from_file["prediction"], "{user}");
+        assert_eq!(answer["version"], json!(2));
+    }
+    // The second run also passed `max_psi`: its kept scores against the first run's.
+    let out = project.run(&["versions", "score"]);
+    assert!(stdout(&out).contains("2/2 passed"), "{}", stdout(&out));
 }

@@ -48,7 +48,7 @@ pub fn quickstart(dir: &Path, addr: SocketAddr, no_serve: bool, no_run: bool) ->
         "quickstart: runs took {:.1}s",
         started.elapsed().as_secs_f64()
     );
-    let store = config.store();
+    let store = config.embedded_store();
     let example_key = store
         .load(JOB, outcome.manifest.id)?
         .lookup()
@@ -63,7 +63,7 @@ pub fn quickstart(dir: &Path, addr: SocketAddr, no_serve: bool, no_run: bool) ->
         return Ok(());
     }
     let jobs = config.jobs.values().map(|j| j.serve.clone()).collect();
-    let state = AppState::new(store, jobs, None);
+    let state = AppState::new(presage_store::Store::Embedded(store), jobs, None);
     super::runtime()?.block_on(super::serve::serve_state(
         state,
         addr,
