@@ -88,6 +88,8 @@ struct Connection {
     state: Arc<AppState>,
     input: Vec<u8>,
     output: Vec<u8>,
+    /// Scratch for one answer document.
+    doc: Vec<u8>,
     resp3: bool,
 }
 
@@ -108,6 +110,7 @@ impl Connection {
             state,
             input: Vec::with_capacity(16 * 1024),
             output: Vec::with_capacity(16 * 1024),
+            doc: Vec::with_capacity(256),
             resp3: false,
         }
     }
@@ -159,6 +162,11 @@ impl Connection {
         let Some(name) = args.first() else {
             return false;
         };
+        // The hot path, without building the upper-cased name.
+        if args.len() == 2 && name.eq_ignore_ascii_case(b"GET") {
+            self.get(&args[1]).await;
+            return false;
+        }
         let name = String::from_utf8_lossy(name).to_ascii_uppercase();
         match name.as_str() {
             "GET" if args.len() == 2 => self.get(&args[1]).await,
@@ -219,7 +227,9 @@ impl Connection {
         if let Some(refusal) = refuse_stale(&slot.spec, version.manifest(), now) {
             return self.error(&format!("STALE {refusal}"));
         }
-        let mut doc = Vec::with_capacity(256);
+        // One answer buffer per connection, reused.
+        let mut doc = std::mem::take(&mut self.doc);
+        doc.clear();
         let mut status = None;
         let fetched = version
             .predictions(&[key], |_, prediction| {
@@ -244,6 +254,7 @@ impl Connection {
             Some(_) => self.bulk(&doc),
             None => self.nil(),
         }
+        self.doc = doc;
     }
 
     fn hello(&mut self, args: &[Vec<u8>]) {
