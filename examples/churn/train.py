@@ -101,6 +101,16 @@ class Project:
         return pc.is_in(pc.cast(keys, pa.string()), value_set=cancels).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
+def training_cutoffs(start, holdout):
+    """Weekly from day 30 (so 30-day windows are full) while the labels end by `holdout`."""
+    cutoffs = []
+    cutoff = start + 30 * DAY
+    while cutoff + HORIZON <= holdout:
+        cutoffs.append(cutoff)
+        cutoff += 7 * DAY
+    return cutoffs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dir", help="a project written by `presage quickstart --no-run`")
@@ -109,11 +119,7 @@ def main():
 
     project = Project(args.dir)
     holdout = project.end - HORIZON
-    train_cutoffs = []
-    cutoff = project.start + 30 * DAY
-    while cutoff + HORIZON <= holdout:
-        train_cutoffs.append(cutoff)
-        cutoff += 7 * DAY
+    train_cutoffs = training_cutoffs(project.start, holdout)
     print(f"data {project.start:%Y-%m-%d} to {project.end:%Y-%m-%d}; inputs: {', '.join(project.inputs)}")
 
     xs, ys = [], []

@@ -22,13 +22,11 @@ import datetime as dt
 import importlib.util
 import pathlib
 import sys
-import tomllib
 
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datafusion import SessionContext
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -42,8 +40,8 @@ def _churn_trainer():
 
 
 _churn = _churn_trainer()
-DAY, HORIZON, WINDOW_DAYS = _churn.DAY, _churn.HORIZON, _churn.WINDOW_DAYS
-literal, register = _churn.literal, _churn.register
+DAY, HORIZON = _churn.DAY, _churn.HORIZON
+literal = _churn.literal
 
 FEATURES = "addon_candidates"
 MODEL = "addon_affinity"
@@ -51,20 +49,15 @@ TOP_K = 3
 SEED = 7
 
 
-class Project:
+class Project(_churn.Project):
+    """The churn trainer's project (sources registered, the data's window), read
+    for the recommender's feature set and model."""
+
     def __init__(self, root):
-        root = pathlib.Path(root)
-        with open(root / "presage.toml", "rb") as f:
-            self.config = tomllib.load(f)
-        self.ctx = SessionContext()
-        for name, source in self.config["sources"].items():
-            register(self.ctx, name, str(root / source["path"]), source.get("format"))
+        super().__init__(root)
         features = self.config["features"][FEATURES]
         self.key, self.item, self.sql = features["key"], features["item"], features["sql"]
         self.inputs = self.config["models"][MODEL]["inputs"]
-        last = self.ctx.sql("SELECT max(ts) AS t FROM events").to_arrow_table()["t"][0].as_py()
-        self.end = dt.datetime.combine(last.date() + DAY, dt.time())
-        self.start = self.end - WINDOW_DAYS * DAY
 
     def candidates(self, as_of):
         """Candidate rows at `as_of`, sorted by (key, item): (keys, items, float64 matrix)."""
@@ -118,11 +111,7 @@ def main():
 
     project = Project(args.dir)
     holdout = project.end - HORIZON
-    cutoffs = []
-    cutoff = project.start + 30 * DAY
-    while cutoff + HORIZON <= holdout:
-        cutoffs.append(cutoff)
-        cutoff += 7 * DAY
+    cutoffs = _churn.training_cutoffs(project.start, holdout)
     print(f"data {project.start:%Y-%m-%d} to {project.end:%Y-%m-%d}; inputs: {', '.join(project.inputs)}")
 
     xs, ys = [], []
