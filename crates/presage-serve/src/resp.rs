@@ -14,7 +14,7 @@ use chrono::Utc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::answer::{refuse_stale, write_answer};
+use crate::answer::{Status, refuse_stale, write_answer};
 use crate::state::AppState;
 
 /// Largest command accepted (bytes), so a client cannot make the server buffer forever.
@@ -172,9 +172,7 @@ impl Connection {
             "GET" if args.len() == 2 => self.get(&args[1]).await,
             "MGET" if args.len() >= 2 => {
                 self.array_header(args.len() - 1);
-                for key in &args[1..] {
-                    self.get(key).await;
-                }
+                self.mget(&args[1..]).await;
             }
             "GET" | "MGET" => self.error(&format!("ERR wrong number of arguments for '{}' command", name.to_lowercase())),
             "PING" => match args.get(1) {
@@ -255,6 +253,94 @@ impl Connection {
             None => self.nil(),
         }
         self.doc = doc;
+    }
+
+    /// Answers `MGET`: consecutive keys of one job are read from its version in one
+    /// call (one `MGET` round trip on a Redis-backed store); every other key, and
+    /// every key of a job that refuses stale answers, as a `GET`.
+    async fn mget(&mut self, full_keys: &[Vec<u8>]) {
+        let split = |full: &[u8]| -> Option<(String, String)> {
+            let (job, key) = std::str::from_utf8(full).ok()?.split_once(':')?;
+            Some((job.to_owned(), key.to_owned()))
+        };
+        let mut i = 0;
+        while i < full_keys.len() {
+            let Some((job, _)) = split(&full_keys[i]) else {
+                self.get(&full_keys[i]).await;
+                i += 1;
+                continue;
+            };
+            let mut keys = Vec::new();
+            while let Some((next_job, key)) = full_keys.get(i + keys.len()).and_then(|k| split(k))
+                && next_job == job
+            {
+                keys.push(key);
+            }
+            let group = keys.len();
+            if group == 1 || !self.get_many(&job, &keys).await {
+                for full in &full_keys[i..i + group] {
+                    self.get(full).await;
+                }
+            }
+            i += group;
+        }
+    }
+
+    /// Answers `keys` of `job` from one read of its current version, appending one
+    /// reply per key; false (nothing appended) when the job is unknown, has no
+    /// version or refuses stale answers, which `get` answers key by key.
+    async fn get_many(&mut self, job: &str, keys: &[String]) -> bool {
+        let started = Instant::now();
+        let state = self.state.clone();
+        let Some(slot) = state.jobs.get(job) else {
+            return false;
+        };
+        let Some(version) = slot.current.load_full() else {
+            return false;
+        };
+        let now = Utc::now();
+        if refuse_stale(&slot.spec, version.manifest(), now).is_some() {
+            return false;
+        }
+        let mut docs = std::mem::take(&mut self.doc);
+        docs.clear();
+        // Each key's status and its document's bytes in `docs`, by position.
+        let mut answers: Vec<(Option<Status>, std::ops::Range<usize>)> =
+            vec![(None, 0..0); keys.len()];
+        let fetched = version
+            .predictions(keys, |i, prediction| {
+                let start = docs.len();
+                let status = write_answer(
+                    &slot.spec,
+                    version.manifest(),
+                    &keys[i],
+                    prediction,
+                    now,
+                    &mut docs,
+                );
+                answers[i] = (status, start..docs.len());
+            })
+            .await;
+        if let Err(e) = fetched {
+            eprintln!("internal error: {e}");
+            for _ in keys {
+                self.error("ERR presage could not read the store; see the server log");
+            }
+            self.doc = docs;
+            return true;
+        }
+        let elapsed = started.elapsed();
+        for (key, (status, range)) in keys.iter().zip(answers) {
+            crate::api::count(&state, job, status);
+            state.log_answer(job, key, &version, status, now);
+            state.metrics.observe_latency(elapsed);
+            match status {
+                Some(_) => self.bulk(&docs[range]),
+                None => self.nil(),
+            }
+        }
+        self.doc = docs;
+        true
     }
 
     fn hello(&mut self, args: &[Vec<u8>]) {
