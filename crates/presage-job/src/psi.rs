@@ -62,6 +62,19 @@ pub(crate) fn psi_against(edges: &[f32], expected: &[f64], actual: &[f32]) -> f6
         .sum()
 }
 
+/// The scores in an output column: the column itself, a fixed-size list's elements,
+/// or a ranked list's `score`s; `None` for a list that is not a ranked list.
+fn score_values(array: &ArrayRef) -> Option<ArrayRef> {
+    Some(match array.data_type() {
+        DataType::FixedSizeList(..) => array.as_fixed_size_list().values().clone(),
+        DataType::List(_) => {
+            let entries = array.as_list::<i32>().values().as_struct_opt()?;
+            (entries.num_columns() == 2).then(|| entries.column(1).clone())?
+        }
+        _ => array.clone(),
+    })
+}
+
 /// Values kept per numeric output for its distribution: all of them up to this many,
 /// a uniform sample beyond (4 bytes each, so a run's memory stays bounded).
 const SAMPLE: usize = 1_000_000;
@@ -96,13 +109,8 @@ impl ScoreSample {
 
     /// Adds a batch's scores (a list output's elements, each on its own).
     pub(crate) fn extend(&mut self, array: &ArrayRef) {
-        let array = match array.data_type() {
-            DataType::FixedSizeList(..) => array.as_fixed_size_list().values().clone(),
-            DataType::List(_) => match array.as_list::<i32>().values().as_struct_opt() {
-                Some(entries) if entries.num_columns() == 2 => entries.column(1).clone(),
-                _ => return,
-            },
-            _ => array.clone(),
+        let Some(array) = score_values(array) else {
+            return;
         };
         match array.data_type() {
             DataType::Float32 => {
@@ -175,13 +183,8 @@ pub(crate) fn read_float_column(path: &Path, column: &str) -> Result<Option<Vec<
     for batch in reader {
         let batch = batch.map_err(|e| format!("`{}`: {e}", path.display()))?;
         let array = batch.column(0);
-        let array = match array.data_type() {
-            DataType::FixedSizeList(..) => array.as_fixed_size_list().values().clone(),
-            DataType::List(_) => match array.as_list::<i32>().values().as_struct_opt() {
-                Some(entries) if entries.num_columns() == 2 => entries.column(1).clone(),
-                _ => return Ok(None),
-            },
-            _ => array.clone(),
+        let Some(array) = score_values(array) else {
+            return Ok(None);
         };
         match array.data_type() {
             DataType::Float32 => values.extend(

@@ -259,25 +259,30 @@ impl Connection {
     /// call (one `MGET` round trip on a Redis-backed store); every other key, and
     /// every key of a job that refuses stale answers, as a `GET`.
     async fn mget(&mut self, full_keys: &[Vec<u8>]) {
-        let split = |full: &[u8]| -> Option<(String, String)> {
-            let (job, key) = std::str::from_utf8(full).ok()?.split_once(':')?;
-            Some((job.to_owned(), key.to_owned()))
-        };
+        // `job:key` split once per key; `None` for a key that names no job.
+        let split: Vec<Option<(&str, &str)>> = full_keys
+            .iter()
+            .map(|full| std::str::from_utf8(full).ok()?.split_once(':'))
+            .collect();
         let mut i = 0;
         while i < full_keys.len() {
-            let Some((job, _)) = split(&full_keys[i]) else {
-                self.get(&full_keys[i]).await;
-                i += 1;
-                continue;
+            let group = match split[i] {
+                Some((job, _)) => split[i..]
+                    .iter()
+                    .take_while(|s| s.is_some_and(|(next, _)| next == job))
+                    .count(),
+                None => 1,
             };
-            let mut keys = Vec::new();
-            while let Some((next_job, key)) = full_keys.get(i + keys.len()).and_then(|k| split(k))
-                && next_job == job
-            {
-                keys.push(key);
-            }
-            let group = keys.len();
-            if group == 1 || !self.get_many(&job, &keys).await {
+            let keys: Vec<&str> = split[i..i + group]
+                .iter()
+                .flatten()
+                .map(|(_, key)| *key)
+                .collect();
+            let batched = match split[i] {
+                Some((job, _)) if group > 1 => self.get_many(job, &keys).await,
+                _ => false,
+            };
+            if !batched {
                 for full in &full_keys[i..i + group] {
                     self.get(full).await;
                 }
@@ -289,7 +294,7 @@ impl Connection {
     /// Answers `keys` of `job` from one read of its current version, appending one
     /// reply per key; false (nothing appended) when the job is unknown, has no
     /// version or refuses stale answers, which `get` answers key by key.
-    async fn get_many(&mut self, job: &str, keys: &[String]) -> bool {
+    async fn get_many(&mut self, job: &str, keys: &[&str]) -> bool {
         let started = Instant::now();
         let state = self.state.clone();
         let Some(slot) = state.jobs.get(job) else {
@@ -313,7 +318,7 @@ impl Connection {
                 let status = write_answer(
                     &slot.spec,
                     version.manifest(),
-                    &keys[i],
+                    keys[i],
                     prediction,
                     now,
                     &mut docs,

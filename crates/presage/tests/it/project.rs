@@ -113,6 +113,20 @@ min_rows = 100
         self.project.path()
     }
 
+    /// Edits `presage.toml`: each `(from, to)` replaces text that must be there.
+    pub fn edit_config(&self, edits: &[(&str, &str)]) {
+        let config = self.path().join("presage.toml");
+        let mut text = fs_err::read_to_string(&config).unwrap();
+        for (from, to) in edits {
+            assert!(
+                text.contains(from),
+                "`{from}` is not in the config:\n{text}"
+            );
+            text = text.replace(from, to);
+        }
+        fs_err::write(&config, text).unwrap();
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         run_in(self.path(), args)
     }

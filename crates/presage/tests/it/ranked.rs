@@ -23,6 +23,18 @@ fn candidate_sql() -> String {
     )
 }
 
+/// The served answer for `user` of the `score` job, asserting a 200.
+fn served(base: &str, user: &str) -> serde_json::Value {
+    let (status, answer) = http_json(
+        "GET",
+        &format!("{base}/v1/jobs/score/predictions/{user}"),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
 fn ranked_project(top_k: &str) -> SmallProject {
     ranked_project_with(&candidate_sql(), top_k)
 }
@@ -30,13 +42,11 @@ fn ranked_project(top_k: &str) -> SmallProject {
 fn ranked_project_with(sql: &str, top_k: &str) -> SmallProject {
     let project = SmallProject::new();
     project.write_config(sql, "user_id", &inputs());
-    let config = project.path().join("presage.toml");
-    let text = fs_err::read_to_string(&config)
-        .unwrap()
-        .replace("key = \"user_id\"", "key = \"user_id\"\nitem = \"item\"")
-        .replace("[jobs.score]\n", &format!("[jobs.score]\n{top_k}\n"))
-        .replace("min_rows = 100", "min_rows = 10");
-    fs_err::write(&config, text).unwrap();
+    project.edit_config(&[
+        ("key = \"user_id\"", "key = \"user_id\"\nitem = \"item\""),
+        ("[jobs.score]\n", &format!("[jobs.score]\n{top_k}\n")),
+        ("min_rows = 100", "min_rows = 10"),
+    ]);
     project
 }
 
@@ -101,13 +111,7 @@ fn ranked_job_keeps_the_best_items_per_entity() {
     let expected = expected_lists();
     assert_eq!(expected.len(), ENTITIES);
     for (user, list) in &expected {
-        let (status, answer) = http_json(
-            "GET",
-            &format!("{base}/v1/jobs/score/predictions/{user}"),
-            None,
-            None,
-        );
-        assert_eq!(status, 200, "{answer}");
+        let answer = served(&base, user);
         let items = answer["prediction"]["items"].as_array().unwrap();
         assert_eq!(items.len(), TOP_K, "{answer}");
         for ((item, score), got) in list.iter().zip(items) {
@@ -149,11 +153,7 @@ fn ranked_job_config_mistakes_name_the_field() {
     );
 
     let project = SmallProject::new();
-    let config = project.path().join("presage.toml");
-    let text = fs_err::read_to_string(&config)
-        .unwrap()
-        .replace("[jobs.score]\n", "[jobs.score]\ntop_k = 3\n");
-    fs_err::write(&config, text).unwrap();
+    project.edit_config(&[("[jobs.score]\n", "[jobs.score]\ntop_k = 3\n")]);
     let err = stderr(&project.run(&["run", "score"]));
     assert!(
         err.contains("jobs.score.top_k") && err.contains("no `item` column"),
@@ -204,18 +204,14 @@ fn ranked_lists_published_into_redis_answer_the_same_documents() {
         .collect();
 
     let redis = RedisServer::start();
-    let config = project.path().join("presage.toml");
-    let text = fs_err::read_to_string(&config)
-        .unwrap()
-        .replace("min_rows = 10", "min_rows = 10\nmax_psi = 10.0")
-        .replace(
-            "data_dir = \"store\"",
-            &format!(
-                "data_dir = \"store\"\n[store]\nkind = \"redis\"\nurl = \"{}\"",
-                redis.url()
-            ),
-        );
-    fs_err::write(&config, text).unwrap();
+    let store = format!(
+        "data_dir = \"store\"\n[store]\nkind = \"redis\"\nurl = \"{}\"",
+        redis.url()
+    );
+    project.edit_config(&[
+        ("min_rows = 10", "min_rows = 10\nmax_psi = 10.0"),
+        ("data_dir = \"store\"", &store),
+    ]);
     for run in 0..2 {
         let out = project.run(&["run", "score"]);
         assert!(out.status.success(), "run {run}: {}", stderr(&out));
@@ -223,13 +219,7 @@ fn ranked_lists_published_into_redis_answer_the_same_documents() {
     let (_server, base) = serve_in(project.path(), &[]);
     for (user, from_file) in ["user0", "user7", "user49"].iter().zip(&embedded) {
         let from_file: serde_json::Value = serde_json::from_str(from_file.trim()).unwrap();
-        let (status, answer) = http_json(
-            "GET",
-            &format!("{base}/v1/jobs/score/predictions/{user}"),
-            None,
-            None,
-        );
-        assert_eq!(status, 200, "{answer}");
+        let answer = served(&base, user);
         assert_eq!(answer["prediction"], from_file["prediction"], "{user}");
         assert_eq!(answer["version"], json!(2));
     }

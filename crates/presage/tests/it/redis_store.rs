@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use presage_test::{ChildProcess, RedisCluster, RedisServer, count_keys, free_port, redis_cli};
 use serde_json::{Value, json};
 
-use crate::project::{SmallProject, inputs, presage, serve_in, stderr, stdout};
+use crate::project::{SmallProject, presage, serve_in, stderr, stdout};
 
 /// Rows of the `sk_logreg_binary` fixture.
 const ROWS: usize = 2000;
@@ -16,45 +16,19 @@ const KEY: &str = "e000000";
 /// A small project publishing into Redis at `url` (a TOML string or array).
 fn redis_project(url: &str, store_extra: &str, keep_versions: usize, checks: &str) -> SmallProject {
     let project = SmallProject::new();
-    let inputs = inputs()
-        .iter()
-        .map(|i| format!("\"{i}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    project.project.write(
-        "presage.toml",
-        format!(
-            r#"
-data_dir = "store"
-
-[store]
-kind = "redis"
-url = {url}
-{store_extra}
-
-[sources.rows]
-path = "data/rows.parquet"
-
-[features.f]
-key = "key"
-sql = """{sql}"""
-
-[models.logreg]
-path = "models/logreg.onnx"
-inputs = [{inputs}]
-
-[jobs.score]
-features = "f"
-model = "logreg"
-max_age = "1h"
-keep_versions = {keep_versions}
-[jobs.score.checks]
-min_rows = 100
-{checks}
-"#,
-            sql = SmallProject::sql("rows"),
+    project.edit_config(&[
+        (
+            "data_dir = \"store\"\n",
+            &format!(
+                "data_dir = \"store\"\n\n[store]\nkind = \"redis\"\nurl = {url}\n{store_extra}\n"
+            ),
         ),
-    );
+        (
+            "keep_versions = 3",
+            &format!("keep_versions = {keep_versions}"),
+        ),
+        ("min_rows = 100", &format!("min_rows = 100\n{checks}")),
+    ]);
     project
 }
 
