@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, ArrayRef, AsArray, Float32Array, Int64Array, StringArray};
 use arrow::datatypes::{Float32Type, Int64Type};
-use presage_store::lookup::{FieldType, Key, KeyType, LookupFile, LookupWriter, Value, ValueField};
+use presage_store::lookup::{
+    FieldType, GET_MANY_GROUP, Key, KeyType, LookupFile, LookupWriter, Value, ValueField,
+};
 
 const BATCH_ROWS: usize = 65_536;
 /// Keys looked up per pass (hits, and as many misses).
@@ -152,6 +154,26 @@ fn main() {
         lookups.push((
             "presage get + write_json",
             measure_lookups(&hits, &misses, runs, get_json),
+        ));
+        let get_many = |chunk: &[String]| -> usize {
+            let mut keys = [Key::Int(0); GET_MANY_GROUP];
+            for (key, text) in keys.iter_mut().zip(chunk) {
+                *key = Key::Str(text);
+            }
+            let mut found = 0;
+            file.get_many(&keys[..chunk.len()], |_, record| {
+                if let Some(record) = record
+                    && let Value::Float32(p) = record.value(0)
+                {
+                    black_box(p);
+                    found += 1;
+                }
+            });
+            found
+        };
+        lookups.push((
+            "presage get_many (8 keys a call)",
+            measure_groups(&hits, &misses, runs, GET_MANY_GROUP, get_many),
         ));
     }
     {
@@ -492,23 +514,39 @@ struct Lookups {
     misses: Side,
 }
 
+/// Times `get` over `hits` and `misses`, one key a call.
 fn measure_lookups(
     hits: &[String],
     misses: &[String],
     runs: usize,
     mut get: impl FnMut(&str) -> Option<f32>,
 ) -> Lookups {
+    measure_groups(hits, misses, runs, 1, |keys| {
+        usize::from(black_box(get(black_box(&keys[0]))).is_some())
+    })
+}
+
+/// Times `get` over `hits` and `misses`, `group` keys a call; `get` returns how
+/// many of its keys it found. A key's latency is its call's: the answers of a
+/// group are ready when the call returns.
+fn measure_groups(
+    hits: &[String],
+    misses: &[String],
+    runs: usize,
+    group: usize,
+    mut get: impl FnMut(&[String]) -> usize,
+) -> Lookups {
     // Warm-up: every page these keys touch is mapped and cached before timing.
-    for key in hits.iter().chain(misses) {
-        black_box(get(key));
+    for keys in hits.chunks(group).chain(misses.chunks(group)) {
+        black_box(get(keys));
     }
     let mut side = |keys: &[String], expect_hit: bool| {
         let mut rates = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
             let mut found = 0usize;
-            for key in keys {
-                found += usize::from(black_box(get(black_box(key))).is_some());
+            for chunk in keys.chunks(group) {
+                found += get(black_box(chunk));
             }
             rates.push(keys.len() as f64 / t.elapsed().as_secs_f64());
             assert_eq!(
@@ -519,10 +557,10 @@ fn measure_lookups(
         }
         rates.sort_by(f64::total_cmp);
         let mut latencies: Vec<Duration> = keys[..LATENCY_SAMPLE.min(keys.len())]
-            .iter()
-            .map(|key| {
+            .chunks(group)
+            .map(|chunk| {
                 let t = Instant::now();
-                black_box(get(black_box(key)));
+                black_box(get(black_box(chunk)));
                 t.elapsed()
             })
             .collect();

@@ -274,8 +274,9 @@ impl OpenVersion {
     /// Looks up `keys` (as text, the way HTTP and RESP receive them) and calls `each`
     /// with every key's index and its prediction JSON object, `None` when absent.
     ///
-    /// Embedded lookups are memory reads; Redis lookups are one `GET` for one key and
-    /// one `MGET` for several (a cluster client splits it by slot).
+    /// Embedded lookups are memory reads, several keys overlapping their cache misses
+    /// (`LookupFile::get_many`); Redis lookups are one `GET` for one key and one
+    /// `MGET` for several (a cluster client splits it by slot).
     pub async fn predictions<K: AsRef<str>>(
         &self,
         keys: &[K],
@@ -283,11 +284,12 @@ impl OpenVersion {
     ) -> Result<(), StoreError> {
         match self {
             OpenVersion::Embedded(version) => {
-                let mut scratch = Vec::with_capacity(128);
-                for (i, key) in keys.iter().enumerate() {
-                    scratch.clear();
-                    let found = version.write_prediction_json(key.as_ref(), &mut scratch);
-                    each(i, found.then_some(scratch.as_slice()));
+                if let [key] = keys {
+                    let mut json = Vec::with_capacity(128);
+                    let found = version.write_prediction_json(key.as_ref(), &mut json);
+                    each(0, found.then_some(json.as_slice()));
+                } else {
+                    version.write_predictions_json(keys, each);
                 }
             }
             OpenVersion::Redis(version) => {

@@ -34,6 +34,6 @@ mod writer;
 pub use error::LookupError;
 pub use field::{FieldType, RANKED_ITEM, RANKED_SCORE, ValueField, ranked_list_type};
 pub use key::{Key, KeyType};
-pub use reader::{Iter, LookupFile};
+pub use reader::{GET_MANY_GROUP, Iter, LookupFile};
 pub use record::{Float32Values, RankedEntry, RankedItem, RankedItems, Record, Value, Values};
 pub use writer::{LookupSummary, LookupWriter};

@@ -681,6 +681,39 @@ fn spilling_builds_the_same_file_as_building_in_memory() {
 }
 
 #[test]
+fn get_many_answers_like_get_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.lookup");
+    let keys: Vec<String> = (0..100).map(|i| format!("user-{i}")).collect();
+    let file = write_f32(&path, &keys);
+    // Hits, misses, an integer key in a file of string keys, and more keys than
+    // one group, so groups and their last partial group are covered.
+    let mut asked: Vec<Key<'_>> = Vec::new();
+    for (i, key) in keys.iter().enumerate().take(45) {
+        asked.push(Key::Str(key));
+        if i % 4 == 0 {
+            asked.push(Key::Str("nobody"));
+        }
+        if i % 9 == 0 {
+            asked.push(Key::Int(i as i64));
+        }
+    }
+    assert!(asked.len() > 3 * presage_store::lookup::GET_MANY_GROUP);
+    let mut seen = Vec::new();
+    file.get_many(&asked, |i, record| {
+        seen.push((i, record.map(|r| r.value(0))));
+    });
+    let expected: Vec<_> = asked
+        .iter()
+        .enumerate()
+        .map(|(i, key)| (i, file.get(*key).map(|r| r.value(0))))
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(seen.iter().filter(|(_, v)| v.is_some()).count(), 45);
+    file.get_many(&[], |_, _| panic!("no keys, no calls"));
+}
+
+#[test]
 fn lookup_files_can_be_shared_between_threads() {
     fn is_send_sync<T: Send + Sync>() {}
     is_send_sync::<LookupFile>();
@@ -723,6 +756,20 @@ proptest! {
         for key in absent.iter().filter(|key| !keys.contains(key)) {
             prop_assert!(file.get(Key::Str(key)).is_none());
         }
+        // get_many gives get's answers, in order, for hits and misses mixed.
+        let mixed: Vec<Key<'_>> = keys
+            .iter()
+            .zip(absent.iter().cycle())
+            .flat_map(|(hit, other)| [Key::Str(hit), Key::Str(other)])
+            .collect();
+        let mut answers = Vec::new();
+        file.get_many(&mixed, |i, record| answers.push((i, record.map(|r| r.to_json()))));
+        let expected: Vec<_> = mixed
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (i, file.get(*key).map(|r| r.to_json())))
+            .collect();
+        prop_assert_eq!(answers, expected);
     }
 
     /// Any set of distinct integer keys round-trips, and keys not written miss.
