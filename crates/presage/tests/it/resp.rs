@@ -43,6 +43,37 @@ fn redis_clients_read_the_same_answers_as_http() {
     assert_eq!(doc["version"], serde_json::json!(1));
     assert!(doc["prediction"]["probability"].is_f64(), "{doc}");
     assert_eq!(redis_cli(resp_port, &["GET", "score:nobody"]), "");
+
+    // batchGet answers a mix of hits and misses, more keys than one lookup group.
+    let asked: Vec<String> = (0..30)
+        .map(|i| match i % 4 {
+            3 => format!("absent{i}"),
+            _ => format!("e{:06}", i * 61),
+        })
+        .collect();
+    let (status, batch) = presage_test::http_json(
+        "POST",
+        &format!("{base}/v1/jobs/score/predictions:batchGet"),
+        Some(&serde_json::json!({ "keys": asked })),
+        None,
+    );
+    assert_eq!(status, 200, "{batch}");
+    let found: Vec<&str> = batch["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap())
+        .collect();
+    let hits: Vec<&str> = asked
+        .iter()
+        .map(String::as_str)
+        .filter(|k| !k.starts_with("absent"))
+        .collect();
+    assert_eq!(found, hits, "{batch}");
+    assert_eq!(
+        batch["missing"].as_array().unwrap().len(),
+        asked.len() - hits.len()
+    );
     let refused = redis_cli(resp_port, &["SET", "score:x", "1"]);
     assert!(refused.contains("READONLY"), "{refused}");
 
@@ -62,6 +93,26 @@ fn redis_clients_read_the_same_answers_as_http() {
         let first: serde_json::Value = serde_json::from_str(values[0].as_ref().unwrap()).unwrap();
         assert_eq!(first["prediction"], doc["prediction"], "{protocol}");
         assert_eq!(values[1..], [None, None], "{protocol}");
+
+        // Many keys of one job are looked up in groups (`LookupFile::get_many`):
+        // each answer is the one GET gives, in order, hits and misses mixed.
+        let keys: Vec<String> = (0..30)
+            .map(|i| match i % 4 {
+                3 => format!("score:absent{i}"),
+                _ => format!("score:e{:06}", i * 61),
+            })
+            .collect();
+        let many: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query(&mut conn).unwrap();
+        for (key, got) in keys.iter().zip(&many) {
+            let one: Option<String> = redis::cmd("GET").arg(key).query(&mut conn).unwrap();
+            let prediction = |doc: &Option<String>| {
+                doc.as_ref().map(|d| {
+                    serde_json::from_str::<serde_json::Value>(d).unwrap()["prediction"].clone()
+                })
+            };
+            assert_eq!(prediction(got), prediction(&one), "{protocol} {key}");
+            assert_eq!(got.is_some(), !key.contains("absent"), "{protocol} {key}");
+        }
         let pong: Value = redis::cmd("PING").query(&mut conn).unwrap();
         assert!(
             matches!(pong, Value::SimpleString(ref s) if s == "PONG"),
