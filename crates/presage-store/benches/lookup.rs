@@ -135,6 +135,7 @@ fn main() {
 
     let timer = timer_overhead();
     let mut lookups = Vec::new();
+    let huge_pages;
     {
         let file = LookupFile::open(&presage_path).unwrap();
         file.verify().unwrap();
@@ -175,6 +176,10 @@ fn main() {
             "presage get_many (8 keys a call)",
             measure_groups(&hits, &misses, runs, GET_MANY_GROUP, get_many),
         ));
+        // Lookups are much slower when the file sits in 4 KiB pages (see
+        // `lookup::map`), and the kernel does not always give it 2 MiB ones: say
+        // which it was.
+        huge_pages = proc_kib("/proc/self/smaps_rollup", "FilePmdMapped") >> 10;
     }
     {
         let env = open_lmdb(&lmdb_path);
@@ -215,8 +220,9 @@ fn main() {
         );
     }
     println!(
-        "(latencies include one `Instant::now()` pair, {} here)",
-        fmt_duration(timer)
+        "(latencies include one `Instant::now()` pair, {} here; the presage file was mapped with 2 MiB pages for {huge_pages} of its {} MiB)",
+        fmt_duration(timer),
+        builds[0].1.bytes >> 20
     );
 
     println!();
@@ -319,7 +325,12 @@ fn measure_build(build: impl FnOnce() -> u64) -> Build {
 }
 
 fn proc_status_kib(field: &str) -> u64 {
-    let status = fs_err::read_to_string("/proc/self/status").unwrap();
+    proc_kib("/proc/self/status", field)
+}
+
+/// A `field: N kB` line of a `/proc` file.
+fn proc_kib(file: &str, field: &str) -> u64 {
+    let status = fs_err::read_to_string(file).unwrap();
     status
         .lines()
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))

@@ -297,6 +297,12 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+/// The bytes [`put_varint`] writes for `value`.
+#[inline]
+pub(crate) fn varint_len(value: u64) -> usize {
+    (u64::BITS - (value | 1).leading_zeros()).div_ceil(7) as usize
+}
+
 /// Reads an unsigned LEB128 varint at the start of `bytes`: the value and the bytes
 /// it took, or `None` if cut short or longer than 10 bytes.
 #[inline]

@@ -98,6 +98,7 @@ impl<'a> Key<'a> {
 }
 
 /// xxh3 of a key's bytes as they are stored (string bytes or little-endian `i64`).
+#[inline]
 pub(crate) fn key_hash(seed: u64, bytes: &[u8]) -> u64 {
     twox_hash::XxHash3_64::oneshot_with_seed(seed, bytes)
 }

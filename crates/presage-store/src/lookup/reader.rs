@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use super::format::{
-    DISP_SATURATED, HEADER_LEN, Header, checksum, decode_schema, home_slot, slot_displacement,
-    slot_offset, slot_tag,
+    DISP_SATURATED, HEADER_LEN, Header, checksum, decode_schema, get_varint, home_slot,
+    slot_displacement, slot_offset, slot_tag, varint_len,
 };
 use super::record::{Layout, RawKey, split_key};
 use super::{Key, KeyType, LookupError, Record, ValueField, map};
@@ -199,18 +199,29 @@ impl LookupFile {
     fn record_if_key(&self, offset: u64, key: Key<'_>) -> Option<Record<'_>> {
         let data = &self.map[self.data.clone()];
         let start = usize::try_from(offset.checked_sub(self.header.data_offset)?).ok()?;
-        let bytes = data.get(start..)?;
-        let (stored, key_len) = split_key(self.header.key_type, bytes)?;
-        let same = match (stored, key) {
-            (RawKey::Str(stored), Key::Str(key)) => stored == key.as_bytes(),
-            (RawKey::Int(stored), Key::Int(key)) => stored == key,
-            _ => false,
+        // A stored key equal to `key` has `key`'s length, so every address read here
+        // follows from the slot and the query, none from the record's own bytes: no
+        // load waits for the key's length to arrive before it can start.
+        let key_len = match key {
+            Key::Str(text) => {
+                let prefix = varint_len(text.len() as u64);
+                let end = start.checked_add(prefix)?.checked_add(text.len())?;
+                let stored = data.get(start..end)?;
+                let same_len = get_varint(stored) == Some((text.len() as u64, prefix));
+                if !(same_len && same_bytes(&stored[prefix..], text.as_bytes())) {
+                    return None;
+                }
+                end - start
+            }
+            Key::Int(value) => {
+                if data.get(start..start.checked_add(8)?)? != value.to_le_bytes() {
+                    return None;
+                }
+                8
+            }
         };
-        if !same {
-            return None;
-        }
         self.layout
-            .record(&bytes[key_len..])
+            .record(data.get(start + key_len..)?)
             .map(|(record, _)| record)
     }
 
@@ -255,6 +266,23 @@ impl LookupFile {
     /// Bytes of the file.
     pub fn file_len(&self) -> u64 {
         self.header.file_len
+    }
+}
+
+/// Whether `a` and `b` hold the same bytes. Keys of 8 to 16 bytes (most IDs) are
+/// compared as two overlapping words each, without a call to `memcmp`: with the
+/// addressing above, hits on a cached file got 11% faster (docs/benchmarks.md).
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let word = |bytes: &[u8], at: usize| {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(le)
+    };
+    match (a.len(), b.len()) {
+        (len, other) if len != other => false,
+        (8..=16, len) => ((word(a, 0) ^ word(b, 0)) | (word(a, len - 8) ^ word(b, len - 8))) == 0,
+        _ => a == b,
     }
 }
 
@@ -327,5 +355,92 @@ impl<'a> Iterator for Iter<'a> {
         self.pos += key_len + record_len;
         self.seen += 1;
         Some(Ok((key, record)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use arrow::array::{Float32Array, StringArray};
+
+    use super::super::format::{HASH_SEED, home_slots_for};
+    use super::super::key::key_hash;
+    use super::super::{FieldType, LookupWriter, Value};
+    use super::*;
+
+    const ROWS: usize = 2000;
+
+    /// Where a string key lands in a file of `ROWS` keys: its home slot and tag.
+    fn place(key: &str) -> (u64, u64) {
+        let hash = key_hash(HASH_SEED, key.as_bytes());
+        (home_slot(hash, home_slots_for(ROWS as u64)), slot_tag(hash))
+    }
+
+    /// Probes that do not end at the first slot they read: a home holding more keys
+    /// than a cache line of slots, and two keys with the same home and tag (the
+    /// first candidate is the other key). Hashes are searched for such keys, so the
+    /// test holds whatever the hash seed.
+    #[test]
+    fn crowded_homes_and_shared_tags_are_probed_to_the_right_key() {
+        let mut by_home: HashMap<u64, Vec<String>> = HashMap::new();
+        let crowded = (0..)
+            .map(|i| format!("crowd{i}"))
+            .find_map(|key| {
+                let keys = by_home.entry(place(&key).0).or_default();
+                keys.push(key);
+                (keys.len() > 12).then(|| keys.clone())
+            })
+            .unwrap();
+        let mut by_place: HashMap<(u64, u64), String> = HashMap::new();
+        let twins = (0..)
+            .map(|i| format!("twin{i}"))
+            .find_map(|key| {
+                by_place
+                    .insert(place(&key), key.clone())
+                    .map(|other| [other, key])
+            })
+            .unwrap();
+        // The last crowded key stays out: a miss that probes the whole crowd.
+        let (absent, crowded) = crowded.split_last().unwrap();
+        let mut keys: Vec<String> = crowded.iter().chain(&twins).cloned().collect();
+        keys.extend((keys.len()..ROWS).map(|i| format!("filler{i}")));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crowded.lookup");
+        let fields = vec![ValueField::new("index", FieldType::Float32)];
+        let mut writer = LookupWriter::create(&path, KeyType::Str, fields).unwrap();
+        let index: Float32Array = (0..keys.len()).map(|i| i as f32).collect();
+        writer
+            .append_batch(&StringArray::from_iter_values(&keys), &[Arc::new(index)])
+            .unwrap();
+        writer.finish().unwrap();
+        let file = LookupFile::open(&path).unwrap();
+
+        fn answer(record: Option<Record<'_>>) -> Option<Value<'_>> {
+            record.map(|record| record.value(0))
+        }
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(
+                answer(file.get(Key::Str(key))),
+                Some(Value::Float32(i as f32)),
+                "{key}"
+            );
+        }
+        assert!(file.get(Key::Str(absent)).is_none());
+        let asked: Vec<Key<'_>> = crowded
+            .iter()
+            .chain(&twins)
+            .chain([absent])
+            .map(|key| Key::Str(key))
+            .collect();
+        let mut answers = Vec::new();
+        file.get_many(&asked, |_, record| answers.push(answer(record)));
+        let expected: Vec<_> = (0..asked.len() - 1)
+            .map(|i| Some(Value::Float32(i as f32)))
+            .chain([None])
+            .collect();
+        assert_eq!(answers, expected);
     }
 }

@@ -154,6 +154,7 @@ impl<'a> Record<'a> {
     ///
     /// # Panics
     /// If `i >= self.len()`.
+    #[inline]
     pub fn value(&self, i: usize) -> Value<'a> {
         assert!(
             i < self.len(),
