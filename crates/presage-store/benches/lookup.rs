@@ -311,21 +311,17 @@ struct Build {
 /// Runs a build, timing it and reading how far the process's peak RSS rose above
 /// its RSS before (the peak is reset through `/proc/self/clear_refs`).
 fn measure_build(build: impl FnOnce() -> u64) -> Build {
-    let before = proc_status_kib("VmRSS");
+    let before = proc_kib("/proc/self/status", "VmRSS");
     fs_err::write("/proc/self/clear_refs", "5").unwrap();
     let t = Instant::now();
     let bytes = build();
     let time = t.elapsed();
-    let peak = proc_status_kib("VmHWM");
+    let peak = proc_kib("/proc/self/status", "VmHWM");
     Build {
         time,
         peak_added: peak.saturating_sub(before) * 1024,
         bytes,
     }
-}
-
-fn proc_status_kib(field: &str) -> u64 {
-    proc_kib("/proc/self/status", field)
 }
 
 /// A `field: N kB` line of a `/proc` file.
