@@ -17,9 +17,12 @@ pub(crate) struct Layout {
     pub null_bytes: usize,
     /// Each field's `"name":` with the name already JSON-escaped.
     json_names: Vec<Box<[u8]>>,
-    /// Bytes of the values when every field is fixed-width: the record's length is
-    /// then known without walking it.
-    fixed_len: Option<usize>,
+    /// Where each field's value starts within the values, for the fields that only
+    /// fixed-width fields precede: [`Record::value`] reads those without walking
+    /// the fields before them. One more entry than fields: the values' length
+    /// when every field is fixed-width, so a record's length is known without
+    /// walking it.
+    starts: Box<[Option<usize>]>,
 }
 
 impl Layout {
@@ -33,15 +36,23 @@ impl Layout {
                 name.into_boxed_slice()
             })
             .collect();
-        let fixed_len = fields
+        let mut next = Some(0);
+        let mut starts: Vec<Option<usize>> = fields
             .iter()
-            .map(|field| field.field_type.fixed_width())
-            .sum::<Option<usize>>();
+            .map(|field| {
+                let start = next;
+                next = next
+                    .zip(field.field_type.fixed_width())
+                    .map(|(at, width)| at + width);
+                start
+            })
+            .collect();
+        starts.push(next);
         Layout {
+            starts: starts.into_boxed_slice(),
             null_bytes: fields.len().div_ceil(8),
             fields,
             json_names,
-            fixed_len,
         }
     }
 
@@ -51,7 +62,7 @@ impl Layout {
     pub(crate) fn record<'a>(&'a self, bytes: &'a [u8]) -> Option<(Record<'a>, usize)> {
         let nulls = bytes.get(..self.null_bytes)?;
         let rest = &bytes[self.null_bytes..];
-        let values_len = match self.fixed_len {
+        let values_len = match self.starts[self.fields.len()] {
             Some(len) => len,
             None => {
                 let mut pos = 0;
@@ -197,7 +208,20 @@ impl<'a> Record<'a> {
             "field index `{i}` out of range: the record has `{}` fields",
             self.len()
         );
-        self.values().nth(i).unwrap_or(Value::Null)
+        let Some(start) = self.layout.starts[i] else {
+            return self.values().nth(i).unwrap_or(Value::Null);
+        };
+        if self.nulls[i / 8] & (1 << (i % 8)) != 0 {
+            return Value::Null;
+        }
+        let field_type = self.layout.fields[i].field_type;
+        // As in `Values::next`: bytes that do not parse can only come from a file
+        // that failed (or skipped) `verify`, and read as null.
+        let bytes = self.values.get(start..).unwrap_or_default();
+        match value_len(field_type, bytes) {
+            Some(len) => decode(field_type, &bytes[..len]),
+            None => Value::Null,
+        }
     }
 
     /// The value of the field called `name`, or `None` if there is no such field.

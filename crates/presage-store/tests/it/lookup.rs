@@ -123,6 +123,14 @@ fn string_keys_round_trip_every_field_type() {
         // The JSON is valid and holds what was stored.
         let parsed: serde_json::Value = serde_json::from_str(expected).unwrap();
         assert!(parsed.is_object());
+        // `value(i)` reads fields at known offsets directly and walks the rest; both
+        // agree with the values in order (compared as text: NaN is not equal to NaN).
+        let record = file.get(Key::Str(key)).unwrap();
+        let walked: Vec<String> = record.values().map(|v| format!("{v:?}")).collect();
+        let direct: Vec<String> = (0..record.len())
+            .map(|i| format!("{:?}", record.value(i)))
+            .collect();
+        assert_eq!(direct, walked, "{key}");
     }
 
     let record = file.get(Key::Str("alice")).unwrap();
