@@ -153,8 +153,12 @@ impl LookupFile {
     fn probe<T>(&self, hash: u64, mut candidate: impl FnMut(u64) -> Option<T>) -> Option<T> {
         let home = home_slot(hash, self.header.home_slots);
         let tag = slot_tag(hash);
-        let mut at = home;
-        while let Some(slot) = self.slot(at) {
+        let index = &self.map[self.index.clone()];
+        let mut at = usize::try_from(home).ok()?;
+        while let Some(bytes) = index.get(at * 8..at * 8 + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(bytes);
+            let slot = u64::from_le_bytes(word);
             if slot == 0 {
                 return None;
             }
@@ -162,7 +166,7 @@ impl LookupFile {
             // absent. A saturated displacement only says "homed well before".
             let displacement = slot_displacement(slot);
             if displacement < DISP_SATURATED {
-                let entry_home = at.wrapping_sub(displacement);
+                let entry_home = (at as u64).wrapping_sub(displacement);
                 if entry_home > home {
                     return None;
                 }
