@@ -106,6 +106,7 @@ impl LookupFile {
         mut each: impl FnMut(usize, Option<Record<'f>>),
     ) {
         let seed = self.header.hash_seed;
+        let index = &self.map[self.index.clone()];
         let mut hashes = [0u64; GET_MANY_GROUP];
         for (group, chunk) in keys.chunks(GET_MANY_GROUP).enumerate() {
             // Loads whose values only feed `touched`: the CPU issues them all
@@ -114,7 +115,8 @@ impl LookupFile {
             for (hash, key) in hashes.iter_mut().zip(chunk) {
                 *hash = key.hash(seed);
                 let home = home_slot(*hash, self.header.home_slots);
-                touched ^= self.slot(home).unwrap_or(0);
+                let slot = usize::try_from(home).ok().and_then(|at| slot_at(index, at));
+                touched ^= slot.unwrap_or(0);
             }
             for (&hash, key) in hashes.iter().zip(chunk) {
                 if key.key_type() == self.header.key_type {
@@ -155,10 +157,7 @@ impl LookupFile {
         let tag = slot_tag(hash);
         let index = &self.map[self.index.clone()];
         let mut at = usize::try_from(home).ok()?;
-        while let Some(bytes) = index.get(at * 8..at * 8 + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(bytes);
-            let slot = u64::from_le_bytes(word);
+        while let Some(slot) = slot_at(index, at) {
             if slot == 0 {
                 return None;
             }
@@ -184,16 +183,6 @@ impl LookupFile {
             at += 1;
         }
         None
-    }
-
-    /// Index slot `at`, or `None` past the table.
-    #[inline]
-    fn slot(&self, at: u64) -> Option<u64> {
-        let start = usize::try_from(at).ok()?.checked_mul(8)?;
-        let bytes = self.map[self.index.clone()].get(start..start + 8)?;
-        let mut word = [0u8; 8];
-        word.copy_from_slice(bytes);
-        Some(u64::from_le_bytes(word))
     }
 
     /// The byte at file offset `offset` of the data section.
@@ -257,6 +246,15 @@ impl LookupFile {
     pub fn file_len(&self) -> u64 {
         self.header.file_len
     }
+}
+
+/// Slot `at` of the index section `index`, or `None` past the table.
+#[inline(always)]
+fn slot_at(index: &[u8], at: usize) -> Option<u64> {
+    let bytes = index.get(at * 8..at * 8 + 8)?;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes);
+    Some(u64::from_le_bytes(word))
 }
 
 impl std::fmt::Debug for LookupFile {

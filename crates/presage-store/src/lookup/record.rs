@@ -196,7 +196,7 @@ impl<'a> Record<'a> {
             "field index `{i}` out of range: the record has `{}` fields",
             self.len()
         );
-        self.nulls[i / 8] & (1 << (i % 8)) != 0
+        is_null_in(self.nulls, i)
     }
 
     /// The value of field `i`.
@@ -213,7 +213,7 @@ impl<'a> Record<'a> {
         let Some(start) = self.layout.starts[i] else {
             return self.values().nth(i).unwrap_or(Value::Null);
         };
-        if self.nulls[i / 8] & (1 << (i % 8)) != 0 {
+        if is_null_in(self.nulls, i) {
             return Value::Null;
         }
         let field_type = self.layout.fields[i].field_type;
@@ -294,7 +294,7 @@ impl<'a> Iterator for Values<'a> {
     #[inline]
     fn next(&mut self) -> Option<Value<'a>> {
         let field = self.record.layout.fields.get(self.index)?;
-        let null = self.record.nulls[self.index / 8] & (1 << (self.index % 8)) != 0;
+        let null = is_null_in(self.record.nulls, self.index);
         self.index += 1;
         let bytes = self.record.values.get(self.pos..).unwrap_or_default();
         // The record was bounds-checked when it was found; a failure here can only
@@ -317,6 +317,12 @@ impl<'a> Iterator for Values<'a> {
 }
 
 impl ExactSizeIterator for Values<'_> {}
+
+/// Whether bit `i` of a record's null bitmap is set.
+#[inline(always)]
+fn is_null_in(nulls: &[u8], i: usize) -> bool {
+    nulls[i / 8] & (1 << (i % 8)) != 0
+}
 
 /// Decodes a non-null value from exactly its bytes.
 #[inline]
