@@ -7,6 +7,7 @@
 //! read-only error. Pipelined commands are parsed from one read and answered with one
 //! write.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -87,6 +88,9 @@ struct Connection {
     stream: TcpStream,
     state: Arc<AppState>,
     input: Vec<u8>,
+    /// Where the arguments of the command being run lie in `input`; reused, so that
+    /// a command costs no allocation.
+    spans: Vec<Range<usize>>,
     output: Vec<u8>,
     /// Scratch for one answer document.
     doc: Vec<u8>,
@@ -95,8 +99,9 @@ struct Connection {
 
 /// What parsing the input buffer found.
 enum Parsed {
-    /// A whole command and the bytes it used.
-    Command(Vec<Vec<u8>>, usize),
+    /// A whole command (its arguments' spans written to the caller's list) and the
+    /// bytes it used.
+    Command(usize),
     /// More bytes are needed.
     Incomplete,
     /// The bytes are not RESP.
@@ -109,6 +114,7 @@ impl Connection {
             stream,
             state,
             input: Vec::with_capacity(16 * 1024),
+            spans: Vec::with_capacity(4),
             output: Vec::with_capacity(16 * 1024),
             doc: Vec::with_capacity(256),
             resp3: false,
@@ -123,24 +129,39 @@ impl Connection {
                 return Ok(());
             }
             self.input.extend_from_slice(&chunk[..n]);
+            // Out of `self` while commands borrow their arguments from them.
+            let input = std::mem::take(&mut self.input);
+            let mut spans = std::mem::take(&mut self.spans);
             let mut consumed = 0;
             let mut quit = false;
+            let mut invalid = None;
             loop {
-                match parse(&self.input[consumed..]) {
-                    Parsed::Command(args, used) => {
+                let rest = &input[consumed..];
+                match parse(rest, &mut spans) {
+                    Parsed::Command(used) => {
                         consumed += used;
-                        if self.execute(&args).await {
+                        let args = Args {
+                            input: rest,
+                            spans: &spans,
+                        };
+                        if self.execute(args).await {
                             quit = true;
                             break;
                         }
                     }
                     Parsed::Incomplete => break,
                     Parsed::Invalid(why) => {
-                        self.error(&format!("ERR Protocol error: {why}"));
-                        self.stream.write_all(&self.output).await?;
-                        return Ok(());
+                        invalid = Some(why);
+                        break;
                     }
                 }
+            }
+            self.input = input;
+            self.spans = spans;
+            if let Some(why) = invalid {
+                self.error(&format!("ERR Protocol error: {why}"));
+                self.stream.write_all(&self.output).await?;
+                return Ok(());
             }
             self.input.drain(..consumed);
             if self.input.len() > MAX_COMMAND_BYTES {
@@ -158,28 +179,29 @@ impl Connection {
     }
 
     /// Runs one command, appending its reply; true when the connection should close.
-    async fn execute(&mut self, args: &[Vec<u8>]) -> bool {
-        let Some(name) = args.first() else {
+    async fn execute(&mut self, args: Args<'_>) -> bool {
+        let Some(name) = args.get(0) else {
             return false;
         };
         // The hot path, without building the upper-cased name.
-        if args.len() == 2 && name.eq_ignore_ascii_case(b"GET") {
-            self.get(&args[1]).await;
+        if let (2, Some(key)) = (args.len(), args.get(1))
+            && name.eq_ignore_ascii_case(b"GET")
+        {
+            self.get(key).await;
             return false;
         }
         let name = String::from_utf8_lossy(name).to_ascii_uppercase();
         match name.as_str() {
-            "GET" if args.len() == 2 => self.get(&args[1]).await,
             "MGET" if args.len() >= 2 => {
                 self.array_header(args.len() - 1);
-                self.mget(&args[1..]).await;
+                self.mget(args.after(1)).await;
             }
             "GET" | "MGET" => self.error(&format!("ERR wrong number of arguments for '{}' command", name.to_lowercase())),
             "PING" => match args.get(1) {
                 Some(message) => self.bulk(message),
                 None => self.simple("PONG"),
             },
-            "ECHO" if args.len() == 2 => self.bulk(&args[1].clone()),
+            "ECHO" if args.len() == 2 => self.bulk(args.get(1).unwrap_or_default()),
             "HELLO" => self.hello(args),
             "QUIT" => {
                 self.simple("OK");
@@ -258,7 +280,7 @@ impl Connection {
     /// Answers `MGET`: consecutive keys of one job are read from its version in one
     /// call (one `MGET` round trip on a Redis-backed store); every other key, and
     /// every key of a job that refuses stale answers, as a `GET`.
-    async fn mget(&mut self, full_keys: &[Vec<u8>]) {
+    async fn mget(&mut self, full_keys: Args<'_>) {
         // `job:key` split once per key; `None` for a key that names no job.
         let split: Vec<Option<(&str, &str)>> = full_keys
             .iter()
@@ -283,7 +305,7 @@ impl Connection {
                 _ => false,
             };
             if !batched {
-                for full in &full_keys[i..i + group] {
+                for full in full_keys.iter().skip(i).take(group) {
                     self.get(full).await;
                 }
             }
@@ -348,9 +370,9 @@ impl Connection {
         true
     }
 
-    fn hello(&mut self, args: &[Vec<u8>]) {
+    fn hello(&mut self, args: Args<'_>) {
         if let Some(version) = args.get(1) {
-            match version.as_slice() {
+            match version {
                 b"2" => self.resp3 = false,
                 b"3" => self.resp3 = true,
                 _ => return self.error("NOPROTO unsupported protocol version"),
@@ -452,8 +474,41 @@ enum HelloValue {
     Empty,
 }
 
-/// Parses one command (a RESP array of bulk strings, or an inline command line).
-fn parse(buf: &[u8]) -> Parsed {
+/// A command's arguments, as spans of the input buffer.
+#[derive(Clone, Copy)]
+struct Args<'a> {
+    input: &'a [u8],
+    spans: &'a [Range<usize>],
+}
+
+impl<'a> Args<'a> {
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn get(&self, i: usize) -> Option<&'a [u8]> {
+        let input = self.input;
+        self.spans.get(i).map(|span| &input[span.clone()])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        let input = self.input;
+        self.spans.iter().map(move |span| &input[span.clone()])
+    }
+
+    /// The arguments after the first `skip`.
+    fn after(self, skip: usize) -> Args<'a> {
+        Args {
+            input: self.input,
+            spans: &self.spans[skip.min(self.spans.len())..],
+        }
+    }
+}
+
+/// Parses one command (a RESP array of bulk strings, or an inline command line) at
+/// the start of `buf`, writing where its arguments lie in `buf` to `spans`.
+fn parse(buf: &[u8], spans: &mut Vec<Range<usize>>) -> Parsed {
+    spans.clear();
     if buf.is_empty() {
         return Parsed::Incomplete;
     }
@@ -462,12 +517,19 @@ fn parse(buf: &[u8]) -> Parsed {
         let Some(end) = find_crlf(buf, 0) else {
             return Parsed::Incomplete;
         };
-        let args = buf[..end]
-            .split(|b| *b == b' ')
-            .filter(|a| !a.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        return Parsed::Command(args, end + 2);
+        let mut start = 0;
+        for (i, byte) in buf[..end].iter().enumerate() {
+            if *byte == b' ' {
+                if i > start {
+                    spans.push(start..i);
+                }
+                start = i + 1;
+            }
+        }
+        if end > start {
+            spans.push(start..end);
+        }
+        return Parsed::Command(end + 2);
     }
     let Some(end) = find_crlf(buf, 1) else {
         return Parsed::Incomplete;
@@ -479,7 +541,6 @@ fn parse(buf: &[u8]) -> Parsed {
         return Parsed::Invalid("invalid multibulk length");
     }
     let mut pos = end + 2;
-    let mut args = Vec::with_capacity(count as usize);
     for _ in 0..count {
         if pos >= buf.len() {
             return Parsed::Incomplete;
@@ -501,10 +562,10 @@ fn parse(buf: &[u8]) -> Parsed {
         if buf.len() < stop + 2 {
             return Parsed::Incomplete;
         }
-        args.push(buf[start..stop].to_vec());
+        spans.push(start..stop);
         pos = stop + 2;
     }
-    Parsed::Command(args, pos)
+    Parsed::Command(pos)
 }
 
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
@@ -522,12 +583,17 @@ fn parse_int(bytes: &[u8]) -> Option<i64> {
 mod tests {
     use super::*;
 
-    fn args(parsed: Parsed) -> (Vec<String>, usize) {
-        match parsed {
-            Parsed::Command(a, used) => (
-                a.into_iter()
-                    .map(|a| String::from_utf8(a).unwrap())
-                    .collect(),
+    fn args(buf: &[u8]) -> (Vec<String>, usize) {
+        let mut spans = Vec::new();
+        match parse(buf, &mut spans) {
+            Parsed::Command(used) => (
+                Args {
+                    input: buf,
+                    spans: &spans,
+                }
+                .iter()
+                .map(|a| String::from_utf8(a.to_vec()).unwrap())
+                .collect(),
                 used,
             ),
             Parsed::Incomplete => panic!("incomplete"),
@@ -537,15 +603,24 @@ mod tests {
 
     #[test]
     fn parses_arrays_and_inline() {
-        let (a, used) = args(parse(b"*2\r\n$3\r\nGET\r\n$7\r\nchurn:1\r\n*1\r\n"));
+        let (a, used) = args(b"*2\r\n$3\r\nGET\r\n$7\r\nchurn:1\r\n*1\r\n");
         assert_eq!(a, ["GET", "churn:1"]);
         assert_eq!(used, 26);
+        let mut spans = Vec::new();
         assert!(matches!(
-            parse(b"*2\r\n$3\r\nGET\r\n$7\r\nchu"),
+            parse(b"*2\r\n$3\r\nGET\r\n$7\r\nchu", &mut spans),
             Parsed::Incomplete
         ));
-        let (a, _) = args(parse(b"PING hello\r\n"));
+        let (a, used) = args(b"PING hello\r\n");
         assert_eq!(a, ["PING", "hello"]);
-        assert!(matches!(parse(b"*x\r\n"), Parsed::Invalid(_)));
+        assert_eq!(used, 12);
+        let (a, _) = args(b"  GET   churn:1 \r\n");
+        assert_eq!(a, ["GET", "churn:1"]);
+        let (a, _) = args(b"\r\n");
+        assert!(a.is_empty());
+        assert!(matches!(parse(b"*x\r\n", &mut spans), Parsed::Invalid(_)));
+        // Arguments may hold any bytes, CRLF included: the length decides.
+        let (a, _) = args(b"*2\r\n$4\r\nECHO\r\n$4\r\na\r\nb\r\n");
+        assert_eq!(a, ["ECHO", "a\r\nb"]);
     }
 }
