@@ -184,7 +184,8 @@ impl Connection {
             return false;
         };
         // The hot path, without building the upper-cased name.
-        if let (2, Some(key)) = (args.len(), args.get(1))
+        if let Some(key) = args.get(1)
+            && args.len() == 2
             && name.eq_ignore_ascii_case(b"GET")
         {
             self.get(key).await;
@@ -305,7 +306,7 @@ impl Connection {
                 _ => false,
             };
             if !batched {
-                for full in full_keys.iter().skip(i).take(group) {
+                for full in full_keys.after(i).iter().take(group) {
                     self.get(full).await;
                 }
             }
