@@ -12,7 +12,7 @@ pub enum LookupError {
     /// Reading, writing or syncing the file failed.
     #[error("i/o error on lookup file `{path}`")]
     Io {
-        /// The lookup file (or its spill file while building).
+        /// The lookup file (or one of its side files while building).
         path: PathBuf,
         /// The underlying error.
         #[source]

@@ -1,26 +1,40 @@
-//! The on-disk layout: header, schema section, index slots, varints.
+//! The on-disk layout: header, schema section, records and index slots, varints.
 //!
 //! ```text
 //! offset 0    header (128 bytes, little-endian)
 //!             magic "PRSGLKUP" · format u32 · key type u8 · 3 reserved
-//!             rows u64 · field count u32 · reserved u32 · hash seed u64
+//!             rows u64 · field count u32 · slot width u32
+//!             hash seed u64
 //!             schema offset, len · data offset, len · index offset u64
 //!             home slots u64 · table slots u64 · file length u64
 //!             data checksum u64 (xxh3 of every byte after the header)
 //!             reserved u64 · header checksum u64 (xxh3 of bytes 0..120)
 //! schema      per field: type u8 · param u32 (list length) · name length u32 · name
-//! data        records, back to back, in append order:
+//! data        records, back to back, in slot order (empty when slots hold them):
 //!             key (varint length + UTF-8 bytes, or i64) · null bitmap · values
-//! padding     to a multiple of 8
-//! index       table slots × u64: record offset (40 bits) · displacement (8) · tag (16)
+//! padding     to a multiple of 8 (of 64 when slots hold the records)
+//! index       table slots × slot width bytes, each starting with a word
+//!             `offset or length` (40 bits) · displacement (8) · tag (16)
 //! ```
+//!
+//! Two kinds of index, told apart by the slot width:
+//!
+//! - **8 bytes**: a slot is the word alone, and its first field is the file offset of
+//!   the record in the data section. A hit reads a slot, then the record elsewhere.
+//! - **wider**: a slot is the word followed by the record itself, zero-padded, and
+//!   the word's first field is the record's length. A hit reads one place. The writer
+//!   picks this when every record fits in a slot of at most [`MAX_INLINE_SLOT`] bytes
+//!   and the padding at most doubles the file.
 //!
 //! The index is linear probing filled in hash order: a key's home slot is
 //! `hash × home_slots / 2^64`, so slots hold entries sorted by home and a probe stops
-//! at the first empty slot or the first entry whose home is past the key's. The
-//! displacement (slot − home) in each slot is what lets a miss stop early; a
-//! displacement of 255 or more is stored as 255, meaning "somewhere before".
+//! at the first empty slot (an all-zero word) or the first entry whose home is past
+//! the key's. The displacement (slot − home) in each slot is what lets a miss stop
+//! early; a displacement of 255 or more is stored as 255, meaning "somewhere before".
 //! The header is written last: a file whose build did not finish has no magic.
+//!
+//! Format 1 (written before slots could hold records) is format 2 with 8-byte slots,
+//! a zero where the slot width is, and records in append order; it is still read.
 
 use std::path::Path;
 
@@ -28,8 +42,16 @@ use super::{FieldType, KeyType, LookupError, ValueField};
 
 /// The first 8 bytes of every lookup file.
 pub(crate) const MAGIC: [u8; 8] = *b"PRSGLKUP";
-/// The format this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The format this build writes.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest format this build reads.
+const OLDEST_FORMAT_VERSION: u32 = 1;
+/// Bytes of a slot that holds only the word (the record is in the data section).
+pub(crate) const WORD_SLOT: u16 = 8;
+/// The widest slot that holds its record: two cache lines.
+pub(crate) const MAX_INLINE_SLOT: u16 = 128;
+/// Alignment of an index whose slots hold records.
+pub(crate) const INLINE_INDEX_ALIGN: u64 = 64;
 /// Bytes of the header.
 pub(crate) const HEADER_LEN: usize = 128;
 /// Bytes of the header covered by the header checksum.
@@ -50,6 +72,10 @@ pub(crate) struct Header {
     pub key_type: KeyType,
     pub rows: u64,
     pub field_count: u32,
+    /// Bytes of a slot: [`WORD_SLOT`], or more (at most [`MAX_INLINE_SLOT`]) when
+    /// slots hold their records. 16 bits keep the header, and every open version
+    /// that holds one, as small as before the field existed.
+    pub slot_width: u16,
     pub hash_seed: u64,
     pub schema_offset: u64,
     pub schema_len: u64,
@@ -73,6 +99,7 @@ impl Header {
         out[12] = self.key_type.tag();
         out[16..24].copy_from_slice(&self.rows.to_le_bytes());
         out[24..28].copy_from_slice(&self.field_count.to_le_bytes());
+        out[28..32].copy_from_slice(&u32::from(self.slot_width).to_le_bytes());
         let words = [
             self.hash_seed,
             self.schema_offset,
@@ -114,7 +141,7 @@ impl Header {
             ));
         }
         let found = u32_at(bytes, 8);
-        if found != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&found) {
             return Err(LookupError::UnsupportedVersion {
                 path: path.to_owned(),
                 found,
@@ -139,6 +166,12 @@ impl Header {
             key_type,
             rows: u64_at(bytes, 16),
             field_count: u32_at(bytes, 24),
+            // Format 1 kept zero there and had only word slots.
+            slot_width: match u32_at(bytes, 28) {
+                0 if found == 1 => WORD_SLOT,
+                // Past 16 bits is past any valid width: `check_layout` refuses it.
+                width => u16::try_from(width).unwrap_or(u16::MAX),
+            },
             hash_seed: word(0),
             schema_offset: word(1),
             schema_len: word(2),
@@ -171,16 +204,25 @@ impl Header {
         let data_end = self.data_offset.checked_add(self.data_len);
         let index_end = self
             .table_slots
-            .checked_mul(8)
+            .checked_mul(u64::from(self.slot_width))
             .and_then(|len| len.checked_add(self.index_offset));
         if self.schema_offset != HEADER_LEN as u64 || schema_end != Some(self.data_offset) {
             return bad("the schema section is out of place");
         }
+        let inline = self.slot_width != WORD_SLOT;
+        if inline
+            && (!self.slot_width.is_multiple_of(8)
+                || !(16..=MAX_INLINE_SLOT).contains(&self.slot_width)
+                || self.data_len != 0)
+        {
+            return bad("the slot width does not fit the data section");
+        }
+        let align = if inline { INLINE_INDEX_ALIGN } else { 8 };
         match data_end {
-            Some(end) if end <= self.index_offset && self.index_offset - end < 8 => {}
+            Some(end) if end <= self.index_offset && self.index_offset - end < align => {}
             _ => return bad("the data section is out of place"),
         }
-        if !self.index_offset.is_multiple_of(8) || index_end != Some(self.file_len) {
+        if !self.index_offset.is_multiple_of(align) || index_end != Some(self.file_len) {
             return bad("the index section is out of place");
         }
         if self.home_slots == 0 || self.table_slots < self.home_slots || self.rows > self.home_slots
@@ -247,12 +289,13 @@ pub(crate) fn decode_schema(
     Ok(fields)
 }
 
-/// Packs an index slot. `offset` must be at most [`MAX_OFFSET`] and non-zero (records
-/// start after the header), so an all-zero slot means empty.
+/// Packs an index slot's word. `place` (a record's offset, or its length when the
+/// slot holds it) must be at most [`MAX_OFFSET`] and non-zero (records start after
+/// the header, and hold at least a key), so an all-zero word means empty.
 #[inline]
-pub(crate) fn pack_slot(offset: u64, displacement: u64, hash: u64) -> u64 {
-    debug_assert!(offset != 0 && offset <= MAX_OFFSET);
-    (offset << 24) | (displacement.min(DISP_SATURATED) << 16) | slot_tag(hash)
+pub(crate) fn pack_slot(place: u64, displacement: u64, hash: u64) -> u64 {
+    debug_assert!(place != 0 && place <= MAX_OFFSET);
+    (place << 24) | (displacement.min(DISP_SATURATED) << 16) | slot_tag(hash)
 }
 
 /// The 16 bits of a key's hash kept in its slot, to skip records of other keys
@@ -262,9 +305,9 @@ pub(crate) fn slot_tag(hash: u64) -> u64 {
     hash & 0xffff
 }
 
-/// A slot's record offset.
+/// A slot's record offset, or the record's length when the slot holds it.
 #[inline]
-pub(crate) fn slot_offset(slot: u64) -> u64 {
+pub(crate) fn slot_place(slot: u64) -> u64 {
     slot >> 24
 }
 
@@ -362,7 +405,7 @@ mod tests {
     #[test]
     fn slots_round_trip() {
         let slot = pack_slot(MAX_OFFSET, 3, 0xdead_beef_cafe_f00d);
-        assert_eq!(slot_offset(slot), MAX_OFFSET);
+        assert_eq!(slot_place(slot), MAX_OFFSET);
         assert_eq!(slot_displacement(slot), 3);
         assert_eq!(slot & 0xffff, 0xf00d);
         assert_eq!(slot_displacement(pack_slot(1, 1000, 0)), DISP_SATURATED);

@@ -10,9 +10,9 @@ use super::LookupError;
 ///
 /// Lookups touch a few bytes at random places, so the kernel is told not to read
 /// ahead; [`sequential`] lifts that for a full scan. It is also asked for 2 MiB
-/// pages: a lookup reads an index slot and a record at random places in a file of
-/// hundreds of MiB, and with 4 KiB pages each read is a TLB miss whose page walk
-/// costs as much as the read itself. Linux (6.x, on filesystems with large folios
+/// pages: a lookup reads an index slot (and, if the slot only points, a record) at
+/// a random place in a file of hundreds of MiB, and with 4 KiB pages each read is
+/// a TLB miss whose page walk costs as much as the read itself. Linux (6.x, on filesystems with large folios
 /// such as ext4) then reads the file into 2 MiB folios and maps them whole, but only
 /// for pages not already cached in small ones, hence [`drop_cached_pages`] after
 /// writing.

@@ -2,11 +2,13 @@
 //! version, answering point lookups by key.
 //!
 //! A version's predictions are written once and then only read, so the file is
-//! built for that: [`LookupWriter`] streams records from Arrow batches into the file
-//! as they arrive and lays out a hash index at the end (keeping only 16 bytes per key
-//! aside, spilled to disk past a limit), and [`LookupFile`] maps the file and answers
-//! a lookup with one probe run in the index and one record read — no parsing, no
-//! allocation. The family is cdb, Sparkey and Voldemort's read-only stores.
+//! built for that: [`LookupWriter`] encodes records from Arrow batches as they arrive,
+//! stages them by the hash of their key (spilled to disk past a limit), and lays out
+//! the hash index at the end; [`LookupFile`] maps the file and answers a lookup with
+//! one probe run in the index — no parsing, no allocation. Where records are short,
+//! as most predictions are, each index slot holds its record, so a hit reads one
+//! place of the file; otherwise slots point into a data section. The family is cdb,
+//! Sparkey and Voldemort's read-only stores.
 //!
 //! Values are stored typed and fixed-width where the schema allows (integers,
 //! floats, booleans, float lists; strings and ranked lists length-prefixed), and a [`Record`] writes

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use super::format::{
-    DISP_SATURATED, HEADER_LEN, Header, checksum, decode_schema, home_slot, slot_displacement,
-    slot_offset, slot_tag,
+    DISP_SATURATED, HEADER_LEN, Header, WORD_SLOT, checksum, decode_schema, home_slot,
+    slot_displacement, slot_place, slot_tag,
 };
 use super::record::{Layout, RawKey, split_key, stored_key_len_if};
 use super::{Key, KeyType, LookupError, Record, ValueField, map};
@@ -52,7 +52,10 @@ impl LookupFile {
         Ok(LookupFile {
             path: path.to_owned(),
             data: range(header.data_offset, header.data_len),
-            index: range(header.index_offset, header.table_slots * 8),
+            index: range(
+                header.index_offset,
+                header.table_slots * u64::from(header.slot_width),
+            ),
             layout: Layout::new(fields),
             header,
             map,
@@ -95,11 +98,12 @@ impl LookupFile {
     /// (`None` when absent), in order: the same answers as [`LookupFile::get`] per
     /// key, faster.
     ///
-    /// A lookup is two dependent reads at random places (an index slot, then the
-    /// record it points to), each a cache miss on a large file, so a lone lookup
-    /// waits for memory twice. Here keys go in groups of [`GET_MANY_GROUP`]: every
-    /// key's slot is read first, then every key's record, then the answers are
-    /// built from cached lines, so the misses of a group overlap instead of queueing.
+    /// A lookup reads a random place of a large file, a cache miss, and with word
+    /// slots a second one it depends on (the slot, then the record it points to), so
+    /// a lone lookup waits for memory once or twice. Here keys go in groups of
+    /// [`GET_MANY_GROUP`]: every key's slot is read first, then (with word slots)
+    /// every key's record, then the answers are built from cached lines, so the
+    /// misses of a group overlap instead of queueing.
     pub fn get_many<'f>(
         &'f self,
         keys: &[Key<'_>],
@@ -115,13 +119,15 @@ impl LookupFile {
             for (hash, key) in hashes.iter_mut().zip(chunk) {
                 *hash = key.hash(seed);
                 let home = home_slot(*hash, self.header.home_slots);
-                let slot = usize::try_from(home).ok().and_then(|at| slot_at(index, at));
+                let slot = usize::try_from(home)
+                    .ok()
+                    .and_then(|at| slot_at(index, at, self.stride()));
                 touched ^= slot.unwrap_or(0);
             }
             for (&hash, key) in hashes.iter().zip(chunk) {
-                if key.key_type() == self.header.key_type {
-                    self.probe(hash, |offset| {
-                        touched ^= u64::from(self.data_byte(offset).unwrap_or(0));
+                if !self.inline() && key.key_type() == self.header.key_type {
+                    self.probe(hash, |_, slot| {
+                        touched ^= u64::from(self.data_byte(slot_place(slot)).unwrap_or(0));
                         Some(())
                     });
                 }
@@ -140,11 +146,18 @@ impl LookupFile {
 
     #[inline(always)]
     fn get_hashed(&self, key: Key<'_>, hash: u64) -> Option<Record<'_>> {
-        self.probe(hash, |offset| self.record_if_key(offset, key))
+        self.probe(hash, |at, slot| {
+            let record = if self.inline() {
+                self.slot_record(at, slot)?
+            } else {
+                self.data_from(slot_place(slot))?
+            };
+            self.record_if_key(record, key)
+        })
     }
 
-    /// Calls `candidate` with the record offset of every slot in `hash`'s probe run
-    /// whose tag matches, until it returns an answer.
+    /// Calls `candidate` with the position and word of every slot in `hash`'s probe
+    /// run whose tag matches, until it returns an answer.
     ///
     /// Inlined, and shaped as below: skipping the entries homed before ours with a
     /// `continue`, or folding the tests into one condition, ran hits about a third
@@ -152,12 +165,12 @@ impl LookupFile {
     /// lookup the CPU starts while this one waits for memory, and that proved
     /// sensitive to the code's shape (docs/benchmarks.md).
     #[inline(always)]
-    fn probe<T>(&self, hash: u64, mut candidate: impl FnMut(u64) -> Option<T>) -> Option<T> {
+    fn probe<T>(&self, hash: u64, mut candidate: impl FnMut(usize, u64) -> Option<T>) -> Option<T> {
         let home = home_slot(hash, self.header.home_slots);
         let tag = slot_tag(hash);
         let index = &self.map[self.index.clone()];
         let mut at = usize::try_from(home).ok()?;
-        while let Some(slot) = slot_at(index, at) {
+        while let Some(slot) = slot_at(index, at, self.stride()) {
             if slot == 0 {
                 return None;
             }
@@ -171,12 +184,12 @@ impl LookupFile {
                 }
                 if entry_home == home
                     && slot & 0xffff == tag
-                    && let Some(answer) = candidate(slot_offset(slot))
+                    && let Some(answer) = candidate(at, slot)
                 {
                     return Some(answer);
                 }
             } else if slot & 0xffff == tag
-                && let Some(answer) = candidate(slot_offset(slot))
+                && let Some(answer) = candidate(at, slot)
             {
                 return Some(answer);
             }
@@ -188,23 +201,49 @@ impl LookupFile {
     /// The byte at file offset `offset` of the data section.
     #[inline]
     fn data_byte(&self, offset: u64) -> Option<u8> {
-        let start = usize::try_from(offset.checked_sub(self.header.data_offset)?).ok()?;
-        self.map[self.data.clone()].get(start).copied()
+        self.data_from(offset)?.first().copied()
     }
 
-    /// The record at file offset `offset` if its key is `key`.
+    /// Bytes of an index slot.
     #[inline(always)]
-    fn record_if_key(&self, offset: u64, key: Key<'_>) -> Option<Record<'_>> {
+    fn stride(&self) -> usize {
+        usize::from(self.header.slot_width)
+    }
+
+    /// Whether slots hold their records (are wider than a word).
+    #[inline(always)]
+    fn inline(&self) -> bool {
+        self.header.slot_width != WORD_SLOT
+    }
+
+    /// The data section from file offset `offset` on: where a word slot's record
+    /// starts.
+    #[inline(always)]
+    fn data_from(&self, offset: u64) -> Option<&[u8]> {
         let data = &self.map[self.data.clone()];
         let start = usize::try_from(offset.checked_sub(self.header.data_offset)?).ok()?;
-        let bytes = data.get(start..)?;
+        data.get(start..)
+    }
+
+    /// The record held by slot `at`, whose word is `slot`.
+    #[inline(always)]
+    fn slot_record(&self, at: usize, slot: u64) -> Option<&[u8]> {
+        let index = &self.map[self.index.clone()];
+        let start = at * self.stride() + 8;
+        index.get(start..start + usize::try_from(slot_place(slot)).ok()?)
+    }
+
+    /// The record at the start of `bytes` if its key is `key`.
+    #[inline(always)]
+    fn record_if_key<'f>(&'f self, bytes: &'f [u8], key: Key<'_>) -> Option<Record<'f>> {
         let key_len = stored_key_len_if(bytes, key)?;
         self.layout
             .record(&bytes[key_len..])
             .map(|(record, _)| record)
     }
 
-    /// Every key and record, in the order they were appended.
+    /// Every key and record, in the order they sit in the file: hash order for
+    /// files of this build, the order they were appended for format 1 files.
     ///
     /// A record that does not parse (a file that fails `verify`) ends the iteration
     /// with an error.
@@ -242,16 +281,25 @@ impl LookupFile {
         &self.path
     }
 
+    /// Bytes of an index slot: 8 when records are in a data section the slots point
+    /// into, more when each slot holds its record (the writer's choice; see
+    /// [`LookupWriter`](super::LookupWriter)).
+    pub fn slot_width(&self) -> u64 {
+        u64::from(self.header.slot_width)
+    }
+
     /// Bytes of the file.
     pub fn file_len(&self) -> u64 {
         self.header.file_len
     }
 }
 
-/// Slot `at` of the index section `index`, or `None` past the table.
+/// The word of slot `at` of the index section `index` (slots of `width` bytes), or
+/// `None` past the table.
 #[inline(always)]
-fn slot_at(index: &[u8], at: usize) -> Option<u64> {
-    let bytes = index.get(at * 8..at * 8 + 8)?;
+fn slot_at(index: &[u8], at: usize, width: usize) -> Option<u64> {
+    let start = at * width;
+    let bytes = index.get(start..start + 8)?;
     let mut word = [0u8; 8];
     word.copy_from_slice(bytes);
     Some(u64::from_le_bytes(word))
@@ -268,16 +316,38 @@ impl std::fmt::Debug for LookupFile {
     }
 }
 
-/// The keys and records of a [`LookupFile`], in append order; see [`LookupFile::iter`].
+/// The keys and records of a [`LookupFile`], in file order; see [`LookupFile::iter`].
 pub struct Iter<'a> {
     file: &'a LookupFile,
-    /// Offset in the data section.
+    /// Offset in the data section, or the next slot when slots hold the records.
     pos: usize,
     seen: u64,
     done: bool,
 }
 
 impl<'a> Iter<'a> {
+    /// The bytes from the next record on: `None` past the last one, `Some(None)` for
+    /// a slot whose record runs past it. Moves past the slot when slots hold records;
+    /// the caller moves past a record in the data section once it knows its length.
+    fn next_record(&mut self) -> Option<Option<&'a [u8]>> {
+        let file = self.file;
+        if !file.inline() {
+            let data = &file.map[file.data.clone()];
+            return data
+                .get(self.pos..)
+                .filter(|rest| !rest.is_empty())
+                .map(Some);
+        }
+        let index = &file.map[file.index.clone()];
+        while let Some(slot) = slot_at(index, self.pos, file.stride()) {
+            self.pos += 1;
+            if slot != 0 {
+                return Some(file.slot_record(self.pos - 1, slot));
+            }
+        }
+        None
+    }
+
     fn fail(&mut self, reason: String) -> Option<Result<(Key<'a>, Record<'a>), LookupError>> {
         self.done = true;
         Some(Err(LookupError::corrupt(&self.file.path, reason)))
@@ -292,19 +362,20 @@ impl<'a> Iterator for Iter<'a> {
             return None;
         }
         let file = self.file;
-        let data = &file.map[file.data.clone()];
-        if self.pos >= data.len() {
+        let Some(bytes) = self.next_record() else {
             self.done = true;
             if self.seen != file.header.rows {
                 let reason = format!(
-                    "the data section holds `{}` records, the header says `{}`",
+                    "the file holds `{}` records, the header says `{}`",
                     self.seen, file.header.rows
                 );
                 return self.fail(reason);
             }
             return None;
-        }
-        let bytes = &data[self.pos..];
+        };
+        let Some(bytes) = bytes else {
+            return self.fail(format!("record `{}` runs past its slot", self.seen));
+        };
         let Some((stored, key_len)) = split_key(file.header.key_type, bytes) else {
             return self.fail(format!("record `{}` has a cut-short key", self.seen));
         };
@@ -323,7 +394,9 @@ impl<'a> Iterator for Iter<'a> {
         let Some((record, record_len)) = file.layout.record(&bytes[key_len..]) else {
             return self.fail(format!("record `{}` (key `{key}`) is cut short", self.seen));
         };
-        self.pos += key_len + record_len;
+        if !file.inline() {
+            self.pos += key_len + record_len;
+        }
         self.seen += 1;
         Some(Ok((key, record)))
     }
@@ -377,18 +450,34 @@ mod tests {
         let (absent, crowded) = crowded.split_last().unwrap();
         let mut keys: Vec<String> = crowded.iter().chain(&twins).cloned().collect();
         keys.extend((keys.len()..ROWS).map(|i| format!("filler{i}")));
-
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("crowded.lookup");
-        let fields = vec![ValueField::new("index", FieldType::Float32)];
-        let mut writer = LookupWriter::create(&path, KeyType::Str, fields).unwrap();
-        let index: Float32Array = (0..keys.len()).map(|i| i as f32).collect();
-        writer
-            .append_batch(&StringArray::from_iter_values(&keys), &[Arc::new(index)])
-            .unwrap();
-        writer.finish().unwrap();
-        let file = LookupFile::open(&path).unwrap();
+        // Records in the slots, then (with one key too long for a slot) in a data
+        // section the slots point into.
+        for long in [false, true] {
+            if long {
+                *keys.last_mut().unwrap() = "filler-".repeat(20);
+            }
+            let path = dir.path().join(format!("crowded-{long}.lookup"));
+            let fields = vec![ValueField::new("index", FieldType::Float32)];
+            let mut writer = LookupWriter::create(&path, KeyType::Str, fields).unwrap();
+            let index: Float32Array = (0..keys.len()).map(|i| i as f32).collect();
+            writer
+                .append_batch(&StringArray::from_iter_values(&keys), &[Arc::new(index)])
+                .unwrap();
+            writer.finish().unwrap();
+            let file = LookupFile::open(&path).unwrap();
+            assert_eq!(file.inline(), !long);
+            check_crowded(&file, &keys, crowded, &twins, absent);
+        }
+    }
 
+    fn check_crowded(
+        file: &LookupFile,
+        keys: &[String],
+        crowded: &[String],
+        twins: &[String],
+        absent: &str,
+    ) {
         fn answer(record: Option<Record<'_>>) -> Option<Value<'_>> {
             record.map(|record| record.value(0))
         }
@@ -402,9 +491,9 @@ mod tests {
         assert!(file.get(Key::Str(absent)).is_none());
         let asked: Vec<Key<'_>> = crowded
             .iter()
-            .chain(&twins)
-            .chain([absent])
+            .chain(twins)
             .map(|key| Key::Str(key))
+            .chain([Key::Str(absent)])
             .collect();
         let mut answers = Vec::new();
         file.get_many(&asked, |_, record| answers.push(answer(record)));

@@ -1,13 +1,14 @@
-//! The `(hash, offset)` entries collected while records are written, kept small in
-//! memory by spilling to a side file.
+//! The records a writer collects until every key is known, kept small in memory by
+//! spilling to a side file.
 //!
-//! The index can only be laid out once every key is known, in hash order. Up to a
-//! memory limit the entries stay in one vector and are sorted at `finish`. Past the
-//! limit they are split by the top 8 bits of the hash into 256 partitions, each
-//! buffered in a small block that is appended to a spill file when full. Since the
-//! home slot is monotonic in the hash, partition `p` covers a contiguous run of home
-//! slots, so `finish` loads, sorts and lays out one partition at a time: memory stays
-//! at about 16 bytes × rows / 256 plus the block buffers, whatever the row count.
+//! Where a record goes in the file depends on every key (slots are laid out in hash
+//! order), so records are staged. Up to a memory limit they stay in one arena and
+//! are sorted at `finish`. Past the limit they are split by the top 8 bits of their
+//! key's hash into 256 partitions, each buffered in a small block that is appended to
+//! a spill file when full. Since the home slot is monotonic in the hash, partition
+//! `p` covers a contiguous run of home slots, so `finish` loads, sorts and lays out
+//! one partition at a time: memory stays at about 1/256 of the staged bytes plus the
+//! block buffers, whatever the row count.
 
 use std::path::{Path, PathBuf};
 
@@ -15,25 +16,38 @@ use fs_err::os::unix::fs::FileExt;
 
 use super::LookupError;
 
-/// Where a record is, and the hash of its key.
+/// A staged record and the hash of its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Entry {
+pub(crate) struct Staged<'a> {
     pub hash: u64,
-    pub offset: u64,
+    /// The record as it goes into the file: key, null bitmap, values.
+    pub record: &'a [u8],
 }
 
-/// Bytes of an entry in the spill file.
-const ENTRY_BYTES: usize = 16;
+/// A staged record in memory: its hash and where its bytes are in the arena.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    hash: u64,
+    start: usize,
+    len: usize,
+}
+
+/// Bytes an item takes besides its record, for the memory limit.
+const ITEM_BYTES: usize = std::mem::size_of::<Item>();
+/// Bytes before a record in the spill file: hash u64, length u32.
+const SPILLED_PREFIX: usize = 12;
 /// Partitions by the top bits of the hash.
 const PARTITIONS: usize = 256;
-/// Entries per spill block: 64 KiB blocks, 16 MiB of buffers for all partitions.
-const BLOCK_ENTRIES: usize = 4096;
-/// Bytes of entries kept in memory before spilling, unless set otherwise.
+/// A partition's block is written out once it holds this many bytes: 64 KiB blocks,
+/// 16 MiB of buffers for all partitions.
+const BLOCK_BYTES: usize = 64 << 10;
+/// Bytes of records kept in memory before spilling, unless set otherwise.
 pub(crate) const DEFAULT_MEMORY_LIMIT: usize = 32 << 20;
 
-/// Entries collected so far.
-pub(crate) struct Entries {
-    memory: Vec<Entry>,
+/// Records staged so far.
+pub(crate) struct Stage {
+    arena: Vec<u8>,
+    items: Vec<Item>,
     limit: usize,
     spill: Option<Spill>,
     spill_path: PathBuf,
@@ -42,47 +56,52 @@ pub(crate) struct Entries {
 struct Spill {
     file: fs_err::File,
     len: u64,
-    buffers: Vec<Vec<Entry>>,
-    /// Start offset of every full block in the spill file, per partition.
-    blocks: Vec<Vec<u64>>,
-    /// Block encoding scratch.
-    bytes: Vec<u8>,
+    /// Each partition's block being filled, in the spill encoding.
+    buffers: Vec<Vec<u8>>,
+    /// Offset and length of every written block, per partition.
+    blocks: Vec<Vec<(u64, usize)>>,
 }
 
-impl Entries {
-    /// No entries yet; a spill file, if needed, goes at `spill_path`.
-    pub(crate) fn new(spill_path: PathBuf) -> Entries {
-        Entries {
-            memory: Vec::new(),
-            limit: DEFAULT_MEMORY_LIMIT / ENTRY_BYTES,
+impl Stage {
+    /// No records yet; a spill file, if needed, goes at `spill_path`.
+    pub(crate) fn new(spill_path: PathBuf) -> Stage {
+        Stage {
+            arena: Vec::new(),
+            items: Vec::new(),
+            limit: DEFAULT_MEMORY_LIMIT,
             spill: None,
             spill_path,
         }
     }
 
-    /// Keeps at most `bytes` of entries in memory before spilling.
+    /// Keeps at most about `bytes` of records in memory before spilling.
     pub(crate) fn set_memory_limit(&mut self, bytes: usize) {
-        self.limit = (bytes / ENTRY_BYTES).max(1);
+        self.limit = bytes.max(1);
     }
 
-    /// Whether entries went to the spill file.
+    /// Whether records went to the spill file.
     #[cfg(test)]
     pub(crate) fn spilled(&self) -> bool {
         self.spill.is_some()
     }
 
-    /// Adds an entry.
+    /// Adds a record whose key hashes to `hash`.
     #[inline]
-    pub(crate) fn push(&mut self, entry: Entry) -> Result<(), LookupError> {
+    pub(crate) fn push(&mut self, hash: u64, record: &[u8]) -> Result<(), LookupError> {
         match &mut self.spill {
             None => {
-                self.memory.push(entry);
-                if self.memory.len() >= self.limit {
+                self.items.push(Item {
+                    hash,
+                    start: self.arena.len(),
+                    len: record.len(),
+                });
+                self.arena.extend_from_slice(record);
+                if self.arena.len() + self.items.len() * ITEM_BYTES >= self.limit {
                     self.start_spilling()?;
                 }
                 Ok(())
             }
-            Some(spill) => spill.push(entry, &self.spill_path),
+            Some(spill) => spill.push(hash, record, &self.spill_path),
         }
     }
 
@@ -99,38 +118,51 @@ impl Entries {
             len: 0,
             buffers: (0..PARTITIONS).map(|_| Vec::new()).collect(),
             blocks: vec![Vec::new(); PARTITIONS],
-            bytes: Vec::with_capacity(BLOCK_ENTRIES * ENTRY_BYTES),
         };
-        for entry in std::mem::take(&mut self.memory) {
-            spill.push(entry, &self.spill_path)?;
+        let arena = std::mem::take(&mut self.arena);
+        for item in std::mem::take(&mut self.items) {
+            let record = &arena[item.start..item.start + item.len];
+            spill.push(item.hash, record, &self.spill_path)?;
         }
         self.spill = Some(spill);
         Ok(())
     }
 
-    /// Calls `lay_out` with all entries sorted by `(hash, offset)`, in one or more
-    /// consecutive runs, then removes the spill file.
+    /// Calls `lay_out` with every record, sorted by hash (then by bytes), in one or
+    /// more consecutive runs, then removes the spill file.
     pub(crate) fn sorted_runs(
         mut self,
-        mut lay_out: impl FnMut(&[Entry]) -> Result<(), LookupError>,
+        mut lay_out: impl FnMut(&[Staged<'_>]) -> Result<(), LookupError>,
     ) -> Result<(), LookupError> {
         let Some(spill) = &self.spill else {
-            let mut memory = std::mem::take(&mut self.memory);
-            memory.sort_unstable();
-            return lay_out(&memory);
+            let arena = std::mem::take(&mut self.arena);
+            let mut run: Vec<Staged<'_>> = self
+                .items
+                .iter()
+                .map(|item| Staged {
+                    hash: item.hash,
+                    record: &arena[item.start..item.start + item.len],
+                })
+                .collect();
+            self.items = Vec::new();
+            run.sort_unstable();
+            return lay_out(&run);
         };
-        let mut run = Vec::new();
-        let mut block = vec![0u8; BLOCK_ENTRIES * ENTRY_BYTES];
+        let mut bytes = Vec::new();
         for (blocks, buffer) in spill.blocks.iter().zip(&spill.buffers) {
-            run.clear();
-            for &start in blocks {
+            bytes.clear();
+            for &(start, len) in blocks {
+                let at = bytes.len();
+                bytes.resize(at + len, 0);
                 spill
                     .file
-                    .read_exact_at(&mut block, start)
+                    .read_exact_at(&mut bytes[at..], start)
                     .map_err(|e| LookupError::io(&self.spill_path, e))?;
-                run.extend(block.chunks_exact(ENTRY_BYTES).map(decode_entry));
             }
-            run.extend_from_slice(buffer);
+            bytes.extend_from_slice(buffer);
+            let mut run = decode_block(&bytes).ok_or_else(|| {
+                LookupError::corrupt(&self.spill_path, "a spilled block is cut short")
+            })?;
             run.sort_unstable();
             // On an error the spill file is removed by `drop`.
             lay_out(&run)?;
@@ -140,7 +172,7 @@ impl Entries {
     }
 }
 
-impl Drop for Entries {
+impl Drop for Stage {
     fn drop(&mut self) {
         if self.spill.take().is_some() {
             // An abandoned build: the spill file is garbage. Best effort, since the
@@ -159,72 +191,79 @@ fn remove_spill(path: &Path) -> Result<(), LookupError> {
 
 impl Spill {
     #[inline]
-    fn push(&mut self, entry: Entry, path: &Path) -> Result<(), LookupError> {
-        let partition = (entry.hash >> 56) as usize;
+    fn push(&mut self, hash: u64, record: &[u8], path: &Path) -> Result<(), LookupError> {
+        let partition = (hash >> 56) as usize;
         let buffer = &mut self.buffers[partition];
         if buffer.capacity() == 0 {
-            buffer.reserve_exact(BLOCK_ENTRIES);
+            buffer.reserve_exact(BLOCK_BYTES + 256);
         }
-        buffer.push(entry);
-        if buffer.len() == BLOCK_ENTRIES {
-            self.bytes.clear();
-            for entry in buffer.drain(..) {
-                self.bytes.extend_from_slice(&entry.hash.to_le_bytes());
-                self.bytes.extend_from_slice(&entry.offset.to_le_bytes());
-            }
+        buffer.extend_from_slice(&hash.to_le_bytes());
+        // A record is far below 4 GiB: the writer refuses files past 1 TiB and a
+        // record's fields come from one Arrow row.
+        buffer.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        buffer.extend_from_slice(record);
+        if buffer.len() >= BLOCK_BYTES {
             self.file
-                .write_all_at(&self.bytes, self.len)
+                .write_all_at(buffer, self.len)
                 .map_err(|e| LookupError::io(path, e))?;
-            self.blocks[partition].push(self.len);
-            self.len += self.bytes.len() as u64;
+            self.blocks[partition].push((self.len, buffer.len()));
+            self.len += buffer.len() as u64;
+            buffer.clear();
         }
         Ok(())
     }
 }
 
-fn decode_entry(bytes: &[u8]) -> Entry {
-    let mut hash = [0u8; 8];
-    let mut offset = [0u8; 8];
-    hash.copy_from_slice(&bytes[..8]);
-    offset.copy_from_slice(&bytes[8..16]);
-    Entry {
-        hash: u64::from_le_bytes(hash),
-        offset: u64::from_le_bytes(offset),
+/// The records of a partition's blocks, in the spill encoding, or `None` if one is
+/// cut short.
+fn decode_block(mut bytes: &[u8]) -> Option<Vec<Staged<'_>>> {
+    let mut run = Vec::new();
+    while !bytes.is_empty() {
+        let prefix = bytes.get(..SPILLED_PREFIX)?;
+        let mut hash = [0u8; 8];
+        let mut len = [0u8; 4];
+        hash.copy_from_slice(&prefix[..8]);
+        len.copy_from_slice(&prefix[8..]);
+        let end = SPILLED_PREFIX + u32::from_le_bytes(len) as usize;
+        run.push(Staged {
+            hash: u64::from_le_bytes(hash),
+            record: bytes.get(SPILLED_PREFIX..end)?,
+        });
+        bytes = &bytes[end..];
     }
+    Some(run)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Spilled or not, the runs come out as one sorted sequence of every entry.
+    /// Spilled or not, the runs come out as one sorted sequence of every record.
     #[test]
     fn spilled_runs_are_sorted_and_complete() {
         let dir = tempfile::tempdir().unwrap();
-        for limit in [usize::MAX, 16 * 100] {
+        for limit in [usize::MAX, 1000] {
             let spill_path = dir.path().join("x.spill");
-            let mut entries = Entries::new(spill_path.clone());
-            entries.set_memory_limit(limit);
+            let mut stage = Stage::new(spill_path.clone());
+            stage.set_memory_limit(limit);
             let mut expected = Vec::new();
             let mut state = 0x1234_5678_u64;
-            for offset in 0..20_000u64 {
+            for i in 0..20_000u64 {
                 // xorshift: spread hashes over every partition
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                let entry = Entry {
-                    hash: state,
-                    offset,
-                };
-                expected.push(entry);
-                entries.push(entry).unwrap();
+                // records of different lengths, some empty
+                let record = i.to_le_bytes()[..(i % 9) as usize].to_vec();
+                stage.push(state, &record).unwrap();
+                expected.push((state, record));
             }
-            assert_eq!(entries.spilled(), limit != usize::MAX);
+            assert_eq!(stage.spilled(), limit != usize::MAX);
             expected.sort_unstable();
             let mut seen = Vec::new();
-            entries
+            stage
                 .sorted_runs(|run| {
-                    seen.extend_from_slice(run);
+                    seen.extend(run.iter().map(|s| (s.hash, s.record.to_vec())));
                     Ok(())
                 })
                 .unwrap();

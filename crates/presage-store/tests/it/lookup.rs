@@ -1,5 +1,6 @@
 //! The lookup file: round trips, misses, nulls, bad input and damaged files.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -331,23 +332,59 @@ fn write_f32(path: &Path, keys: &[String]) -> LookupFile {
     LookupFile::open(path).unwrap()
 }
 
+/// A key long enough that no slot can hold its record: a file with it gets 8-byte
+/// slots pointing into a data section.
+fn long_key() -> String {
+    "long-".repeat(30)
+}
+
 #[test]
-fn iteration_yields_every_record_in_append_order() {
+fn slots_hold_short_records_and_point_to_long_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.lookup");
     let keys: Vec<String> = (0..1000).map(|i| format!("k{i}")).collect();
-    let file = write_f32(&path, &keys);
-    let seen: Vec<(String, Value<'_>)> = file
-        .iter()
-        .map(|item| {
-            let (key, record) = item.unwrap();
-            (key.to_string(), record.value(0))
-        })
-        .collect();
-    assert_eq!(seen.len(), 1000);
-    for (i, (key, value)) in seen.iter().enumerate() {
-        assert_eq!(key, &keys[i]);
-        assert_eq!(*value, Value::Float32(i as f32 / 1000.0));
+    let short = write_f32(&dir.path().join("short.lookup"), &keys);
+    // key (1 + 4 bytes at most) · bitmap 1 · f32 4, after an 8-byte word
+    assert_eq!(short.slot_width(), 24);
+    let mut with_long = keys.clone();
+    with_long.push(long_key());
+    let long = write_f32(&dir.path().join("long.lookup"), &with_long);
+    assert_eq!(long.slot_width(), 8);
+    for file in [&short, &long] {
+        file.verify().unwrap();
+        let record = file.get(Key::Str("k999")).unwrap();
+        assert_eq!(record.value(0), Value::Float32(0.999));
+        assert!(file.get(Key::Str("k1000")).is_none());
+    }
+    let record = long.get(Key::Str(&long_key())).unwrap();
+    assert_eq!(record.value(0), Value::Float32(1.0));
+}
+
+#[test]
+fn iteration_yields_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = (0..1000).map(|i| format!("k{i}")).collect();
+    let mut with_long = keys.clone();
+    with_long.push(long_key());
+    for (name, keys) in [("short.lookup", &keys), ("long.lookup", &with_long)] {
+        let file = write_f32(&dir.path().join(name), keys);
+        let mut seen: Vec<(String, Value<'_>)> = file
+            .iter()
+            .map(|item| {
+                let (key, record) = item.unwrap();
+                (key.to_string(), record.value(0))
+            })
+            .collect();
+        assert_eq!(seen.len(), keys.len(), "{name}");
+        let position: HashMap<&str, usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (key.as_str(), i))
+            .collect();
+        seen.sort_by_key(|(key, _)| position[key.as_str()]);
+        for (i, (key, value)) in seen.iter().enumerate() {
+            assert_eq!(key, &keys[i], "{name}");
+            assert_eq!(*value, Value::Float32(i as f32 / 1000.0), "{name}");
+        }
     }
 }
 
@@ -405,11 +442,15 @@ fn a_null_key_is_refused_naming_its_row() {
 #[test]
 fn a_duplicate_key_is_refused_at_finish_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    for memory_limit in [usize::MAX, 1024] {
+    // Records in slots, and (with one long key) in a data section.
+    for (memory_limit, long) in [(usize::MAX, false), (1024, false), (1024, true)] {
         let path = dir.path().join("p.lookup");
         let mut writer = LookupWriter::create(&path, KeyType::Str, Vec::new()).unwrap();
         writer.set_memory_limit(memory_limit);
-        let keys: Vec<String> = (0..5000).map(|i| format!("key-{i}")).collect();
+        let mut keys: Vec<String> = (0..5000).map(|i| format!("key-{i}")).collect();
+        if long {
+            keys.push(long_key());
+        }
         writer
             .append_batch(&StringArray::from_iter_values(&keys), &[])
             .unwrap();
@@ -428,6 +469,7 @@ fn a_duplicate_key_is_refused_at_finish_naming_the_key() {
             Err(LookupError::Corrupt { .. })
         ));
         assert!(!dir.path().join("p.lookup.spill").exists());
+        assert!(!dir.path().join("p.lookup.index").exists());
     }
 
     let path = dir.path().join("int.lookup");
@@ -632,14 +674,39 @@ fn a_flipped_byte_is_refused_at_open_or_verify() {
 fn another_format_version_is_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let (path, mut bytes) = sample_file(dir.path());
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     fs_err::write(&path, &bytes).unwrap();
     let err = LookupFile::open(&path).unwrap_err();
     assert!(
-        matches!(err, LookupError::UnsupportedVersion { found: 2, .. }),
+        matches!(err, LookupError::UnsupportedVersion { found: 3, .. }),
         "{err:?}"
     );
     assert!(mentions_path(&err, &path), "{err}");
+}
+
+/// A file of format 1 (8-byte slots, zero where the slot width now is) still opens
+/// and answers: made here from a file of 8-byte slots by rewriting its header.
+#[test]
+fn format_1_files_are_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.lookup");
+    let mut keys: Vec<String> = (0..2000).map(|i| format!("user-{i}")).collect();
+    keys.push(long_key());
+    assert_eq!(write_f32(&path, &keys).slot_width(), 8);
+    let mut bytes = fs_err::read(&path).unwrap();
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    bytes[28..32].copy_from_slice(&0u32.to_le_bytes());
+    let checksum = twox_hash::XxHash3_64::oneshot(&bytes[..120]);
+    bytes[120..128].copy_from_slice(&checksum.to_le_bytes());
+    fs_err::write(&path, &bytes).unwrap();
+    let file = LookupFile::open(&path).unwrap();
+    file.verify().unwrap();
+    assert_eq!(file.slot_width(), 8);
+    for (i, key) in keys.iter().enumerate().take(2000) {
+        let record = file.get(Key::Str(key)).unwrap();
+        assert_eq!(record.value(0), Value::Float32(i as f32 / 1000.0));
+    }
+    assert_eq!(file.iter().count(), keys.len());
 }
 
 #[test]
@@ -662,30 +729,55 @@ fn an_abandoned_build_leaves_a_file_that_is_refused() {
 fn spilling_builds_the_same_file_as_building_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     let keys: Vec<i64> = (0..60_000).map(|i| i * 7919 - 1_000_000).collect();
-    let mut files = Vec::new();
-    for (name, limit) in [("memory.lookup", usize::MAX), ("spilled.lookup", 4096)] {
-        let path = dir.path().join(name);
-        let fields = vec![ValueField::new("label", FieldType::Int64)];
-        let mut writer = LookupWriter::create(&path, KeyType::Int, fields).unwrap();
-        writer.set_memory_limit(limit);
-        for chunk in keys.chunks(8192) {
-            let labels: ArrayRef =
-                Arc::new(Int64Array::from_iter_values(chunk.iter().map(|k| k % 3)));
-            writer
-                .append_batch(&Int64Array::from(chunk.to_vec()), &[labels])
-                .unwrap();
+    // A short note per key, and one long one, so that slots point to records.
+    let note = |key: i64| {
+        if key == keys[0] {
+            "x".repeat(200)
+        } else {
+            String::new()
         }
-        writer.finish().unwrap();
-        let file = LookupFile::open(&path).unwrap();
-        file.verify().unwrap();
-        for &key in &keys {
-            let record = file.get(Key::Int(key)).unwrap();
-            assert_eq!(record.value(0), Value::Int64(key % 3));
-            assert!(file.get(Key::Int(key + 1)).is_none());
+    };
+    for with_notes in [false, true] {
+        let mut files = Vec::new();
+        for (name, limit) in [("memory.lookup", usize::MAX), ("spilled.lookup", 4096)] {
+            let path = dir.path().join(name);
+            let mut fields = vec![ValueField::new("label", FieldType::Int64)];
+            if with_notes {
+                fields.push(ValueField::new("note", FieldType::Utf8));
+            }
+            let mut writer = LookupWriter::create(&path, KeyType::Int, fields).unwrap();
+            writer.set_memory_limit(limit);
+            for chunk in keys.chunks(8192) {
+                let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from_iter_values(
+                    chunk.iter().map(|k| k % 3),
+                ))];
+                if with_notes {
+                    columns.push(Arc::new(StringArray::from_iter_values(
+                        chunk.iter().map(|&k| note(k)),
+                    )));
+                }
+                writer
+                    .append_batch(&Int64Array::from(chunk.to_vec()), &columns)
+                    .unwrap();
+            }
+            writer.finish().unwrap();
+            let file = LookupFile::open(&path).unwrap();
+            file.verify().unwrap();
+            assert_eq!(file.slot_width(), if with_notes { 8 } else { 32 });
+            for &key in &keys {
+                let record = file.get(Key::Int(key)).unwrap();
+                assert_eq!(record.value(0), Value::Int64(key % 3));
+                if with_notes {
+                    assert_eq!(record.value(1), Value::Utf8(&note(key)));
+                }
+                assert!(file.get(Key::Int(key + 1)).is_none());
+            }
+            files.push(fs_err::read(&path).unwrap());
         }
-        files.push(fs_err::read(&path).unwrap());
+        assert!(files[0] == files[1], "spilling changed the file");
+        assert!(!dir.path().join("spilled.lookup.spill").exists());
+        assert!(!dir.path().join("spilled.lookup.index").exists());
     }
-    assert!(files[0] == files[1], "spilling changed the file");
 }
 
 #[test]
