@@ -136,6 +136,7 @@ fn main() {
     let timer = timer_overhead();
     let mut lookups = Vec::new();
     let huge_pages;
+    let slot_width;
     {
         let file = LookupFile::open(&presage_path).unwrap();
         file.verify().unwrap();
@@ -180,6 +181,8 @@ fn main() {
         // `lookup::map`), and the kernel does not always give it 2 MiB ones: say
         // which it was.
         huge_pages = proc_kib("/proc/self/smaps_rollup", "FilePmdMapped") >> 10;
+        // 8: slots point into a data section; wider: each slot holds its record.
+        slot_width = file.slot_width();
     }
     {
         let env = open_lmdb(&lmdb_path);
@@ -220,7 +223,7 @@ fn main() {
         );
     }
     println!(
-        "(latencies include one `Instant::now()` pair, {} here; the presage file was mapped with 2 MiB pages for {huge_pages} of its {} MiB)",
+        "(latencies include one `Instant::now()` pair, {} here; the presage file has {slot_width}-byte index slots and was mapped with 2 MiB pages for {huge_pages} of its {} MiB)",
         fmt_duration(timer),
         builds[0].1.bytes >> 20
     );
