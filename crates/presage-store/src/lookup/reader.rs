@@ -161,9 +161,12 @@ impl LookupFile {
     ///
     /// Inlined, and shaped as below: skipping the entries homed before ours with a
     /// `continue`, or folding the tests into one condition, ran hits about a third
-    /// slower on 10 M keys. A lone lookup's speed depends on how much of the next
-    /// lookup the CPU starts while this one waits for memory, and that proved
-    /// sensitive to the code's shape (docs/benchmarks.md).
+    /// slower on 10 M keys. `candidate` is called from one place: with two call
+    /// sites the compiler kept it out of line, and a hit ran 43 more instructions
+    /// (284 against 241, callgrind, with the benchmark's rows). A lone
+    /// lookup's speed depends on how much of the next lookup the CPU starts while
+    /// this one waits for memory, and that proved sensitive to the code's shape
+    /// (docs/benchmarks.md).
     #[inline(always)]
     fn probe<T>(&self, hash: u64, mut candidate: impl FnMut(usize, u64) -> Option<T>) -> Option<T> {
         let home = home_slot(hash, self.header.home_slots);
@@ -177,18 +180,17 @@ impl LookupFile {
             // Slots are sorted by home: an entry homed past ours means the key is
             // absent. A saturated displacement only says "homed well before".
             let displacement = slot_displacement(slot);
-            if displacement < DISP_SATURATED {
+            let homed_here = if displacement < DISP_SATURATED {
                 let entry_home = (at as u64).wrapping_sub(displacement);
                 if entry_home > home {
                     return None;
                 }
-                if entry_home == home
-                    && slot & 0xffff == tag
-                    && let Some(answer) = candidate(at, slot)
-                {
-                    return Some(answer);
-                }
-            } else if slot & 0xffff == tag
+                entry_home == home
+            } else {
+                true
+            };
+            if homed_here
+                && slot & 0xffff == tag
                 && let Some(answer) = candidate(at, slot)
             {
                 return Some(answer);

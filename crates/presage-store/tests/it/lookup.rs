@@ -359,6 +359,29 @@ fn slots_hold_short_records_and_point_to_long_ones() {
     assert_eq!(record.value(0), Value::Float32(1.0));
 }
 
+/// A stored string key starts with its length as a varint: one byte under 128
+/// bytes, two from 128 on. Lookups read the two kinds by different paths.
+#[test]
+fn keys_either_side_of_a_two_byte_length_prefix_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let lengths = [1, 8, 16, 17, 126, 127, 128, 129, 300];
+    let keys: Vec<String> = lengths.iter().map(|&n| "k".repeat(n)).collect();
+    let file = write_f32(&dir.path().join("p.lookup"), &keys);
+    for (i, key) in keys.iter().enumerate() {
+        let record = file.get(Key::Str(key));
+        let value = record.map(|record| record.value(0));
+        assert_eq!(
+            value,
+            Some(Value::Float32(i as f32 / 1000.0)),
+            "{}-byte key",
+            key.len()
+        );
+    }
+    for n in [0, 2, 125, 130, 256, 299, 301] {
+        assert!(file.get(Key::Str(&"k".repeat(n))).is_none(), "{n}-byte key");
+    }
+}
+
 #[test]
 fn iteration_yields_every_record_once() {
     let dir = tempfile::tempdir().unwrap();
