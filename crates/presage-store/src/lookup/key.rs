@@ -102,9 +102,10 @@ impl<'a> Key<'a> {
 ///
 /// Keys of 4 to 16 bytes (integers, most IDs) are hashed here, inline, by the
 /// spec's short-input paths; the rest go to `twox_hash`. Both give the same
-/// hash (tested); inlining matters because a lookup is two cache misses, and
-/// the fewer instructions there are between one lookup's second miss and the next
-/// lookup's first, the more of them the CPU overlaps (docs/benchmarks.md).
+/// hash (tested); inlining matters because a lookup waits on a cache miss (two
+/// when slots point into a data section), and the fewer instructions there are
+/// between one lookup's last miss and the next lookup's first, the more of them
+/// the CPU overlaps (docs/benchmarks.md).
 #[inline(always)]
 pub(crate) fn key_hash(seed: u64, bytes: &[u8]) -> u64 {
     match bytes.len() {
