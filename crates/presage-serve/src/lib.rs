@@ -11,6 +11,7 @@
 
 mod answer;
 mod api;
+pub mod busy_poll;
 mod error;
 mod lookup_log;
 mod metrics;
@@ -22,7 +23,7 @@ pub use answer::{OnStale, StaleRefusal, Status, refuse_stale, write_answer};
 pub use api::router;
 pub use error::ApiError;
 pub use lookup_log::{LookupLog, ROLL_EVERY, ROLL_ROWS, lookup_log_schema};
-pub use resp::serve_resp;
+pub use resp::{RespOptions, spawn_resp};
 pub use state::{AppState, ServeJob};
 pub use watcher::{reload_all, spawn_watcher};
 

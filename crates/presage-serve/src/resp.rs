@@ -6,16 +6,20 @@
 //! libraries connect as to any server. Everything else that writes is refused with a
 //! read-only error. Pipelined commands are parsed from one read and answered with one
 //! write.
+//!
+//! The endpoint runs its own event loops, one thread each (see [`spawn_resp`]), beside
+//! the HTTP API's multi-threaded runtime.
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::answer::{Status, refuse_stale, write_answer};
+use crate::busy_poll::BusyPoll;
 use crate::state::AppState;
 
 /// Largest command accepted (bytes), so a client cannot make the server buffer forever.
@@ -72,14 +76,80 @@ const WRITE_COMMANDS: &[&str] = &[
     "PUBLISH",
 ];
 
-/// Accepts connections on `listener` and serves each on its own task.
-pub async fn serve_resp(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
+/// How the Redis-protocol endpoint runs.
+#[derive(Debug, Clone, Copy)]
+pub struct RespOptions {
+    /// Event-loop threads. Each accepts from the one listening socket, so connections
+    /// spread over them.
+    pub threads: usize,
+    /// Keep each loop polling its sockets this long after its last read instead of
+    /// sleeping at once (see [`crate::busy_poll`]); `None` sleeps at once.
+    pub busy_poll: Option<Duration>,
+}
+
+/// Starts the Redis-protocol endpoint on `listener`: `options.threads` threads, each an
+/// event loop of its own (a single-threaded Tokio runtime) that accepts connections
+/// and answers them. Returns once the threads run; they serve until the process ends.
+///
+/// Loops of their own rather than tasks on the HTTP API's multi-threaded runtime,
+/// because busy polling needs a thread that owns its I/O driver: on a shared runtime
+/// the driver goes to whichever worker parks, and a worker spinning beside it would
+/// not see the sockets.
+pub fn spawn_resp(
+    listener: std::net::TcpListener,
+    state: Arc<AppState>,
+    options: RespOptions,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    for i in 0..options.threads.max(1) {
+        let listener = listener.try_clone()?;
+        let state = state.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name(format!("presage-resp-{i}"))
+            .spawn(move || {
+                let served = runtime.block_on(async move {
+                    let listener = TcpListener::from_std(listener)?;
+                    let busy_poll = options.busy_poll.map(|window| {
+                        let poller = BusyPoll::new(window);
+                        tokio::spawn(poller.clone().run());
+                        poller
+                    });
+                    accept_loop(listener, state, busy_poll).await;
+                    Ok::<(), std::io::Error>(())
+                });
+                if let Err(e) = served {
+                    eprintln!("the Redis protocol endpoint stopped: {e}");
+                }
+            })?;
+    }
+    Ok(())
+}
+
+/// Accepts connections on `listener` and serves each on its own task, forever.
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    busy_poll: Option<Arc<BusyPoll>>,
+) {
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, say: connections already open go on, and
+                // accepting resumes once some close.
+                eprintln!("Redis protocol: accepting a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
+        let busy_poll = busy_poll.clone();
         tokio::spawn(async move {
-            let _ = Connection::new(stream, state).run().await;
+            let _ = Connection::new(stream, state, busy_poll).run().await;
         });
     }
 }
@@ -95,6 +165,7 @@ struct Connection {
     /// Scratch for one answer document.
     doc: Vec<u8>,
     resp3: bool,
+    busy_poll: Option<Arc<BusyPoll>>,
 }
 
 /// What parsing the input buffer found.
@@ -109,7 +180,11 @@ enum Parsed {
 }
 
 impl Connection {
-    fn new(stream: TcpStream, state: Arc<AppState>) -> Connection {
+    fn new(
+        stream: TcpStream,
+        state: Arc<AppState>,
+        busy_poll: Option<Arc<BusyPoll>>,
+    ) -> Connection {
         Connection {
             stream,
             state,
@@ -118,6 +193,7 @@ impl Connection {
             output: Vec::with_capacity(16 * 1024),
             doc: Vec::with_capacity(256),
             resp3: false,
+            busy_poll,
         }
     }
 
@@ -127,6 +203,9 @@ impl Connection {
             let n = self.stream.read(&mut chunk).await?;
             if n == 0 {
                 return Ok(());
+            }
+            if let Some(busy_poll) = &self.busy_poll {
+                busy_poll.touch();
             }
             self.input.extend_from_slice(&chunk[..n]);
             // Out of `self` while commands borrow their arguments from them.

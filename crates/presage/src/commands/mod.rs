@@ -40,13 +40,15 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::Serve {
             addr,
             resp_addr,
+            busy_poll,
             refresh,
             lookup_log,
             config,
         } => {
             let config = Config::load(&config.config)?;
             let log = lookup_log.or_else(|| config.lookup_log.clone());
-            serve::serve(&config, addr, resp_addr, refresh, log.as_deref())
+            let resp = resp_addr.map(|addr| serve::RespEndpoint { addr, busy_poll });
+            serve::serve(&config, addr, resp, refresh, log.as_deref())
         }
         Command::Lookup { job, keys, config } => {
             lookup::lookup(&Config::load(&config.config)?, &job, &keys)

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use presage_job::{JobSpec, RunOptions};
-use presage_serve::{AppState, LookupLog, reload_all, router, spawn_watcher};
+use presage_serve::{AppState, LookupLog, RespOptions, reload_all, router, spawn_watcher};
 use presage_store::Store;
 
 use crate::config::Config;
@@ -14,11 +14,20 @@ use crate::env_vars;
 /// How often servers look at `CURRENT` for a new version.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Where and how to answer the Redis protocol.
+#[derive(Debug, Clone, Copy)]
+pub struct RespEndpoint {
+    /// The address to listen on.
+    pub addr: SocketAddr,
+    /// `--busy-poll`: how long each event loop polls after its last command.
+    pub busy_poll: Option<Duration>,
+}
+
 /// `presage serve`: the HTTP API until Ctrl-C; with `refresh`, also the scheduler.
 pub fn serve(
     config: &Config,
     addr: SocketAddr,
-    resp_addr: Option<SocketAddr>,
+    resp: Option<RespEndpoint>,
     refresh: bool,
     lookup_log: Option<&Path>,
 ) -> Result<()> {
@@ -59,7 +68,7 @@ pub fn serve(
             runtime.spawn(refresh_loop(store.clone(), spec, every));
         }
     }
-    runtime.block_on(serve_state(state, addr, resp_addr, Vec::new()))
+    runtime.block_on(serve_state(state, addr, resp, Vec::new()))
 }
 
 /// Runs `spec` whenever its current version is older than `every`; one run at a time.
@@ -102,7 +111,7 @@ async fn refresh_loop(store: Store, spec: JobSpec, every: Duration) {
 pub async fn serve_state(
     state: std::sync::Arc<AppState>,
     addr: SocketAddr,
-    resp_addr: Option<SocketAddr>,
+    resp: Option<RespEndpoint>,
     examples: Vec<(String, String)>,
 ) -> Result<()> {
     for event in reload_all(&state).await {
@@ -113,14 +122,35 @@ pub async fn serve_state(
     })?;
     let local = listener.local_addr()?;
     spawn_watcher(state.clone(), WATCH_INTERVAL, |event| eprintln!("{event}"));
-    if let Some(resp_addr) = resp_addr {
-        let resp = tokio::net::TcpListener::bind(resp_addr)
-            .await
-            .with_context(|| {
-                format!("binding `{resp_addr}` for the Redis protocol; pass another `--resp-addr`")
-            })?;
-        eprintln!("answering the Redis protocol on {}", resp.local_addr()?);
-        tokio::spawn(presage_serve::serve_resp(resp, state.clone()));
+    if let Some(resp) = resp {
+        let listener = std::net::TcpListener::bind(resp.addr).with_context(|| {
+            format!(
+                "binding `{}` for the Redis protocol; pass another `--resp-addr`",
+                resp.addr
+            )
+        })?;
+        let local = listener.local_addr()?;
+        // One event loop per CPU this process may use (the affinity mask counts).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        presage_serve::spawn_resp(
+            listener,
+            state.clone(),
+            RespOptions {
+                threads,
+                busy_poll: resp.busy_poll,
+            },
+        )
+        .context("starting the Redis protocol endpoint")?;
+        let loops = match threads {
+            1 => "1 event loop".to_owned(),
+            n => format!("{n} event loops"),
+        };
+        match resp.busy_poll {
+            Some(window) => eprintln!(
+                "answering the Redis protocol on {local} ({loops}, busy polling for {window:?})"
+            ),
+            None => eprintln!("answering the Redis protocol on {local} ({loops})"),
+        }
     }
     eprintln!("serving on http://{local} (Ctrl-C to stop)");
     if !examples.is_empty() {

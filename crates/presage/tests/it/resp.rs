@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use presage_test::free_port;
+use presage_test::{ChildProcess, free_port};
 use redis::Value;
 
 use crate::project::{SmallProject, serve_in, stderr};
@@ -17,14 +17,23 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
 }
 
-#[test]
-fn redis_clients_read_the_same_answers_as_http() {
+/// A published `SmallProject` served with the Redis protocol on a free port and
+/// `extra` arguments: the project, the server, its RESP port and its HTTP base URL.
+fn served_with_resp(extra: &[&str]) -> (SmallProject, ChildProcess, u16, String) {
     let project = SmallProject::new();
     let out = project.run(&["run", "score"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let resp_port = free_port();
     let resp_addr = format!("127.0.0.1:{resp_port}");
-    let (_server, base) = serve_in(project.path(), &["--resp-addr", &resp_addr]);
+    let mut args = vec!["--resp-addr", resp_addr.as_str()];
+    args.extend_from_slice(extra);
+    let (server, base) = serve_in(project.path(), &args);
+    (project, server, resp_port, base)
+}
+
+#[test]
+fn redis_clients_read_the_same_answers_as_http() {
+    let (_project, _server, resp_port, base) = served_with_resp(&[]);
     assert_eq!(redis_cli(resp_port, &["DBSIZE"]), "2000");
     assert_eq!(redis_cli(resp_port, &["PING"]), "PONG");
     // The first row of the `sk_logreg_binary` fixture.
@@ -118,5 +127,77 @@ fn redis_clients_read_the_same_answers_as_http() {
             .query::<i64>(&mut conn)
             .unwrap_err();
         assert!(err.to_string().to_lowercase().contains("readonly"), "{err}");
+    }
+}
+
+/// CPU ticks (user + system) of the process's Redis-protocol threads.
+fn resp_thread_ticks(pid: u32) -> u64 {
+    let mut ticks = 0;
+    let mut threads = 0;
+    for task in fs_err::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let stat = fs_err::read_to_string(task.unwrap().path().join("stat")).unwrap();
+        // `pid (comm) state ...`: fields after the comm's closing parenthesis.
+        let (comm, rest) = stat.split_once(") ").unwrap();
+        if !comm.contains("presage-resp") {
+            continue;
+        }
+        threads += 1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        ticks += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    }
+    assert!(threads > 0, "no presage-resp thread in process {pid}");
+    ticks
+}
+
+#[test]
+fn busy_polling_answers_like_sleeping_and_stops_spinning_when_idle() {
+    let (_project, server, resp_port, _base) = served_with_resp(&["--busy-poll", "2ms"]);
+    let url = format!("redis://127.0.0.1:{resp_port}/");
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    for i in 0..500 {
+        let key = format!("score:e{:06}", i * 3);
+        let doc: Option<String> = redis::cmd("GET").arg(&key).query(&mut conn).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&doc.expect(&key)).unwrap();
+        assert_eq!(doc["key"], serde_json::json!(format!("e{:06}", i * 3)));
+    }
+    let missing: Option<String> = redis::cmd("GET")
+        .arg("score:nobody")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(missing, None);
+
+    // Idle, the loops sleep: a spinning thread would gain about 50 ticks in 0.5 s.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before = resp_thread_ticks(server.id());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let spent = resp_thread_ticks(server.id()) - before;
+    assert!(
+        spent <= 10,
+        "the Redis-protocol threads used {spent} ticks while idle"
+    );
+}
+
+#[test]
+fn busy_poll_needs_the_resp_endpoint_and_a_short_window() {
+    let project = SmallProject::new();
+    let cases: [(&[&str], &str); 3] = [
+        (&["serve", "--busy-poll", "50us"], "--resp-addr"),
+        (
+            &["serve", "--resp-addr", "127.0.0.1:0", "--busy-poll", "2s"],
+            "longer spinning only burns CPU",
+        ),
+        (
+            &["serve", "--resp-addr", "127.0.0.1:0", "--busy-poll", "soon"],
+            "not a duration",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = project.run(args);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{args:?}: {err}");
     }
 }
