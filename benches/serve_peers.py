@@ -19,6 +19,10 @@ What it does, in order:
      /proc/PID/status (VmRSS = RssAnon + RssFile), after a warm-up and after the runs.
   6. `redis-benchmark -t get -r ROWS -c 50 -P 1` and `-P 16` against both, --runs times
      each, alternating which server goes first; medians.
+     Then the client's cost per `-P 1` request against each server, from two clients
+     run at the same time on the client CPU (so that drift in that CPU's speed, which
+     moves single runs by 10-20 %, hits both alike), --client-cost-rounds times, and
+     once with both clients against the same server as a check of the method.
   7. HTTP `GET /v1/jobs/key/predictions/{key}` with wrk, 64 connections, random keys
      (Lua): peak requests/s with p50/p99 (--runs runs, median). Then 80 % of that peak:
      wrk cannot hold a rate (its `delay()` hook waits in whole milliseconds, which
@@ -41,7 +45,8 @@ Ctrl-C. Every external command runs with a timeout.
 Usage:
   python3 benches/serve_peers.py [--rows 10000000] [--runs 3] [--presage PATH]
       [--work DIR] [--requests-p1 N] [--requests-p16 N] [--wrk-seconds S] [--no-pin]
-      [--nice -20] [--quiet-wait S] [--perf]
+      [--nice -20] [--quiet-wait S] [--perf] [--client-cost-rounds N]
+      [--busy-poll 200us]
 Needs: numpy, pyarrow; redis-server, redis-cli, redis-benchmark (7.x); wrk; taskset.
 Fixtures: $PRESAGE_FIXTURES, or ../shared/fixtures/models beside the workspace.
 """
@@ -494,6 +499,46 @@ def redis_benchmark(port, rows, requests, pipeline, client_cpu, server_pid_):
     }
 
 
+def client_cost(ports, rows, requests, client_cpu):
+    """Two `redis-benchmark -P 1` clients at once, one per port, both on the client CPU.
+
+    Run one after the other, the two servers' throughputs differ by more between runs
+    than between servers: the client is saturated, and its CPU's speed drifts over
+    seconds. Run at the same time on one CPU, both clients see the same drift, and
+    what each spends per request (its own user + system CPU time over its requests)
+    compares the servers by the one thing that sets `-P 1` throughput here: the
+    client's cost per request, including the kernel's loopback TCP path into the
+    server's socket and the waking of the server. Returns microseconds per request,
+    one per port.
+    """
+    wait_for_quiet()
+    procs = []
+    for port in ports:
+        cmd = placed(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "get", "-r", str(rows),
+                      "-n", str(requests), "-c", str(REDIS_CLIENTS), "-P", "1", "-q"], client_cpu)
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    deadline = time.time() + 900
+    costs = [None] * len(procs)
+    try:
+        while any(c is None for c in costs):
+            for i, p in enumerate(procs):
+                if costs[i] is None:
+                    pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+                    if pid:
+                        if os.waitstatus_to_exitcode(status) != 0:
+                            raise RuntimeError(f"redis-benchmark against port {ports[i]} failed")
+                        costs[i] = (usage.ru_utime + usage.ru_stime) / requests * 1e6
+            if time.time() > deadline:
+                raise RuntimeError("redis-benchmark (client cost) timed out after 900s")
+            time.sleep(0.02)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return costs
+
+
 CONTROL_SERVER = r"""
 # The control: an HTTP/1.1 keep-alive responder that does no work per request (one
 # fixed 16-byte JSON body), to show what the client, kernel and machine add to latency.
@@ -682,6 +727,12 @@ def main():
     ap.add_argument("--work", default=None, help="data, config and store (default: $TMPDIR/presage-serve-peers-ROWS)")
     ap.add_argument("--requests-p1", type=int, default=1_000_000)
     ap.add_argument("--requests-p16", type=int, default=5_000_000)
+    ap.add_argument("--busy-poll", default=None,
+                    help="pass `--busy-poll DURATION` to presage serve (e.g. 200us); skips the client-cost "
+                         "comparison, whose two servers share a CPU that a spinning presage would take from Redis")
+    ap.add_argument("--client-cost-rounds", type=int, default=8,
+                    help="rounds of the side-by-side -P 1 client-cost comparison (0 skips it); "
+                         "two more rounds run both clients against one server, to show the method's own bias")
     ap.add_argument("--wrk-seconds", type=int, default=10)
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
@@ -733,7 +784,8 @@ def main():
             "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
             "kernel": platform.release(),
             "pinning": ("none" if args.no_pin else f"servers on CPU {server_cpu}, load generators on CPU {client_cpu}")
-            + (f", nice {args.nice}" if args.nice else ""),
+            + (f", nice {args.nice}" if args.nice else "")
+            + (f"; presage serve --busy-poll {args.busy_poll}" if args.busy_poll else ""),
         },
         "versions": {
             "presage": subprocess.run([presage, "--version"], capture_output=True, text=True, timeout=30).stdout.strip(),
@@ -757,7 +809,9 @@ def main():
 
         log(f"presage serve: HTTP on {http_port}, RESP on {resp_port}")
         srv = start([presage, "serve", "--config", config, "--addr", f"127.0.0.1:{http_port}",
-                     "--resp-addr", f"127.0.0.1:{resp_port}"], os.path.join(work, "presage-serve.log"), server_cpu)
+                     "--resp-addr", f"127.0.0.1:{resp_port}"]
+                    + (["--busy-poll", args.busy_poll] if args.busy_poll else []),
+                    os.path.join(work, "presage-serve.log"), server_cpu)
         wait_until(lambda: http_get(http_port, "/readyz")[0] == 200, "presage serve", 300)
         ppid = server_pid(srv)
         results["presage_threads"] = proc_status(ppid)["Threads"]
@@ -804,6 +858,23 @@ def main():
                     log(f"redis-benchmark -P {pipeline} run {run + 1} {name}: {r['rps']:,.0f} GET/s "
                         f"p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms (server CPU {r['server_cpu']:.0%}, client {r['client_cpu']:.0%}, others {r['other_cpu']:.0%})")
         results["redis_benchmark"] = bench
+
+        if args.client_cost_rounds and args.busy_poll:
+            log("client cost: skipped; with --busy-poll presage spins on the CPU the two servers would share")
+        elif args.client_cost_rounds:
+            cost = {"rounds": [], "same_server": []}
+            n = min(args.requests_p1, 300_000)
+            for run in range(args.client_cost_rounds):
+                names = ["presage", "redis"] if run % 2 == 0 else ["redis", "presage"]
+                us = dict(zip(names, client_cost([servers[x][0] for x in names], args.rows, n, client_cpu)))
+                cost["rounds"].append(us)
+                log(f"client cost round {run + 1}: {us['presage']:.2f} us a GET against presage, "
+                    f"{us['redis']:.2f} against redis (redis / presage {us['redis'] / us['presage']:.3f})")
+            for name in ("redis", "presage"):
+                a, b = client_cost([servers[name][0]] * 2, args.rows, n, client_cpu)
+                cost["same_server"].append({"server": name, "first": a, "second": b})
+                log(f"client cost, both clients against {name}: {a:.2f} and {b:.2f} us a GET (ratio {b / a:.3f})")
+            results["client_cost_p1"] = cost
 
         peaks = []
         for run in range(args.runs):
@@ -868,6 +939,25 @@ def report(res):
         print(f"| -P {key[1:]} (median of {len(p)}) | {fmt_rate(prps)} | {fmt_rate(rrps)} | {prps / rrps:.2f}x | "
               f"{median([x['p50_ms'] for x in p]):.3f} / {median([x['p99_ms'] for x in p]):.3f} | "
               f"{median([x['p50_ms'] for x in r]):.3f} / {median([x['p99_ms'] for x in r]):.3f} |")
+    print()
+    for key in sorted(b, key=lambda k: int(k[1:])):
+        # Run i of each server ran back to back, so their ratio cancels the drift
+        # between runs that the medians above keep.
+        pairs = [x["rps"] / y["rps"] for x, y in zip(b[key]["presage"], b[key]["redis"])]
+        print(f"-P {key[1:]}, presage / redis run by run (back to back): "
+              + ", ".join(f"{r:.2f}" for r in pairs)
+              + f"; median {median(pairs):.2f}x, presage ahead in {sum(r >= 1 for r in pairs)} of {len(pairs)}")
+    cost = res.get("client_cost_p1")
+    if cost:
+        rounds = cost["rounds"]
+        ratios = [r["redis"] / r["presage"] for r in rounds]
+        print()
+        print(f"-P 1 client cost, both clients at once on the client CPU ({len(rounds)} rounds): "
+              f"{median([r['presage'] for r in rounds]):.2f} us of client CPU a GET against presage, "
+              f"{median([r['redis'] for r in rounds]):.2f} against redis; redis / presage "
+              f"{median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f}; above 1 means presage costs "
+              f"the client less); both clients against one server: "
+              + ", ".join(f"{c['server']} {c['second'] / c['first']:.3f}" for c in cost["same_server"]))
     print()
     print("| CPU use during the runs (median, 1.0 = one core) | presage server | redis server | client vs presage | client vs redis | other processes (max) |")
     print("|---|---:|---:|---:|---:|---:|")
