@@ -473,9 +473,14 @@ def lookups_by_status(http_port):
 # Load generators
 # ---------------------------------------------------------------------------------
 
+def get_benchmark_cmd(port, rows, requests, pipeline):
+    """`redis-benchmark -t get` with random keys of `rows`, REDIS_CLIENTS connections."""
+    return ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "get", "-r", str(rows),
+            "-n", str(requests), "-c", str(REDIS_CLIENTS), "-P", str(pipeline)]
+
+
 def redis_benchmark(port, rows, requests, pipeline, client_cpu, server_pid_):
-    cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "get", "-r", str(rows),
-           "-n", str(requests), "-c", str(REDIS_CLIENTS), "-P", str(pipeline), "--csv"]
+    cmd = get_benchmark_cmd(port, rows, requests, pipeline) + ["--csv"]
     wait_for_quiet()
     cpu0, all0 = cpu_seconds(server_pid_), machine_cpu()
     rc, text, usage, wall = run_wait4(cmd, timeout=900, cpu=client_cpu)
@@ -514,8 +519,7 @@ def client_cost(ports, rows, requests, client_cpu):
     wait_for_quiet()
     procs = []
     for port in ports:
-        cmd = placed(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "get", "-r", str(rows),
-                      "-n", str(requests), "-c", str(REDIS_CLIENTS), "-P", "1", "-q"], client_cpu)
+        cmd = placed(get_benchmark_cmd(port, rows, requests, 1) + ["-q"], client_cpu)
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     deadline = time.time() + 900
     costs = [None] * len(procs)
