@@ -236,9 +236,14 @@ fn parse_busy_poll(text: &str) -> Result<Duration, String> {
     let window = humantime::parse_duration(text.trim())
         .map_err(|e| format!("`{text}` is not a duration like `50us` or `1ms`: {e}"))?;
     let max = presage_serve::busy_poll::MAX_BUSY_POLL;
-    if window.is_zero() || window > max {
+    if window.is_zero() {
         return Err(format!(
-            "`{text}` is outside 1us..={max:?}; longer spinning only burns CPU"
+            "`{text}` is zero; leave `--busy-poll` out to sleep at once"
+        ));
+    }
+    if window > max {
+        return Err(format!(
+            "`{text}` is over {max:?}; longer spinning only burns CPU"
         ));
     }
     Ok(window)
