@@ -7,8 +7,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use presage_data::{Cutoffs, FeatureSession, fingerprint, render_sql, stream_error};
 use presage_model::{Model, ModelError, ModelFormat, OutputField, OutputKind, output_fields};
-use presage_store::lookup::{KeyType, LookupError, ranked_list_type};
-use presage_store::redis::RedisStoreError;
+use presage_store::lookup::{KeyType, ranked_list_type};
 use presage_store::{
     Distribution, LastRun, Manifest, RunOutcomeKind, SourceInfo, Store, StoreError, VersionId,
 };
@@ -397,18 +396,13 @@ async fn write_scored(
 
 /// A store error, with a duplicate key named as the feature query's.
 fn store_error(spec: &JobSpec, error: StoreError) -> JobError {
-    let duplicate = |key| JobError::DuplicateKey {
-        query: spec.features.name.clone(),
-        column: spec.features.key.clone(),
-        key,
-    };
-    match error {
-        StoreError::Lookup(LookupError::DuplicateKey { key, .. }) => duplicate(key),
-        StoreError::Redis(error) => match *error {
-            RedisStoreError::DuplicateKey { key, .. } => duplicate(key),
-            other => JobError::Store(other.into()),
+    match error.duplicate_key() {
+        Some(key) => JobError::DuplicateKey {
+            query: spec.features.name.clone(),
+            column: spec.features.key.clone(),
+            key: key.to_owned(),
         },
-        other => JobError::Store(other),
+        None => JobError::Store(error),
     }
 }
 

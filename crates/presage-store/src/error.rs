@@ -85,3 +85,85 @@ impl From<crate::redis::RedisStoreError> for StoreError {
         StoreError::Redis(Box::new(error))
     }
 }
+
+/// What kind of failure a [`StoreError`] is, whichever backend raised it: what the job
+/// runner and the server decide on (an HTTP status, a retry, a message) without
+/// naming a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The job, version or an earlier version does not exist.
+    NotFound,
+    /// The request conflicts with the store's state: nothing to roll back to, another
+    /// run holds the job, the staged version was taken over.
+    Conflict,
+    /// Stored data failed a check: a checksum, a manifest, a pointer, a file format.
+    Corrupt,
+    /// The store could not be reached or read: I/O, a connection, a server command.
+    Unavailable,
+    /// What was given to write does not fit: a duplicate or null key, a type the
+    /// store cannot hold, a name it refuses.
+    Invalid,
+}
+
+impl StoreError {
+    /// The kind of failure, for decisions that must not depend on the backend.
+    pub fn kind(&self) -> StoreErrorKind {
+        use crate::redis::RedisStoreError as R;
+        use StoreErrorKind::*;
+        match self {
+            StoreError::Io(_) | StoreError::Parquet { .. } => Unavailable,
+            StoreError::Lookup(error) => match error {
+                LookupError::Io { .. } => Unavailable,
+                LookupError::Corrupt { .. }
+                | LookupError::ChecksumMismatch { .. }
+                | LookupError::UnsupportedVersion { .. } => Corrupt,
+                LookupError::NullKey { .. }
+                | LookupError::DuplicateKey { .. }
+                | LookupError::KeyOutOfRange { .. }
+                | LookupError::FieldType { .. }
+                | LookupError::ColumnType { .. }
+                | LookupError::KeyType { .. }
+                | LookupError::DuplicateField { .. }
+                | LookupError::ColumnCount { .. }
+                | LookupError::ColumnLength { .. }
+                | LookupError::TooLarge { .. } => Invalid,
+            },
+            StoreError::Redis(error) => match **error {
+                R::Connect { .. }
+                | R::Topology { .. }
+                | R::Command { .. }
+                | R::Keys { .. }
+                | R::Lookup { .. } => Unavailable,
+                R::BadJobName { .. }
+                | R::BadNamespace { .. }
+                | R::KeyType { .. }
+                | R::FieldType { .. }
+                | R::Batch { .. }
+                | R::NullKey { .. }
+                | R::DuplicateKey { .. } => Invalid,
+                R::StagingLost { .. } | R::Contended { .. } | R::NothingToRollBackTo { .. } => {
+                    Conflict
+                }
+                R::NoVersion { .. } | R::UnknownVersion { .. } => NotFound,
+                R::BadPointer { .. } | R::BadManifest { .. } => Corrupt,
+            },
+            StoreError::NoVersion { .. } | StoreError::UnknownVersion { .. } => NotFound,
+            StoreError::ChecksumMismatch { .. }
+            | StoreError::BadManifest { .. }
+            | StoreError::BadPointer { .. } => Corrupt,
+            StoreError::NothingToRollBackTo { .. } => Conflict,
+        }
+    }
+
+    /// The repeated key, when a version being written was given the same key twice.
+    pub fn duplicate_key(&self) -> Option<&str> {
+        match self {
+            StoreError::Lookup(LookupError::DuplicateKey { key, .. }) => Some(key),
+            StoreError::Redis(error) => match &**error {
+                crate::redis::RedisStoreError::DuplicateKey { key, .. } => Some(key),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}

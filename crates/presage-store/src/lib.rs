@@ -28,7 +28,7 @@ mod store;
 
 pub use crate::redis::{RedisOptions, RedisStore};
 pub use embedded::{EmbeddedStore, LoadedVersion, StagedVersion, VersionWriter};
-pub use error::StoreError;
+pub use error::{StoreError, StoreErrorKind};
 pub use last_run::{LastRun, RunOutcomeKind};
 pub use manifest::{
     CheckResult, Distribution, FileEntry, KeyInfo, MANIFEST_FORMAT, Manifest, ModelInfo,
