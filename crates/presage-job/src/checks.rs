@@ -1,15 +1,13 @@
 //! Publish gates.
 
-use std::path::Path;
-
 use arrow::array::AsArray;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field};
 use futures::StreamExt;
 use presage_data::{FeatureSession, stream_error};
-use presage_store::{CheckResult, Distribution, StagedRun};
+use presage_store::{CheckResult, Distribution, StagedRun, Store, VersionId};
 
-use crate::psi::{ScoreSample, distribution, psi_against, read_float_column};
+use crate::psi::{ScoreSample, distribution, float_values, psi_against};
 use crate::{Checks, JobError};
 
 /// What a run measured, for the gates.
@@ -94,19 +92,25 @@ pub(crate) fn psi_checks(
     results
 }
 
-/// The distributions of the numeric outputs of an embedded version written before
-/// manifests recorded them, read back from its `predictions.parquet`.
-pub(crate) fn distributions_from_parquet(
-    path: &Path,
+/// The score distributions of a published version whose manifest does not record
+/// them (written before manifests kept distributions), from the store's columnar
+/// copy of its predictions; empty when the store keeps none.
+pub(crate) async fn recorded_distributions(
+    store: &Store,
+    job: &str,
+    id: VersionId,
     outputs: &[Field],
 ) -> Result<Vec<Distribution>, JobError> {
     let mut distributions = Vec::new();
     for output in outputs {
-        let values =
-            read_float_column(path, output.name()).map_err(|message| JobError::CheckFailed {
+        let arrays = store
+            .prediction_column(job, id, output.name())
+            .await
+            .map_err(|e| JobError::CheckFailed {
                 check: "max_psi",
-                message,
+                message: e.to_string(),
             })?;
+        let values = arrays.as_deref().and_then(float_values);
         if let Some((edges, fractions)) = values.as_deref().and_then(distribution) {
             distributions.push(Distribution {
                 output: output.name().clone(),
@@ -122,7 +126,7 @@ pub(crate) fn distributions_from_parquet(
 const EXPECTED_KEYS_BATCH: usize = 8192;
 
 /// `expected_keys`: every key the query returns must have a prediction in the staged
-/// version (its lookup file, or pipelined reads of its Redis key prefix).
+/// version, looked up in batches through the store.
 pub(crate) async fn expected_keys_check(
     session: &FeatureSession,
     sql: &str,

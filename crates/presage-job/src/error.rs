@@ -139,8 +139,8 @@ pub enum JobError {
     Blocked {
         /// Every check with its value.
         checks: Vec<CheckResult>,
-        /// What happened to the staged version: the embedded store keeps its files
-        /// for inspection, the Redis store deletes its keys.
+        /// What happened to the staged version, as the store reports it (kept for
+        /// inspection, or deleted).
         kept: String,
     },
 }

@@ -2,11 +2,11 @@
 //!
 //! [`run`] plans the feature SQL, checks that the key and every model input exist
 //! with usable types before a row is scored, streams feature batches through the
-//! model on all cores into a staged version of a [`presage_store::Store`] (embedded
-//! or Redis, the runner does not care), evaluates the gates, and publishes. Any error
-//! before the final pointer swap leaves the previous version served and removes what
-//! was staged; a blocked publish keeps the embedded store's staged files for
-//! inspection and deletes the Redis store's staged keys.
+//! model on all cores into a staged version of a [`presage_store::Store`] (whatever
+//! its backend: the runner never names one), evaluates the gates, and publishes. Any
+//! error before the final pointer swap leaves the previous version served and
+//! removes what was staged; a blocked publish leaves what the store keeps of it
+//! (see [`presage_store::StagedRun::block`]).
 //!
 //! The gates read no rows back: `max_psi` compares this run's score sample with the
 //! quantile bins the previous version's manifest recorded, and `expected_keys`

@@ -1,11 +1,7 @@
 //! Population stability index: how far a score distribution moved.
 
-use std::path::Path;
-
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Float32Type, Float64Type};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Number of quantile bins of the reference distribution.
 pub(crate) const BINS: usize = 10;
@@ -150,42 +146,13 @@ impl ScoreSample {
     }
 }
 
-/// Reads a float column of a `predictions.parquet` as `f32` (a list column is
-/// flattened; a ranked list gives its items' scores); `None` when the file has no
-/// such numeric column.
-pub(crate) fn read_float_column(path: &Path, column: &str) -> Result<Option<Vec<f32>>, String> {
-    let file = fs_err::File::open(path).map_err(|e| e.to_string())?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)
-        .map_err(|e| format!("`{}`: {e}", path.display()))?;
-    let Some(index) = builder
-        .schema()
-        .fields()
-        .iter()
-        .position(|f| f.name() == column)
-    else {
-        return Ok(None);
-    };
-    let leaves: Vec<usize> = builder
-        .parquet_schema()
-        .columns()
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.path().parts().first().map(String::as_str) == Some(column))
-        .map(|(i, _)| i)
-        .collect();
-    let _ = index;
-    let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
-    let reader = builder
-        .with_projection(mask)
-        .build()
-        .map_err(|e| format!("`{}`: {e}", path.display()))?;
+/// A version's prediction field, as the store's columnar copy gave it, as `f32` (a
+/// list column is flattened; a ranked list gives its items' scores; nulls become
+/// NaN); `None` when the field is not numeric.
+pub(crate) fn float_values(arrays: &[ArrayRef]) -> Option<Vec<f32>> {
     let mut values = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| format!("`{}`: {e}", path.display()))?;
-        let array = batch.column(0);
-        let Some(array) = score_values(array) else {
-            return Ok(None);
-        };
+    for array in arrays {
+        let array = score_values(array)?;
         match array.data_type() {
             DataType::Float32 => values.extend(
                 array
@@ -199,10 +166,10 @@ pub(crate) fn read_float_column(path: &Path, column: &str) -> Result<Option<Vec<
                     .iter()
                     .map(|v| v.map_or(f32::NAN, |v| v as f32)),
             ),
-            _ => return Ok(None),
+            _ => return None,
         }
     }
-    Ok(Some(values))
+    Some(values)
 }
 
 #[cfg(test)]

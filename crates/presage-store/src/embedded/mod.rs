@@ -7,6 +7,7 @@
 //! data_dir/<job>/.lock                   held while publishing or rolling back
 //! ```
 
+mod backend;
 mod reader;
 mod writer;
 

@@ -54,6 +54,7 @@
 //! manifest, and answer each lookup with one `GET` (`MGET` for a batch) under the
 //! version's prefix.
 
+mod backend;
 mod cleanup;
 mod conn;
 mod encode;

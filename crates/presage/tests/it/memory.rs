@@ -38,7 +38,11 @@ fn a_thousand_swaps_keep_one_version_mapped() {
         default: None,
         on_stale: OnStale::Serve,
     };
-    let state = AppState::new(Store::Embedded(store.clone()), vec![job], None);
+    let state = AppState::new(
+        Store::new(std::sync::Arc::new(store.clone())),
+        vec![job],
+        None,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -63,7 +63,11 @@ pub fn quickstart(dir: &Path, addr: SocketAddr, no_serve: bool, no_run: bool) ->
         return Ok(());
     }
     let jobs = config.jobs.values().map(|j| j.serve.clone()).collect();
-    let state = AppState::new(presage_store::Store::Embedded(store), jobs, None);
+    let state = AppState::new(
+        presage_store::Store::new(std::sync::Arc::new(store)),
+        jobs,
+        None,
+    );
     super::runtime()?.block_on(super::serve::serve_state(
         state,
         addr,

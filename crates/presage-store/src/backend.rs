@@ -1,0 +1,135 @@
+//! The store seam: what a backend implements to hold versions.
+//!
+//! A backend is the unit of extension: the embedded store ([`crate::EmbeddedStore`])
+//! and the Redis store ([`crate::RedisStore`]) each implement these four traits, and
+//! [`crate::Store`] wraps whichever the config chose. The job runner, the server and
+//! the CLI only see `Store` and [`crate::StoreError::kind`], so adding a backend
+//! touches this crate and the config parser only.
+//!
+//! The life of a version, and which trait each step belongs to:
+//!
+//! 1. [`Backend::begin`] returns a [`BackendWriter`]; the job appends scored rows.
+//! 2. [`BackendWriter::finish`] returns a [`BackendStaged`]: complete, not visible.
+//!    Checks run against it ([`BackendStaged::contains`]).
+//! 3. [`BackendStaged::publish`] makes it current atomically (and applies retention),
+//!    or [`BackendStaged::block`] gives it up. Dropping a writer or a staged version
+//!    without either must leave nothing visible; leftovers of a crash are cleaned up
+//!    by the next `begin`.
+//! 4. Servers follow [`Backend::current`] and [`Backend::open`] a
+//!    [`BackendVersion`] to answer lookups from.
+//!
+//! Backends whose calls block (file I/O) must not block an async worker for long:
+//! run whole-file work on Tokio's blocking pool, as the embedded store does.
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::Field;
+use async_trait::async_trait;
+
+use crate::{LastRun, Manifest, StoreError, VersionId};
+
+/// Where versions live, and everything done to a job's versions as a whole.
+#[async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// The store for messages: `` embedded store `path` `` or `` redis `url` ``.
+    fn describe(&self) -> String;
+
+    /// The job's current version, `None` before its first publish.
+    async fn current(&self, job: &str) -> Result<Option<VersionId>, StoreError>;
+
+    /// A version's manifest.
+    async fn manifest(&self, job: &str, id: VersionId) -> Result<Manifest, StoreError>;
+
+    /// Every kept version's manifest, newest first.
+    async fn versions(&self, job: &str) -> Result<Vec<Manifest>, StoreError>;
+
+    /// Points the job back at `to`, or at the newest version older than the current
+    /// one; on any error nothing changes. Returns `(previous, new)` current ids.
+    async fn rollback(
+        &self,
+        job: &str,
+        to: Option<VersionId>,
+    ) -> Result<(VersionId, VersionId), StoreError>;
+
+    /// Records the outcome of a run, replacing the previous record.
+    async fn record_run(&self, job: &str, run: &LastRun) -> Result<(), StoreError>;
+
+    /// The last recorded run of a job, if any.
+    async fn last_run(&self, job: &str) -> Result<Option<LastRun>, StoreError>;
+
+    /// Starts writing a new version of `job`: a key column and prediction fields.
+    /// Leftovers of crashed runs are cleaned up first.
+    async fn begin(
+        &self,
+        job: &str,
+        key: Field,
+        outputs: &[Field],
+    ) -> Result<Box<dyn BackendWriter>, StoreError>;
+
+    /// Opens a published version for lookups, refusing one that fails its checks.
+    async fn open(&self, job: &str, id: VersionId) -> Result<Box<dyn BackendVersion>, StoreError>;
+
+    /// One prediction field of a published version, as the arrays it was written
+    /// in, for a backend that keeps a columnar copy (the embedded store's
+    /// `predictions.parquet`); `None` when it keeps none or the version has no such
+    /// field. Checks use it for versions whose manifest lacks what they compare.
+    async fn prediction_column(
+        &self,
+        job: &str,
+        id: VersionId,
+        field: &str,
+    ) -> Result<Option<Vec<ArrayRef>>, StoreError>;
+}
+
+/// A version being written; nothing is visible until it is published.
+#[async_trait]
+pub trait BackendWriter: Send {
+    /// Rows written so far.
+    fn rows(&self) -> u64;
+
+    /// Appends scored rows: the key column and one array per prediction field, in the
+    /// order given to [`Backend::begin`]. A repeated key may be reported here or by
+    /// [`BackendWriter::finish`] ([`StoreError::duplicate_key`] names it).
+    async fn write(&mut self, keys: &ArrayRef, outputs: &[ArrayRef]) -> Result<(), StoreError>;
+
+    /// Finishes writing: the version is complete and durable, not yet visible.
+    async fn finish(self: Box<Self>) -> Result<Box<dyn BackendStaged>, StoreError>;
+}
+
+/// A complete version, not yet visible: checks run against it, then it is published
+/// or blocked.
+#[async_trait]
+pub trait BackendStaged: Send + Sync {
+    /// Number of predictions.
+    fn rows(&self) -> u64;
+
+    /// Whether each of `keys` (as text) has a prediction in the staged version.
+    async fn contains(&self, keys: &[&str]) -> Result<Vec<bool>, StoreError>;
+
+    /// Publishes: takes the next id, stores the manifest (its `id`, `parent`, `rows`
+    /// and `files` are filled in here), makes the version current atomically, and
+    /// drops the versions beyond `keep_versions`. Returns the manifest as stored.
+    async fn publish(
+        self: Box<Self>,
+        manifest: Manifest,
+        keep_versions: usize,
+    ) -> Result<Manifest, StoreError>;
+
+    /// Gives the version up (a blocked run); it is never published. Returns what
+    /// happened to what was staged, for the run's error message.
+    async fn block(self: Box<Self>) -> Result<String, StoreError>;
+}
+
+/// A published version opened for lookups.
+#[async_trait]
+pub trait BackendVersion: Send + Sync {
+    /// The version's manifest.
+    fn manifest(&self) -> &Manifest;
+
+    /// Looks up `keys` (as text, the way HTTP and RESP receive them) and calls `each`
+    /// with every key's index and its prediction JSON object, `None` when absent.
+    async fn predictions(
+        &self,
+        keys: &[&str],
+        each: &mut (dyn for<'v> FnMut(usize, Option<&'v [u8]>) + Send),
+    ) -> Result<(), StoreError>;
+}
