@@ -1,6 +1,7 @@
-//! Sources and feature SQL: named tables over Parquet, CSV and NDJSON files (a file, a
-//! folder or a glob), registered in a DataFusion session, and feature queries rendered
-//! with their point-in-time cutoffs (`{{as_of}}`, `{{now}}`).
+//! Sources and feature SQL: named tables of any source kind (today files: Parquet,
+//! CSV and NDJSON, as a file, a folder or a glob), opened in a DataFusion session when
+//! a query reads them, and feature queries rendered with their point-in-time cutoffs
+//! (`{{as_of}}`, `{{now}}`). A source kind is one [`SourceKind`] implementation.
 
 mod error;
 mod pit;
@@ -12,5 +13,7 @@ mod source;
 pub use error::{DataError, column_list, quoted_list};
 pub use pit::{PitFeatures, PitProgress, PitRequest, PointInTime, key_strings};
 pub use render::{Cutoffs, render_sql, timestamp_literal};
-pub use session::{FeatureQuery, FeatureSession, stream_error};
-pub use source::{SourceFingerprint, SourceFormat, SourceSpec, fingerprint};
+pub use session::{FeatureQuery, FeatureSession, plan_error, stream_error};
+pub use source::{
+    FileSource, OpenedSource, SourceFingerprint, SourceFormat, SourceKind, SourceSpec,
+};

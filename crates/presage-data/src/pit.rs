@@ -26,8 +26,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::pit_plan::{CompiledQuery, CompiledSource};
 use crate::{
-    Cutoffs, DataError, FeatureSession, SourceSpec, column_list, quoted_list, render_sql,
-    stream_error,
+    Cutoffs, DataError, FeatureSession, SourceSpec, column_list, plan_error, quoted_list,
+    render_sql, stream_error,
 };
 
 /// A feature query prepared for point-in-time evaluation.
@@ -109,17 +109,14 @@ impl PointInTime {
                 });
             }
         }
-        let session = FeatureSession::new(sources).await?;
+        let session = FeatureSession::new(sources)?;
         // Planning first: a typo in the SQL should not wait for gigabytes to load.
         let rendered = render_sql(query, sql, &Cutoffs::batch(check_at))?;
         let frame = session
             .context()
             .sql(&rendered)
             .await
-            .map_err(|e| DataError::Sql {
-                query: query.to_owned(),
-                message: e.strip_backtrace(),
-            })?;
+            .map_err(|e| plan_error(query, e))?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         // Only the sources the SQL reads are held in memory (not the labels, say).
         let mut scanned = HashSet::new();
@@ -666,6 +663,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+    use crate::FileSource;
 
     const SQL: &str = "
         SELECT u.user_id, count(e.ts) AS n, coalesce(sum(e.amount), 0.0) AS spend,
@@ -709,16 +707,8 @@ mod tests {
         write_events(&dir.join("events.parquet"));
         std::fs::write(dir.join("users.csv"), "user_id\nu0\nu1\nu2\n").unwrap();
         vec![
-            SourceSpec {
-                name: "events".into(),
-                path: dir.join("events.parquet"),
-                format: None,
-            },
-            SourceSpec {
-                name: "users".into(),
-                path: dir.join("users.csv"),
-                format: None,
-            },
+            SourceSpec::new("events", FileSource::new(dir.join("events.parquet"), None)),
+            SourceSpec::new("users", FileSource::new(dir.join("users.csv"), None)),
         ]
     }
 

@@ -1,33 +1,33 @@
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::dataframe::DataFrame;
-use datafusion::datasource::file_format::FileFormat;
-use datafusion::datasource::file_format::csv::CsvFormat;
-use datafusion::datasource::file_format::json::JsonFormat;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::SessionState;
 use datafusion::prelude::SessionContext;
+use tokio::sync::OnceCell;
 
-use crate::{DataError, SourceFormat, SourceSpec};
+use crate::{DataError, OpenedSource, SourceFingerprint, SourceSpec};
 
-/// A DataFusion session with every configured source registered as a table.
+/// A DataFusion session over the configured sources.
 ///
-/// Each source's file list is taken once, here: files added later are seen by the next
-/// session (the next run), never half-way through a query.
+/// A source is opened (its files listed, their schemas read; a database asked for
+/// its columns) the first time a query of this session reads it, and only then: a
+/// source that no query reads is never touched, so a missing source used by another
+/// job does not fail this one. What a source holds is fixed when it is opened: files
+/// added later are seen by the next session (the next run), never half-way through.
 pub struct FeatureSession {
     ctx: SessionContext,
+    sources: Arc<SourceSchema>,
 }
 
 impl FeatureSession {
-    /// Lists and registers `sources`; reads each file's schema (Parquet footers, the first
-    /// rows of CSV and JSON), so an unreadable file is reported here, by name.
-    pub async fn new(sources: &[SourceSpec]) -> Result<Self, DataError> {
+    /// A session over `sources`; nothing is read until a query names a source.
+    pub fn new(sources: &[SourceSpec]) -> Result<Self, DataError> {
         let ctx = SessionContext::new();
         let mut seen = std::collections::HashSet::new();
         for source in sources {
@@ -36,14 +36,28 @@ impl FeatureSession {
                     name: source.name.clone(),
                 });
             }
-            let table = listing_table(&ctx, source).await?;
-            ctx.register_table(source.name.as_str(), Arc::new(table))
-                .map_err(|e| DataError::Sql {
-                    query: format!("source {}", source.name),
-                    message: e.strip_backtrace(),
-                })?;
         }
-        Ok(Self { ctx })
+        // Sources open against the session's state as it is before they are
+        // registered: the same configuration and object stores, without a reference
+        // from the catalog back to itself.
+        let sources = Arc::new(SourceSchema {
+            state: ctx.state(),
+            sources: sources
+                .iter()
+                .map(|s| (s.clone(), OnceCell::new()))
+                .collect(),
+            registered: RwLock::default(),
+        });
+        let catalog = ctx
+            .catalog("datafusion")
+            .expect("a new session has the default catalog");
+        catalog
+            .register_schema("public", sources.clone())
+            .map_err(|e| DataError::Sql {
+                query: "sources".to_owned(),
+                message: e.strip_backtrace(),
+            })?;
+        Ok(Self { ctx, sources })
     }
 
     /// The DataFusion session, for registering more tables (labels in a backtest).
@@ -51,18 +65,131 @@ impl FeatureSession {
         &self.ctx
     }
 
-    /// Parses and plans `sql` (the SQL of feature set or check `query`): syntax errors,
-    /// unknown tables and columns, and type errors are reported here, before any work.
+    /// Parses and plans `sql` (the SQL of feature set or check `query`), opening the
+    /// sources it reads: syntax errors, unknown tables and columns, type errors and
+    /// unreadable sources are reported here, before any work.
     pub async fn plan(&self, query: &str, sql: &str) -> Result<FeatureQuery, DataError> {
-        let frame = self.ctx.sql(sql).await.map_err(|e| DataError::Sql {
-            query: query.to_owned(),
-            message: e.strip_backtrace(),
-        })?;
+        let frame = self.ctx.sql(sql).await.map_err(|e| plan_error(query, e))?;
         Ok(FeatureQuery {
             query: query.to_owned(),
             schema: Arc::new(frame.schema().as_arrow().clone()),
             frame,
         })
+    }
+
+    /// The fingerprints of the sources this session's queries have read so far, in
+    /// the order they were configured (for the manifest).
+    pub fn fingerprints(&self) -> Vec<SourceFingerprint> {
+        self.sources
+            .sources
+            .iter()
+            .filter_map(|(_, opened)| opened.get().map(|o| o.fingerprint.clone()))
+            .collect()
+    }
+}
+
+/// The error for SQL that failed to plan: a source's own error when opening it
+/// failed (it names the source and file), the planner's message otherwise.
+pub fn plan_error(query: &str, error: DataFusionError) -> DataError {
+    match source_error(error) {
+        Ok(source) => source,
+        Err(error) => DataError::Sql {
+            query: query.to_owned(),
+            message: error.strip_backtrace(),
+        },
+    }
+}
+
+/// The [`DataError`] a source raised while DataFusion resolved its table, if that is
+/// what `error` carries.
+fn source_error(error: DataFusionError) -> Result<DataError, DataFusionError> {
+    match error {
+        DataFusionError::External(inner) => match inner.downcast::<DataError>() {
+            Ok(source) => Ok(*source),
+            Err(inner) => Err(DataFusionError::External(inner)),
+        },
+        DataFusionError::Context(context, inner) => {
+            source_error(*inner).map_err(|inner| DataFusionError::Context(context, Box::new(inner)))
+        }
+        other => Err(other),
+    }
+}
+
+/// The session's default schema: every configured source, opened on first use, and
+/// the tables registered by hand (a backtest's labels).
+#[derive(Debug)]
+struct SourceSchema {
+    state: SessionState,
+    sources: Vec<(SourceSpec, OnceCell<OpenedSource>)>,
+    registered: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
+}
+
+impl SourceSchema {
+    /// The configured source DataFusion's (normalised, lower-case) `name` refers to.
+    fn source(&self, name: &str) -> Option<&(SourceSpec, OnceCell<OpenedSource>)> {
+        self.sources
+            .iter()
+            .find(|(spec, _)| spec.name.eq_ignore_ascii_case(name))
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SourceSchema {
+    fn table_names(&self) -> Vec<String> {
+        let registered = self.registered.read().expect("not poisoned");
+        self.sources
+            .iter()
+            .map(|(spec, _)| spec.name.to_lowercase())
+            .chain(registered.keys().cloned())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if let Some(table) = self.registered.read().expect("not poisoned").get(name) {
+            return Ok(Some(table.clone()));
+        }
+        let Some((spec, opened)) = self.source(name) else {
+            return Ok(None);
+        };
+        let session: &dyn Session = &self.state;
+        let opened = opened
+            .get_or_try_init(|| spec.kind.open(&spec.name, session))
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(Some(opened.table.clone()))
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if self.source(&name).is_some() {
+            return Err(DataFusionError::Plan(format!(
+                "`{name}` is already the name of a source"
+            )));
+        }
+        Ok(self
+            .registered
+            .write()
+            .expect("not poisoned")
+            .insert(name, table))
+    }
+
+    fn deregister_table(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        Ok(self.registered.write().expect("not poisoned").remove(name))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.source(name).is_some()
+            || self
+                .registered
+                .read()
+                .expect("not poisoned")
+                .contains_key(name)
     }
 }
 
@@ -105,70 +232,18 @@ pub fn stream_error(query: &str, error: &DataFusionError) -> DataError {
     }
 }
 
-fn file_format(format: SourceFormat) -> Arc<dyn FileFormat> {
-    match format {
-        SourceFormat::Parquet => Arc::new(ParquetFormat::default()),
-        SourceFormat::Csv => Arc::new(CsvFormat::default().with_has_header(true)),
-        SourceFormat::Json => Arc::new(JsonFormat::default()),
-    }
-}
-
-/// One table over the source's listed files, with their schemas merged.
-async fn listing_table(
-    ctx: &SessionContext,
-    source: &SourceSpec,
-) -> Result<ListingTable, DataError> {
-    let (files, format) = source.files_with_format()?;
-    // The extension filter would drop a `.txt` file configured as CSV; the files are
-    // already chosen.
-    let options = ListingOptions::new(file_format(format)).with_file_extension("");
-    let state = ctx.state();
-    let unreadable = |path: &Path, message: String| DataError::Unreadable {
-        source_name: source.name.clone(),
-        path: path.to_path_buf(),
-        format: format.name(),
-        message,
-    };
-    let mut urls = Vec::with_capacity(files.len());
-    let mut schemas = Vec::with_capacity(files.len());
-    // Per file, so that a bad file among many is named.
-    for file in &files {
-        let absolute = std::path::absolute(file).map_err(|e| DataError::Io {
-            source_name: source.name.clone(),
-            path: file.clone(),
-            source: e,
-        })?;
-        let url = ListingTableUrl::parse(absolute.to_string_lossy())
-            .map_err(|e| unreadable(file, e.strip_backtrace()))?;
-        let schema = options
-            .infer_schema(&state, &url)
-            .await
-            .map_err(|e| unreadable(file, e.strip_backtrace()))?;
-        urls.push(url);
-        schemas.push(schema.as_ref().clone());
-    }
-    let merged = Schema::try_merge(schemas).map_err(|e| DataError::Unreadable {
-        source_name: source.name.clone(),
-        path: source.path.clone(),
-        format: format.name(),
-        message: format!("the files' schemas do not agree: {e}"),
-    })?;
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .with_schema(Arc::new(merged));
-    ListingTable::try_new(config).map_err(|e| unreadable(&source.path, e.strip_backtrace()))
-}
-
 #[cfg(test)]
 mod tests {
     use arrow::array::{
         Array, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
     };
-    use arrow::datatypes::{DataType, Field, Int64Type, TimeUnit};
+    use std::path::Path;
+
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
     use chrono::TimeZone;
 
     use super::*;
-    use crate::{Cutoffs, render_sql};
+    use crate::{Cutoffs, FileSource, render_sql};
 
     fn write_events(path: &Path, users: &[&str], seconds: &[i64]) {
         let schema = Arc::new(Schema::new(vec![
@@ -197,21 +272,12 @@ mod tests {
 
     fn sources(dir: &Path) -> Vec<SourceSpec> {
         vec![
-            SourceSpec {
-                name: "events".into(),
-                path: dir.join("events/*.parquet"),
-                format: None,
-            },
-            SourceSpec {
-                name: "users".into(),
-                path: dir.join("users.csv"),
-                format: None,
-            },
-            SourceSpec {
-                name: "plans".into(),
-                path: dir.join("plans.ndjson"),
-                format: None,
-            },
+            SourceSpec::new(
+                "events",
+                FileSource::new(dir.join("events/*.parquet"), None),
+            ),
+            SourceSpec::new("users", FileSource::new(dir.join("users.csv"), None)),
+            SourceSpec::new("plans", FileSource::new(dir.join("plans.ndjson"), None)),
         ]
     }
 
@@ -246,7 +312,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn joins_parquet_csv_and_json_before_the_cutoff() {
         let dir = project();
-        let session = FeatureSession::new(&sources(dir.path())).await.unwrap();
+        let session = FeatureSession::new(&sources(dir.path())).unwrap();
         let as_of = chrono::Utc.timestamp_opt(1_767_225_600 + 30, 0).unwrap();
         let sql = render_sql(
             "f",
@@ -276,19 +342,48 @@ mod tests {
     async fn a_bad_file_among_many_is_named() {
         let dir = project();
         std::fs::write(dir.path().join("events/part-2.parquet"), b"not parquet").unwrap();
-        let err = FeatureSession::new(&sources(dir.path()))
+        let session = FeatureSession::new(&sources(dir.path())).unwrap();
+        let err = session
+            .plan("f", "SELECT count(*) FROM events")
             .await
             .err()
             .unwrap();
         let text = err.to_string();
-        assert!(text.contains("source `events`"), "{text}");
+        assert!(text.starts_with("source `events`"), "{text}");
         assert!(text.contains("part-2.parquet"), "{text}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn only_the_sources_a_query_reads_are_opened() {
+        let dir = project();
+        let mut sources = sources(dir.path());
+        sources.push(SourceSpec::new(
+            "gone",
+            FileSource::new(dir.path().join("missing/*.parquet"), None),
+        ));
+        let session = FeatureSession::new(&sources).unwrap();
+        let batches = session
+            .plan("f", "SELECT count(*) AS n FROM Users")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(batches[0].num_rows(), 1);
+        let fingerprints = session.fingerprints();
+        assert_eq!(fingerprints.len(), 1);
+        assert_eq!(fingerprints[0].name, "users");
+        let err = session.plan("g", "SELECT * FROM gone").await.err().unwrap();
+        assert!(
+            err.to_string().contains("source `gone`: no file matches"),
+            "{err}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn sql_errors_name_the_query() {
         let dir = project();
-        let session = FeatureSession::new(&sources(dir.path())).await.unwrap();
+        let session = FeatureSession::new(&sources(dir.path())).unwrap();
         let err = session
             .plan("f", "SELECT nope FROM users")
             .await

@@ -53,12 +53,12 @@ pub async fn load_labels(
     to: Option<DateTime<Utc>>,
 ) -> Result<Labels, EvalError> {
     let labels = &source.description;
-    let session = FeatureSession::new(std::slice::from_ref(&source.source)).await?;
+    let session = FeatureSession::new(std::slice::from_ref(&source.source))?;
     let frame = session
         .context()
         .table(source.source.name.as_str())
         .await
-        .map_err(|e| presage_data::stream_error(labels, &e))?;
+        .map_err(|e| presage_data::plan_error(labels, e))?;
     let schema = frame.schema().as_arrow().clone();
     let mut columns = Vec::with_capacity(3);
     for (column, role) in [

@@ -316,12 +316,11 @@ async fn logged_requests(
     if !has_files {
         return Ok(0);
     }
-    let source = presage_data::SourceSpec {
-        name: "lookup_log".to_owned(),
-        path: dir.join("*.parquet"),
-        format: None,
-    };
-    let session = presage_data::FeatureSession::new(std::slice::from_ref(&source)).await?;
+    let source = presage_data::SourceSpec::new(
+        "lookup_log",
+        presage_data::FileSource::new(dir.join("*.parquet"), None),
+    );
+    let session = presage_data::FeatureSession::new(std::slice::from_ref(&source))?;
     let batches = session
         .plan("lookup log", "SELECT job, time FROM lookup_log")
         .await?

@@ -5,7 +5,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float32Type};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use presage_data::{Cutoffs, FeatureSession, fingerprint, render_sql, stream_error};
+use presage_data::{Cutoffs, FeatureSession, render_sql, stream_error};
 use presage_model::{Model, ModelError, ModelFormat, OutputField, OutputKind, output_fields};
 use presage_store::lookup::{KeyType, ranked_list_type};
 use presage_store::{
@@ -13,9 +13,7 @@ use presage_store::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::checks::{
-    RunStats, distributions_from_parquet, evaluate, expected_keys_check, psi_checks,
-};
+use crate::checks::{RunStats, evaluate, expected_keys_check, psi_checks, recorded_distributions};
 use crate::psi::{ScoreSample, distribution};
 use crate::ranked::TopK;
 use crate::{BatchScorer, JobError, JobSpec, Reporter, Stage, column_index};
@@ -131,12 +129,7 @@ async fn run_once(
     let outputs = renamed_outputs(spec, output_fields(&info))?;
 
     reporter.stage(Stage::Planning);
-    let fingerprints = spec
-        .sources
-        .iter()
-        .map(fingerprint)
-        .collect::<Result<Vec<_>, _>>()?;
-    let session = FeatureSession::new(&spec.sources).await?;
+    let session = FeatureSession::new(&spec.sources)?;
     let sql = render_sql(query, &spec.features.sql, &Cutoffs::batch(options.as_of))?;
     let plan = session.plan(query, &sql).await?;
     let schema = plan.schema();
@@ -280,15 +273,10 @@ async fn run_once(
     let staged = writer.finish().await.map_err(|e| store_error(spec, e))?;
     let mut checks = evaluate(&spec.checks, &stats, previous.as_ref().map(|m| m.rows));
     if let (Some(max), Some(prev)) = (spec.checks.max_psi, &previous) {
-        let recorded = match store {
-            // Embedded versions written before manifests kept distributions.
-            Store::Embedded(embedded) if prev.distributions.is_empty() => {
-                let parquet = embedded
-                    .version_dir(&spec.name, prev.id)
-                    .join("predictions.parquet");
-                distributions_from_parquet(&parquet, &stored)?
-            }
-            _ => prev.distributions.clone(),
+        let recorded = if prev.distributions.is_empty() {
+            recorded_distributions(store, &spec.name, prev.id, &stored).await?
+        } else {
+            prev.distributions.clone()
         };
         checks.extend(psi_checks(max, &recorded, &samples));
     }
@@ -328,7 +316,9 @@ async fn run_once(
             engine: info.engine.to_owned(),
             inputs: spec.model.inputs.clone(),
         },
-        sources: fingerprints
+        // The sources the feature SQL and the checks read, as they were opened.
+        sources: session
+            .fingerprints()
             .into_iter()
             .map(|f| SourceInfo {
                 name: f.name,

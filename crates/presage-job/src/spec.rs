@@ -12,7 +12,7 @@ pub struct JobSpec {
     pub features: FeatureSpec,
     /// The model and how its outputs are named.
     pub model: ModelSpec,
-    /// Every configured source (the SQL may read any of them).
+    /// Every configured source; a run opens only those its SQL reads.
     pub sources: Vec<SourceSpec>,
     /// How many versions to keep on disk, the current one included.
     pub keep_versions: usize,

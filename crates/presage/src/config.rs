@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use presage_data::{SourceFormat, SourceSpec};
+use presage_data::{FileSource, SourceFormat, SourceSpec};
 use presage_job::{Checks, FeatureSpec, JobSpec, ModelSpec, RankedSpec};
 use presage_serve::{OnStale, ServeJob};
-use presage_store::{EmbeddedStore, RedisOptions, RedisStore, Store};
+use presage_store::{EmbeddedStore, RedisOptions, Store};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -207,10 +207,8 @@ impl Config {
         let sources: Vec<SourceSpec> = raw
             .sources
             .iter()
-            .map(|(name, s)| SourceSpec {
-                name: name.clone(),
-                path: resolve(Path::new(&s.path)),
-                format: s.format,
+            .map(|(name, s)| {
+                SourceSpec::new(name, FileSource::new(resolve(Path::new(&s.path)), s.format))
             })
             .collect();
 
@@ -416,7 +414,7 @@ impl Config {
     /// is an error naming its URL).
     pub async fn store(&self) -> Result<Store> {
         Ok(match &self.store {
-            StoreConfig::Embedded => Store::Embedded(self.embedded_store()),
+            StoreConfig::Embedded => Store::embedded(&self.data_dir),
             StoreConfig::Redis {
                 urls,
                 namespace,
@@ -427,7 +425,7 @@ impl Config {
                     lease: *lease,
                     ..RedisOptions::default()
                 };
-                Store::Redis(RedisStore::connect_with(urls, options).await?)
+                Store::redis(urls, options).await?
             }
         })
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use presage_data::{SourceSpec, quoted_list};
+use presage_data::{FileSource, SourceSpec, quoted_list};
 use presage_eval::{EvalJob, EvalProgress, LabelSource};
 
 use crate::cli::LabelArgs;
@@ -52,11 +52,7 @@ pub fn label_source(config: &Config, job: &EvalJob, args: &LabelArgs) -> Result<
                 );
             }
             (
-                SourceSpec {
-                    name: "labels".to_owned(),
-                    path,
-                    format: None,
-                },
+                SourceSpec::new("labels", FileSource::new(path, None)),
                 args.labels.clone(),
             )
         }

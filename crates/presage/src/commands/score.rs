@@ -8,7 +8,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
-use presage_data::{FeatureSession, SourceSpec, stream_error};
+use presage_data::{FeatureSession, FileSource, SourceSpec, stream_error};
 use presage_job::{BatchScorer, column_index, load_model};
 use presage_model::{OutputField, output_fields};
 
@@ -28,12 +28,8 @@ pub fn score(
     let n_features = model.info().n_features;
     let rt = super::runtime()?;
     let rows = rt.block_on(async {
-        let source = SourceSpec {
-            name: "input".into(),
-            path: input.to_path_buf(),
-            format: None,
-        };
-        let session = FeatureSession::new(std::slice::from_ref(&source)).await?;
+        let source = SourceSpec::new("input", FileSource::new(input, None));
+        let session = FeatureSession::new(std::slice::from_ref(&source))?;
         let plan = session.plan("input", "SELECT * FROM input").await?;
         let schema = plan.schema();
         let key_index = key
