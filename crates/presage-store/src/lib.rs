@@ -8,7 +8,7 @@
 //!   holding the same rows. A run writes into `staging/`, fsyncs, renames the folder
 //!   into `versions/` and only then swaps the `CURRENT` pointer by atomic rename, so a
 //!   crash at any point leaves the previous version served. Readers open a version,
-//!   verify its checksums, and answer lookups.
+//!   check its lookup file against the manifest's sha256, and answer lookups.
 //! - The Redis store ([`redis`]) writes a version's keys under their own prefix with
 //!   pipelining, then flips a pointer key in one Lua script; readers follow the
 //!   pointer. It works with a standalone server and with Redis Cluster.

@@ -69,8 +69,9 @@ impl LookupFile {
         map::sequential(&self.map, || f(&self.map))
     }
 
-    /// Reads the whole file and checks its data checksum; a server calls this once
-    /// when it loads a new version, before answering from it.
+    /// Reads the whole file and checks its data checksum. A server loading a version
+    /// does not call this: it checks the whole file against the sha256 in the
+    /// version's manifest instead (see [`crate::LoadedVersion`]).
     pub fn verify(&self) -> Result<(), LookupError> {
         let actual = self.scan(|bytes| checksum(&bytes[HEADER_LEN..]));
         if actual != self.header.data_checksum {
