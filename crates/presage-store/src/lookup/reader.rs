@@ -167,7 +167,7 @@ impl LookupFile {
     /// (284 against 241, callgrind, with the benchmark's rows). A lone
     /// lookup's speed depends on how much of the next lookup the CPU starts while
     /// this one waits for memory, and that proved sensitive to the code's shape
-    /// (docs/benchmarks.md).
+    /// (docs/benchmarks-history.md).
     #[inline(always)]
     fn probe<T>(&self, hash: u64, mut candidate: impl FnMut(usize, u64) -> Option<T>) -> Option<T> {
         let home = home_slot(hash, self.header.home_slots);
