@@ -208,7 +208,7 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Score a Parquet or CSV file with a model, straight to Parquet.
+    /// Score a Parquet, CSV or JSON-lines file with a model, straight to Parquet.
     #[command(
         after_help = "Example:\n  presage score --model model.onnx --input rows.parquet --output scored.parquet --key user_id"
     )]

@@ -105,7 +105,7 @@ impl<'a> Key<'a> {
 /// hash (tested); inlining matters because a lookup waits on a cache miss (two
 /// when slots point into a data section), and the fewer instructions there are
 /// between one lookup's last miss and the next lookup's first, the more of them
-/// the CPU overlaps (docs/benchmarks.md).
+/// the CPU overlaps (docs/benchmarks-history.md).
 #[inline(always)]
 pub(crate) fn key_hash(seed: u64, bytes: &[u8]) -> u64 {
     match bytes.len() {

@@ -14,9 +14,11 @@
 //! floats, booleans, float lists; strings and ranked lists length-prefixed), and a [`Record`] writes
 //! the JSON answer at lookup time ([`Record::write_json`]), so the file stays compact
 //! and no JSON text is parsed or stored. Opening checks the header only, so a large
-//! version opens in microseconds; [`LookupFile::verify`] checks the checksum of
-//! every byte and is what a server runs before switching to a new version. The
-//! layout is described in the `format` module.
+//! version opens in microseconds; [`LookupFile::verify`] checks the file's own data
+//! checksum. A server does not call it: before switching to a new version it checks
+//! the whole file against the sha256 in the version's manifest, reading it through
+//! the mapping with [`LookupFile::scan`] (see [`crate::LoadedVersion`]). The layout is
+//! described in the `format` module.
 
 mod encode;
 mod error;

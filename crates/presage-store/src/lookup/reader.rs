@@ -69,8 +69,9 @@ impl LookupFile {
         map::sequential(&self.map, || f(&self.map))
     }
 
-    /// Reads the whole file and checks its data checksum; a server calls this once
-    /// when it loads a new version, before answering from it.
+    /// Reads the whole file and checks its data checksum. A server loading a version
+    /// does not call this: it checks the whole file against the sha256 in the
+    /// version's manifest instead (see [`crate::LoadedVersion`]).
     pub fn verify(&self) -> Result<(), LookupError> {
         let actual = self.scan(|bytes| checksum(&bytes[HEADER_LEN..]));
         if actual != self.header.data_checksum {
@@ -166,7 +167,7 @@ impl LookupFile {
     /// (284 against 241, callgrind, with the benchmark's rows). A lone
     /// lookup's speed depends on how much of the next lookup the CPU starts while
     /// this one waits for memory, and that proved sensitive to the code's shape
-    /// (docs/benchmarks.md).
+    /// (docs/benchmarks-history.md).
     #[inline(always)]
     fn probe<T>(&self, hash: u64, mut candidate: impl FnMut(usize, u64) -> Option<T>) -> Option<T> {
         let home = home_slot(hash, self.header.home_slots);

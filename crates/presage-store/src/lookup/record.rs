@@ -160,7 +160,8 @@ fn stored_long_key_len_if(bytes: &[u8], text: &str) -> Option<usize> {
 
 /// Whether `a` and `b` hold the same bytes. Keys of 8 to 16 bytes (most IDs) are
 /// compared as two overlapping words each, without a call to `memcmp`: with the
-/// addressing of [`stored_key_len_if`], hits on a cached file got 11% faster (docs/benchmarks.md).
+/// addressing of [`stored_key_len_if`], hits on a cached file got 11% faster
+/// (docs/benchmarks-history.md).
 #[inline(always)]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let word = |bytes: &[u8], at: usize| {

@@ -11,10 +11,10 @@
 //! - **Engagement drifts.** Each user has a base activity level (sessions a day, log-
 //!   normal across users, higher on pricier plans) times a latent engagement that
 //!   moves every day: a noisy pull towards the user's current regime, *engaged*
-//!   (about 1) or *disengaged* (about 0.12). An engaged user drops into the
-//!   disengaged regime with probability 1.2% a day (more right after a support
-//!   ticket: a bad experience starts one in four drops); a disengaged one recovers
-//!   with 6% a day, so episodes last about two and a half weeks.
+//!   (about 1) or *disengaged* (about 0.08). An engaged user drops into the
+//!   disengaged regime with probability 1% a day, and one support ticket in four
+//!   starts a drop; a disengaged one recovers with 7% a day, so episodes last about
+//!   two weeks.
 //! - **Events follow engagement.** Sessions are Poisson with rate base × engagement;
 //!   a session leads to an add-on purchase 2% of the time; the plan price is charged
 //!   every 30 days from signup; support tickets come at 0.4% a day, 3% while
@@ -27,7 +27,7 @@
 //!   taste comes from a second stream per user, so the churn story above draws
 //!   exactly the numbers it did before products existed.
 //! - **Churn follows recent engagement.** The daily hazard of a `cancel` is a base
-//!   rate times: `exp(3 × (1 − recent))` where `recent` is an exponentially weighted
+//!   rate times: `exp(4 × (1 − recent))` where `recent` is an exponentially weighted
 //!   average of engagement over roughly the last week; `1 + 0.6 × tickets` with
 //!   tickets decaying with a ten-day half-life; a price factor (basic 0.8, plus 1.0,
 //!   pro 1.35); a new-user factor `1 + 1.5 × exp(−tenure / 45 days)`; and a hidden
