@@ -179,3 +179,27 @@ fn config_typo_names_the_field() {
     assert!(err.contains("max_agee"), "{err}");
     assert!(err.contains("presage.toml"), "{err}");
 }
+
+/// Regression: every configured source used to be opened on every run, so a source
+/// that only another job reads, missing or broken, failed this job too.
+#[test]
+fn a_missing_source_this_job_does_not_read_is_ignored() {
+    let p = SmallProject::new();
+    p.edit_config(&[(
+        "[features.f]",
+        "[sources.elsewhere]\npath = \"data/missing/*.parquet\"\n\n[features.f]",
+    )]);
+    let out = p.run(&["run", "score"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs_err::read(p.version_dir(1).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let sources: Vec<&str> = manifest["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["rows"], "the manifest records the sources read");
+}
