@@ -1,20 +1,20 @@
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{SecondsFormat, Utc};
-use presage_store::redis::RedisStoreError;
-use presage_store::{OpenVersion, StoreError, VersionId};
+use chrono::Utc;
+use presage_store::{JobStatus, JobStatuses, OpenVersion, VersionId};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::ApiError;
-use crate::answer::{Status, refuse_stale, write_answer};
+use crate::answer::{refuse_stale, write_answer};
 use crate::limits::{MAX_BATCH_KEYS, MAX_BODY_BYTES};
 use crate::metrics;
 use crate::state::{AppState, JobSlot};
@@ -31,7 +31,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .fallback(|| async { ApiError::BadRequest("no such endpoint; see /v1/jobs".into()) })
+        .fallback(|| async { ApiError::NoSuchEndpoint })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -64,64 +65,42 @@ fn json_bytes(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn list_jobs(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+/// Every job with the version this server answers from (not necessarily the store's
+/// current one, while a swap is pending) and its last run.
+async fn list_jobs(State(state): State<Arc<AppState>>) -> Result<Json<JobStatuses>, ApiError> {
     let now = Utc::now();
-    let jobs: Vec<_> = state
-        .jobs
-        .iter()
-        .map(|(name, slot)| match slot.current.load().as_ref() {
-            Some(version) => {
-                let m = version.manifest();
-                let s = presage_store::Staleness::at(m.created_at, slot.spec.max_age, now);
-                json!({
-                    "job": name,
-                    "version": m.id,
-                    "rows": m.rows,
-                    "computed_at": m.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-                    "features_as_of": m.features_as_of.to_rfc3339_opts(SecondsFormat::Millis, true),
-                    "age_seconds": (s.age_seconds * 1000.0).round() / 1000.0,
-                    "max_age_seconds": slot.spec.max_age.map(|d| d.as_secs()),
-                    "stale": s.freshness == presage_store::Freshness::Stale,
-                })
-            }
-            None => json!({ "job": name, "version": null }),
-        })
-        .collect();
-    Json(json!({ "jobs": jobs }))
+    let mut jobs = Vec::with_capacity(state.jobs.len());
+    for (name, slot) in &state.jobs {
+        let last_run = state.store.last_run(name).await?;
+        let version = slot.current.load_full();
+        jobs.push(JobStatus::new(
+            name,
+            version.as_deref().map(OpenVersion::manifest),
+            slot.spec.max_age,
+            last_run.as_ref(),
+            now,
+        ));
+    }
+    Ok(Json(JobStatuses { jobs }))
 }
 
 async fn list_versions(
     State(state): State<Arc<AppState>>,
-    Path(job): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let Path(job) = path?;
     slot(&state, &job)?;
-    let current = state.store.current(&job).await.map_err(store_failed)?;
-    let versions = state.store.versions(&job).await.map_err(store_failed)?;
+    let current = state.store.current(&job).await?;
+    let versions = state.store.versions(&job).await?;
     Ok(Json(json!({ "current": current, "versions": versions })))
-}
-
-/// A store that failed to answer (Redis down, an unreadable file): logged in full,
-/// answered without internals (see [`ApiError::Internal`]).
-pub(crate) fn store_failed(error: StoreError) -> ApiError {
-    ApiError::Internal(error.to_string())
-}
-
-pub(crate) fn count(state: &AppState, job: &str, status: Option<Status>) {
-    let m = state.metrics.job(job);
-    let counter = match status {
-        Some(Status::Fresh) => &m.fresh,
-        Some(Status::Stale) => &m.stale,
-        Some(Status::Default) => &m.default,
-        None => &m.miss,
-    };
-    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 async fn get_prediction(
     State(state): State<Arc<AppState>>,
-    Path((job, key)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let Path((job, key)) = path?;
     let slot = slot(&state, &job)?;
     let now = Utc::now();
     let version = answering_version(slot, &job, now)?;
@@ -138,11 +117,10 @@ async fn get_prediction(
                 &mut out,
             );
         })
-        .await
-        .map_err(store_failed)?;
-    count(&state, &job, status);
+        .await?;
+    slot.counters.count(status);
     state.log_answer(&job, &key, &version, status, now);
-    state.metrics.observe_latency(started.elapsed());
+    state.latency.observe(started.elapsed());
     match status {
         Some(_) => Ok(json_bytes(out)),
         None => Err(ApiError::UnknownKey { job, key }),
@@ -157,11 +135,13 @@ struct BatchGet {
 
 async fn batch_get(
     State(state): State<Arc<AppState>>,
-    Path(job): Path<String>,
-    body: axum::body::Bytes,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let Path(job) = path?;
     let slot = slot(&state, &job)?;
+    let body = body?;
     let request: BatchGet = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("body must be {{\"keys\": [\"...\"]}}: {e}")))?;
     if request.keys.len() > MAX_BATCH_KEYS {
@@ -191,7 +171,7 @@ async fn batch_get(
                 now,
                 &mut out,
             );
-            count(&state, &job, status);
+            slot.counters.count(status);
             state.log_answer(&job, key, &version, status, now);
             match status {
                 Some(_) => first = false,
@@ -201,12 +181,11 @@ async fn batch_get(
                 }
             }
         })
-        .await
-        .map_err(store_failed)?;
+        .await?;
     out.extend_from_slice(b"],\"missing\":");
     serde_json::to_writer(&mut out, &missing).expect("writing to a Vec");
     out.push(b'}');
-    state.metrics.observe_latency(started.elapsed());
+    state.latency.observe(started.elapsed());
     Ok(json_bytes(out))
 }
 
@@ -218,9 +197,9 @@ struct RollbackRequest {
 
 async fn rollback(
     State(state): State<Arc<AppState>>,
-    Path(job): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let token = state
         .admin_token
@@ -233,7 +212,9 @@ async fn rollback(
     if given != Some(token) {
         return Err(ApiError::Unauthorized);
     }
+    let Path(job) = path?;
     slot(&state, &job)?;
+    let body = body?;
     let request: RollbackRequest = if body.is_empty() {
         RollbackRequest::default()
     } else {
@@ -242,19 +223,9 @@ async fn rollback(
         })?
     };
     let result = state.store.rollback(&job, request.to).await;
+    // Serve what the store now points at before answering, whatever the outcome.
     reload_all(&state).await;
-    let (from, to) = result.map_err(|e| match e {
-        StoreError::Io(_) => store_failed(e),
-        StoreError::Redis(ref redis)
-            if matches!(
-                **redis,
-                RedisStoreError::Connect { .. } | RedisStoreError::Command { .. }
-            ) =>
-        {
-            store_failed(e)
-        }
-        other => ApiError::Conflict(other.to_string()),
-    })?;
+    let (from, to) = result?;
     Ok(Json(json!({ "from": from, "to": to })).into_response())
 }
 
@@ -273,13 +244,16 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     let mut last_runs = Vec::new();
     for job in state.jobs.keys() {
+        // A store that cannot be read leaves the job's last-run gauges out of this
+        // scrape instead of failing it: the serving metrics matter most during an
+        // outage, and the watcher logs the outage.
         if let Ok(Some(run)) = state.store.last_run(job).await {
             last_runs.push((job.clone(), run));
         }
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics::render(&state, &last_runs),
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::render(&state, &last_runs, Utc::now()),
     )
         .into_response()
 }

@@ -1,8 +1,17 @@
 use axum::Json;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use presage_store::{StoreError, StoreErrorKind};
 
-/// An error answered to a client as `{"error": "..."}`.
+use crate::limits::MAX_BODY_BYTES;
+
+/// An error answered to a client as `{"error": "..."}` with its HTTP status.
+///
+/// Store errors become one of these in one place, [`From<StoreError>`], by their
+/// kind: the client reads the store's message only where it is about what the client
+/// asked for (a version that does not exist, nothing to roll back to); any other
+/// store failure names no file, server or key, and its detail goes to the server log.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The job is not configured.
@@ -22,11 +31,23 @@ pub enum ApiError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// No such endpoint.
+    #[error("no such endpoint; see /v1/jobs")]
+    NoSuchEndpoint,
+    /// The endpoint exists but not with this method.
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
     /// Too many keys in one batch.
     #[error("too many keys: {found}, at most {max} per request")]
     TooManyKeys {
         /// Keys sent.
         found: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The request body is larger than [`MAX_BODY_BYTES`].
+    #[error("request body too large: at most {max} bytes")]
+    BodyTooLarge {
         /// The limit.
         max: usize,
     },
@@ -36,36 +57,111 @@ pub enum ApiError {
     /// Admin endpoints are off because no token is configured.
     #[error("admin API is disabled; start the server with PRESAGE_ADMIN_TOKEN set")]
     AdminDisabled,
-    /// A store operation failed for a reason the client caused (unknown version, corrupt target).
+    /// The store has no such version, or the job none at all.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the store's state (nothing to roll back to).
     #[error("{0}")]
     Conflict(String),
+    /// The store refused what it was given; `detail` is logged, not answered.
+    #[error("the store refused the request; see the server log")]
+    StoreInvalid {
+        /// The store's message.
+        detail: String,
+    },
+    /// Stored data failed a check (a checksum, a manifest, a pointer); `detail` is
+    /// logged, not answered.
+    #[error("stored data failed a check; see the server log")]
+    StoreCorrupt {
+        /// The store's message.
+        detail: String,
+    },
+    /// The store could not be reached or read; `detail` is logged, not answered.
+    #[error("the store is unavailable; see the server log")]
+    StoreUnavailable {
+        /// The store's message.
+        detail: String,
+    },
     /// The job's version is older than `max_age` and the job says `on_stale = "error"`.
     #[error("{0}")]
     Stale(crate::StaleRefusal),
-    /// Something failed on the server; details go to the log, not the client.
-    #[error("internal error")]
-    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error.kind() {
+            StoreErrorKind::NotFound => ApiError::NotFound(error.to_string()),
+            StoreErrorKind::Conflict => ApiError::Conflict(error.to_string()),
+            StoreErrorKind::Invalid => ApiError::StoreInvalid {
+                detail: error.to_string(),
+            },
+            StoreErrorKind::Corrupt => ApiError::StoreCorrupt {
+                detail: error.to_string(),
+            },
+            StoreErrorKind::Unavailable => ApiError::StoreUnavailable {
+                detail: error.to_string(),
+            },
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge {
+                max: MAX_BODY_BYTES,
+            }
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError::BadRequest(rejection.body_text())
+    }
 }
 
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::UnknownJob(_) | ApiError::UnknownKey { .. } => StatusCode::NOT_FOUND,
-            ApiError::NoVersion(_) | ApiError::Stale(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::TooManyKeys { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnknownJob(_) | ApiError::UnknownKey { .. } | ApiError::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::NoSuchEndpoint | ApiError::BadRequest(_) | ApiError::StoreInvalid { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooManyKeys { .. } | ApiError::BodyTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // Broken stored data does not mend by retrying; an outage may.
+            ApiError::StoreCorrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::NoVersion(_) | ApiError::Stale(_) | ApiError::StoreUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    /// What only the server log may see.
+    fn detail(&self) -> Option<&str> {
+        match self {
+            ApiError::StoreInvalid { detail }
+            | ApiError::StoreCorrupt { detail }
+            | ApiError::StoreUnavailable { detail } => Some(detail),
+            _ => None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(detail) = &self {
-            eprintln!("internal error: {detail}");
+        if let Some(detail) = self.detail() {
+            eprintln!("store error: {detail}");
         }
         let mut body = serde_json::json!({ "error": self.to_string() });
         if let ApiError::Stale(refusal) = &self {
@@ -73,7 +169,6 @@ impl IntoResponse for ApiError {
             body["age_seconds"] = refusal.age_seconds.into();
             body["max_age_seconds"] = refusal.max_age_seconds.into();
         }
-        let body = Json(body);
-        (self.status(), body).into_response()
+        (self.status(), Json(body)).into_response()
     }
 }

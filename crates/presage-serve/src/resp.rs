@@ -267,14 +267,21 @@ impl Connection {
             && args.len() == 2
             && name.eq_ignore_ascii_case(b"GET")
         {
-            self.get(key).await;
+            let started = Instant::now();
+            if self.get(key).await {
+                self.state.latency.observe(started.elapsed());
+            }
             return false;
         }
         let name = String::from_utf8_lossy(name).to_ascii_uppercase();
         match name.as_str() {
             "MGET" if args.len() >= 2 => {
+                let started = Instant::now();
                 self.array_header(args.len() - 1);
-                self.mget(args.after(1)).await;
+                if self.mget(args.after(1)).await {
+                    // One observation per command, as HTTP has one per request.
+                    self.state.latency.observe(started.elapsed());
+                }
             }
             "GET" | "MGET" => self.error(&format!("ERR wrong number of arguments for '{}' command", name.to_lowercase())),
             "PING" => match args.get(1) {
@@ -308,24 +315,31 @@ impl Connection {
         false
     }
 
-    async fn get(&mut self, full_key: &[u8]) {
-        let started = Instant::now();
+    /// Answers `GET job:key`; true when a version was read (what the latency
+    /// histogram counts), false for a key naming no job, a job without a version or
+    /// refusing stale answers, and a store that failed.
+    async fn get(&mut self, full_key: &[u8]) -> bool {
         let Ok(full_key) = std::str::from_utf8(full_key) else {
-            return self.nil();
+            self.nil();
+            return false;
         };
         let Some((job, key)) = full_key.split_once(':') else {
-            return self.nil();
+            self.nil();
+            return false;
         };
         let state = self.state.clone();
         let Some(slot) = state.jobs.get(job) else {
-            return self.nil();
+            self.nil();
+            return false;
         };
         let Some(version) = slot.current.load_full() else {
-            return self.nil();
+            self.nil();
+            return false;
         };
         let now = Utc::now();
         if let Some(refusal) = refuse_stale(&slot.spec, version.manifest(), now) {
-            return self.error(&format!("STALE {refusal}"));
+            self.error(&format!("STALE {refusal}"));
+            return false;
         }
         // One answer buffer per connection, reused.
         let mut doc = std::mem::take(&mut self.doc);
@@ -345,27 +359,31 @@ impl Connection {
             .await;
         if let Err(e) = fetched {
             eprintln!("internal error: {e}");
-            return self.error("ERR presage could not read the store; see the server log");
+            self.error("ERR presage could not read the store; see the server log");
+            self.doc = doc;
+            return false;
         }
-        crate::api::count(&state, job, status);
+        slot.counters.count(status);
         state.log_answer(job, key, &version, status, now);
-        state.metrics.observe_latency(started.elapsed());
         match status {
             Some(_) => self.bulk(&doc),
             None => self.nil(),
         }
         self.doc = doc;
+        true
     }
 
     /// Answers `MGET`: consecutive keys of one job are read from its version in one
     /// call (one `MGET` round trip on a Redis-backed store); every other key, and
-    /// every key of a job that refuses stale answers, as a `GET`.
-    async fn mget(&mut self, full_keys: Args<'_>) {
+    /// every key of a job that refuses stale answers, as a `GET`. True when any key
+    /// read a version.
+    async fn mget(&mut self, full_keys: Args<'_>) -> bool {
         // `job:key` split once per key; `None` for a key that names no job.
         let split: Vec<Option<(&str, &str)>> = full_keys
             .iter()
             .map(|full| std::str::from_utf8(full).ok()?.split_once(':'))
             .collect();
+        let mut read = false;
         let mut i = 0;
         while i < full_keys.len() {
             let group = match split[i] {
@@ -382,32 +400,32 @@ impl Connection {
                 .collect();
             let batched = match split[i] {
                 Some((job, _)) if group > 1 => self.get_many(job, &keys).await,
-                _ => false,
+                _ => None,
             };
-            if !batched {
-                for full in full_keys.after(i).iter().take(group) {
-                    self.get(full).await;
+            match batched {
+                Some(read_version) => read |= read_version,
+                None => {
+                    for full in full_keys.after(i).iter().take(group) {
+                        read |= self.get(full).await;
+                    }
                 }
             }
             i += group;
         }
+        read
     }
 
     /// Answers `keys` of `job` from one read of its current version, appending one
-    /// reply per key; false (nothing appended) when the job is unknown, has no
-    /// version or refuses stale answers, which `get` answers key by key.
-    async fn get_many(&mut self, job: &str, keys: &[&str]) -> bool {
-        let started = Instant::now();
+    /// reply per key, and says whether the store was read (false when it failed);
+    /// `None` (nothing appended) when the job is unknown, has no version or refuses
+    /// stale answers, which `get` answers key by key.
+    async fn get_many(&mut self, job: &str, keys: &[&str]) -> Option<bool> {
         let state = self.state.clone();
-        let Some(slot) = state.jobs.get(job) else {
-            return false;
-        };
-        let Some(version) = slot.current.load_full() else {
-            return false;
-        };
+        let slot = state.jobs.get(job)?;
+        let version = slot.current.load_full()?;
         let now = Utc::now();
         if refuse_stale(&slot.spec, version.manifest(), now).is_some() {
-            return false;
+            return None;
         }
         let mut docs = std::mem::take(&mut self.doc);
         docs.clear();
@@ -434,20 +452,18 @@ impl Connection {
                 self.error("ERR presage could not read the store; see the server log");
             }
             self.doc = docs;
-            return true;
+            return Some(false);
         }
-        let elapsed = started.elapsed();
         for (key, (status, range)) in keys.iter().zip(answers) {
-            crate::api::count(&state, job, status);
+            slot.counters.count(status);
             state.log_answer(job, key, &version, status, now);
-            state.metrics.observe_latency(elapsed);
             match status {
                 Some(_) => self.bulk(&docs[range]),
                 None => self.nil(),
             }
         }
         self.doc = docs;
-        true
+        Some(true)
     }
 
     fn hello(&mut self, args: Args<'_>) {

@@ -7,7 +7,7 @@ use presage_store::{OpenVersion, Store, VersionId};
 
 use crate::answer::OnStale;
 use crate::lookup_log::LookupLog;
-use crate::metrics::Metrics;
+use crate::metrics::{JobCounters, Latency};
 
 /// How a job is served: from the config.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,8 @@ pub struct ServeJob {
 pub(crate) struct JobSlot {
     pub(crate) spec: ServeJob,
     pub(crate) current: ArcSwapOption<OpenVersion>,
+    /// Answers, swaps and refused loads, for `/metrics`.
+    pub(crate) counters: JobCounters,
     /// A version that failed to load (checksums), so it is not retried every poll.
     pub(crate) rejected: Mutex<Option<VersionId>>,
     /// The last error reading the job's pointer (a Redis outage), so it is logged
@@ -38,7 +40,8 @@ pub struct AppState {
     pub(crate) store: Store,
     pub(crate) jobs: BTreeMap<String, JobSlot>,
     pub(crate) admin_token: Option<String>,
-    pub(crate) metrics: Metrics,
+    /// Lookup latency, for `/metrics`.
+    pub(crate) latency: Latency,
     pub(crate) lookup_log: std::sync::OnceLock<LookupLog>,
 }
 
@@ -50,7 +53,6 @@ impl AppState {
 
     /// State for serving `jobs` from `store`. Rollback over HTTP needs `admin_token`.
     pub fn new(store: Store, jobs: Vec<ServeJob>, admin_token: Option<String>) -> Arc<AppState> {
-        let metrics = Metrics::new(jobs.iter().map(|j| j.name.clone()));
         let jobs = jobs
             .into_iter()
             .map(|spec| {
@@ -59,6 +61,7 @@ impl AppState {
                     JobSlot {
                         spec,
                         current: ArcSwapOption::empty(),
+                        counters: JobCounters::default(),
                         rejected: Mutex::new(None),
                         last_error: Mutex::new(None),
                     },
@@ -69,7 +72,7 @@ impl AppState {
             store,
             jobs,
             admin_token,
-            metrics,
+            latency: Latency::new(),
             lookup_log: std::sync::OnceLock::new(),
         })
     }

@@ -45,9 +45,7 @@ async fn reload_job(state: &AppState, name: &str, slot: &JobSlot) -> Option<Stri
         Ok(version) => {
             slot.current.store(Some(Arc::new(version)));
             *rejected = None;
-            state
-                .metrics
-                .job(name)
+            slot.counters
                 .swaps
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Some(match loaded {
@@ -57,10 +55,8 @@ async fn reload_job(state: &AppState, name: &str, slot: &JobSlot) -> Option<Stri
         }
         Err(e) => {
             *rejected = Some(wanted);
-            state
-                .metrics
-                .job(name)
-                .swap_failures
+            slot.counters
+                .load_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let keeping = loaded.map_or("nothing".to_owned(), |id| format!("version {id}"));
             Some(format!(

@@ -22,6 +22,7 @@ mod durable;
 mod embedded;
 mod error;
 pub mod failpoint;
+mod job_status;
 mod last_run;
 pub mod lookup;
 mod manifest;
@@ -33,6 +34,7 @@ pub use crate::redis::{RedisOptions, RedisStore};
 pub use backend::{Backend, BackendStaged, BackendVersion, BackendWriter};
 pub use embedded::{EmbeddedStore, LoadedVersion, StagedVersion, VersionWriter};
 pub use error::{StoreError, StoreErrorKind};
+pub use job_status::{JobStatus, JobStatuses, LastRunStatus, VersionStatus};
 pub use last_run::{LastRun, RunOutcomeKind};
 pub use manifest::{
     CheckResult, Distribution, FileEntry, KeyInfo, MANIFEST_FORMAT, Manifest, ModelInfo,

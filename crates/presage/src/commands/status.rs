@@ -6,19 +6,20 @@ use arrow::array::AsArray;
 use arrow::datatypes::UInt64Type;
 use chrono::Utc;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use presage_store::Staleness;
-use serde_json::json;
+use presage_store::{JobStatus, JobStatuses, LastRunStatus, RunOutcomeKind};
 
 use crate::config::Config;
 
 /// `presage status`: each job's version, rows, age and whether it is stale; with a
-/// lookup log, how many of the current version's keys were ever read.
+/// lookup log, how many of the current version's keys were ever read. `--json`
+/// prints the [`JobStatuses`] that `GET /v1/jobs` answers too; the table is
+/// printed from the same values.
 pub fn status(config: &Config, as_json: bool, lookup_log: Option<&Path>) -> Result<()> {
     let runtime = super::runtime()?;
     let store = runtime.block_on(config.store())?;
     let now = Utc::now();
     let read = lookup_log.map(read_keys).transpose()?;
-    let mut rows = Vec::new();
+    let mut statuses = Vec::new();
     for (name, job) in &config.jobs {
         let (manifest, last_run) = runtime.block_on(async {
             anyhow::Ok((
@@ -26,81 +27,47 @@ pub fn status(config: &Config, as_json: bool, lookup_log: Option<&Path>) -> Resu
                 store.last_run(name).await?,
             ))
         })?;
-        let last = last_run.as_ref().map(|r| {
-            json!({
-                "outcome": r.outcome,
-                "finished_at": r.finished_at,
-                "seconds": r.seconds,
-                "version": r.version,
-                "failed_checks": r.failed_checks.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-                "error": r.error,
-            })
-        });
-        let mut entry = match &manifest {
-            Some(m) => {
-                let s = Staleness::at(m.created_at, job.serve.max_age, now);
-                json!({
-                    "job": name,
-                    "version": m.id,
-                    "rows": m.rows,
-                    "computed_at": m.created_at,
-                    "features_as_of": m.features_as_of,
-                    "age_seconds": (s.age_seconds * 1000.0).round() / 1000.0,
-                    "max_age_seconds": job.serve.max_age.map(|d| d.as_secs()),
-                    "status": s.freshness.as_str(),
-                })
-            }
-            None => json!({ "job": name, "version": null, "status": "no version" }),
-        };
-        entry["last_run"] = last.unwrap_or(serde_json::Value::Null);
-        if let (Some(read), Some(m)) = (&read, &manifest) {
-            let keys = read.get(&(name.clone(), m.id.0)).map_or(0, HashSet::len);
-            entry["read_keys"] = json!(keys);
+        let mut status = JobStatus::new(
+            name,
+            manifest.as_ref(),
+            job.serve.max_age,
+            last_run.as_ref(),
+            now,
+        );
+        if let (Some(read), Some(version)) = (&read, status.version) {
+            let keys = read.get(&(name.clone(), version.0)).map_or(0, HashSet::len);
+            status.read_keys = Some(keys as u64);
         }
-        rows.push(entry);
+        statuses.push(status);
     }
     if as_json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "jobs": rows }))?
-        );
+        let statuses = JobStatuses { jobs: statuses };
+        println!("{}", serde_json::to_string_pretty(&statuses)?);
         return Ok(());
     }
     println!(
         "{:<16} {:>7} {:>10}  {:<20} {:>10} {:>8}  {:<7}  last run",
         "job", "version", "rows", "computed_at", "age", "max_age", "status"
     );
-    for r in &rows {
-        let last = describe_last_run(&r["last_run"]);
-        let max_age = r["max_age_seconds"]
-            .as_u64()
-            .map_or("-".to_owned(), |s| super::human_age(s as f64));
-        if r["version"].is_null() {
-            println!(
-                "{:<16} {:>7} {:>10}  {:<20} {:>10} {:>8}  {:<7}  {last}",
-                r["job"].as_str().unwrap_or(""),
-                "-",
-                "-",
-                "-",
-                "-",
-                max_age,
-                "none"
-            );
-            continue;
-        }
-        let computed = r["computed_at"].as_str().unwrap_or("");
+    let dash = || "-".to_owned();
+    for s in &statuses {
+        let last = s
+            .last_run
+            .as_ref()
+            .map_or("never ran".to_owned(), describe_last_run);
         println!(
             "{:<16} {:>7} {:>10}  {:<20} {:>10} {:>8}  {:<7}  {last}",
-            r["job"].as_str().unwrap_or(""),
-            // `Value`'s Display ignores widths.
-            r["version"].to_string(),
-            r["rows"].to_string(),
-            computed.get(..19).unwrap_or(computed),
-            super::human_age(r["age_seconds"].as_f64().unwrap_or(0.0)),
-            max_age,
-            r["status"].as_str().unwrap_or(""),
+            s.job,
+            s.version.map_or_else(dash, |v| v.to_string()),
+            s.rows.map_or_else(dash, |r| r.to_string()),
+            s.computed_at
+                .map_or_else(dash, |t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
+            s.age_seconds.map_or_else(dash, super::human_age),
+            s.max_age_seconds
+                .map_or_else(dash, |secs| super::human_age(secs as f64)),
+            s.status.as_str(),
         );
-        if let (Some(read), Some(total)) = (r["read_keys"].as_u64(), r["rows"].as_u64()) {
+        if let (Some(read), Some(total)) = (s.read_keys, s.rows) {
             println!(
                 "{:<16} read: {read} of its {total} predictions ({:.1}%) in the lookup log",
                 "",
@@ -150,27 +117,18 @@ fn read_keys(dir: &Path) -> Result<HashMap<(String, u64), HashSet<String>>> {
     Ok(read)
 }
 
-fn describe_last_run(run: &serde_json::Value) -> String {
-    if run.is_null() {
-        return "never ran".to_owned();
-    }
-    let at = run["finished_at"]
-        .as_str()
-        .map(|t| t.get(..19).unwrap_or(t))
-        .unwrap_or("");
-    match run["outcome"].as_str() {
-        Some("published") => format!("published version {} at {at}", run["version"]),
-        Some("blocked") => format!(
-            "blocked by {} at {at}",
-            run["failed_checks"]
-                .as_array()
-                .map(|c| c
-                    .iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
-        ),
-        _ => format!("failed at {at}: {}", run["error"].as_str().unwrap_or("")),
+fn describe_last_run(run: &LastRunStatus) -> String {
+    let at = run.finished_at.format("%Y-%m-%dT%H:%M:%S");
+    match run.outcome {
+        RunOutcomeKind::Published => match run.version {
+            Some(version) => format!("published version {version} at {at}"),
+            None => format!("published at {at}"),
+        },
+        RunOutcomeKind::Blocked => {
+            format!("blocked by {} at {at}", run.failed_checks.join(", "))
+        }
+        RunOutcomeKind::Failed => {
+            format!("failed at {at}: {}", run.error.as_deref().unwrap_or(""))
+        }
     }
 }

@@ -79,7 +79,7 @@ fn quickstart_run_serve_swap_rollback() {
     assert_eq!(names, ["addon_recs", "churn"], "{jobs}");
     let churn = &jobs["jobs"][1];
     assert_eq!(churn["version"], json!(1));
-    assert_eq!(churn["stale"], json!(false));
+    assert_eq!(churn["status"], json!("fresh"));
 
     let url = format!("{base}/v1/jobs/churn/predictions/{key}");
     let (status, answer) = http_json("GET", &url, None, None);
@@ -194,7 +194,7 @@ fn quickstart_run_serve_swap_rollback() {
         Some(&json!({"to": 99})),
         Some("s3cret"),
     );
-    assert_eq!(status, 409, "{body}");
+    assert_eq!(status, 404, "{body}");
 
     let (status, versions) =
         http_json("GET", &format!("{base}/v1/jobs/churn/versions"), None, None);
