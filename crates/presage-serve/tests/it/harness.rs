@@ -12,8 +12,8 @@ use axum::http::{Request, header};
 use chrono::{DateTime, Utc};
 use presage_serve::{AppState, OnStale, ServeJob, reload_all, router};
 use presage_store::{
-    EmbeddedStore, KeyInfo, LastRun, MANIFEST_FORMAT, Manifest, ModelInfo, OutputColumn,
-    RunOutcomeKind, Store, VersionId,
+    KeyInfo, LastRun, MANIFEST_FORMAT, Manifest, ModelInfo, OutputColumn, RunOutcomeKind, Store,
+    VersionId,
 };
 use presage_test::TestProject;
 use tower::ServiceExt;
@@ -42,7 +42,7 @@ impl Fixture {
     }
 
     pub fn store(&self) -> Store {
-        Store::Embedded(EmbeddedStore::new(self.data_dir()))
+        Store::embedded(self.data_dir())
     }
 
     /// Publishes a version of `job` with keys `u1`, `u2`, `u3` computed at
