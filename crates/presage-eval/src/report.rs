@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::{Histogram, MetricName, Metrics, Task, improvement};
 use crate::svg::{
     self, CalibrationChart, HistogramChart, HistogramSeries, LineChart, Marker, ReferenceLine,
-    Series, XAxis, XySeries, escape,
+    Series, XySeries,
 };
 
 /// A stage on the path from batch to online.
@@ -142,6 +142,22 @@ pub struct ChallengerResult {
     pub histogram: Histogram,
     /// Metric key → challenger − champion.
     pub difference: BTreeMap<String, f64>,
+}
+
+/// Escapes text for HTML content and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 const HOUR: i64 = 3_600;
@@ -701,13 +717,14 @@ fn metric_by_cadence(
         title: format!("{} by refresh cadence", capitalise(metric.label())),
         x_label: "refresh cadence (online = features as of request time)".to_owned(),
         y_label: format!("{} ({})", metric.label(), direction(metric)),
-        x: XAxis::Categories(cadences.into_iter().map(|c| c.1).collect()),
+        categories: cadences.into_iter().map(|c| c.1).collect(),
         series,
         references,
         width,
         height,
     }
     .to_svg()
+    .into_string()
 }
 
 /// Online features, the baseline and the slowest batch cadence, without repeats.
@@ -824,7 +841,7 @@ pub fn staleness_html(report: &StalenessReport) -> String {
         };
         figure(
             &mut out,
-            &chart.to_svg(),
+            &chart.to_svg().into_string(),
             "Observed frequency of label 1 against the mean score, in ten bins; \
              points on the diagonal are perfectly calibrated. Empty bins are skipped.",
         );
@@ -847,7 +864,7 @@ pub fn staleness_html(report: &StalenessReport) -> String {
     };
     figure(
         &mut out,
-        &histograms.to_svg(),
+        &histograms.to_svg().into_string(),
         "Share of rows per bin. Stale predictions drift from the distribution of fresh ones.",
     );
     out.push_str("</div>\n");
@@ -1063,7 +1080,7 @@ pub fn backtest_html(report: &BacktestReport) -> String {
         };
         figure(
             &mut out,
-            &chart.to_svg(),
+            &chart.to_svg().into_string(),
             "Observed frequency of label 1 against the mean score, in ten bins; \
              points on the diagonal are perfectly calibrated.",
         );
@@ -1093,7 +1110,11 @@ pub fn backtest_html(report: &BacktestReport) -> String {
         width: 640,
         height: 340,
     };
-    figure(&mut out, &chart.to_svg(), "Share of rows per bin.");
+    figure(
+        &mut out,
+        &chart.to_svg().into_string(),
+        "Share of rows per bin.",
+    );
     out.push_str("</div>\n");
 
     out.push_str(
