@@ -1,10 +1,15 @@
-//! Tiny, dependency-free SVG chart primitives for the HTML reports.
+//! Tiny SVG chart primitives for the HTML reports, written with `maud` so every label
+//! is escaped.
 //!
 //! Charts are meant to be inlined in HTML: the root `<svg>` has no `xmlns`
-//! (the HTML parser supplies it), so the output holds no URL at all.
+//! (the HTML parser supplies it), so the output holds no URL at all. Every element is
+//! closed explicitly (`<line …></line>`): inside `<svg>` the HTML parser treats an
+//! unclosed `<line>` as the parent of whatever follows.
 //! Missing or non-finite values are skipped, never drawn.
 
-use std::fmt::Write as _;
+use std::fmt;
+
+use maud::{Markup, html};
 
 /// Okabe–Ito blue, distinguishable under the common colour-vision deficiencies.
 pub const BLUE: &str = "#0072B2";
@@ -15,27 +20,15 @@ pub const GREEN: &str = "#009E73";
 /// Neutral grey, for baselines and references.
 pub const GREY: &str = "#6E6E6E";
 
-/// Writing to a `String` cannot fail, so the `fmt::Result` is dropped here once.
-macro_rules! put {
-    ($out:expr, $($arg:tt)*) => {{
-        let _ = write!($out, $($arg)*);
-    }};
-}
+/// A pixel coordinate, written with one decimal: finer steps are invisible and only
+/// make the page larger.
+#[derive(Debug, Clone, Copy)]
+struct Px(f64);
 
-/// Escapes text for HTML and SVG content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+impl fmt::Display for Px {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.1}", self.0)
     }
-    out
 }
 
 /// Shape drawn at each data point; shapes back up colour for readers who cannot tell them apart.
@@ -53,7 +46,7 @@ pub enum Marker {
     None,
 }
 
-/// One line of a [`LineChart`]: a value (or a gap) per x position.
+/// One line of a [`LineChart`]: a value (or a gap) per category.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     /// Legend text.
@@ -64,30 +57,8 @@ pub struct Series {
     pub marker: Marker,
     /// Dashed instead of solid line.
     pub dashed: bool,
-    /// One entry per x position; `None` or non-finite values are skipped.
+    /// One entry per category; `None` or non-finite values are skipped.
     pub points: Vec<Option<f64>>,
-}
-
-/// The x axis of a [`LineChart`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum XAxis {
-    /// Evenly spaced categories, labelled as given.
-    Categories(Vec<String>),
-    /// Numeric positions, scaled linearly with "nice" ticks.
-    #[allow(
-        dead_code,
-        reason = "part of the chart API; the current reports plot cadences as categories"
-    )]
-    Values(Vec<f64>),
-}
-
-impl XAxis {
-    fn len(&self) -> usize {
-        match self {
-            Self::Categories(c) => c.len(),
-            Self::Values(v) => v.len(),
-        }
-    }
 }
 
 /// A horizontal reference line across a [`LineChart`], labelled at its right end.
@@ -101,7 +72,7 @@ pub struct ReferenceLine {
     pub y: f64,
 }
 
-/// A line chart over categorical or numeric x positions.
+/// A line chart over evenly spaced, labelled x positions (categories).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineChart {
     /// Title, shown on top and as the SVG `<title>`.
@@ -110,8 +81,8 @@ pub struct LineChart {
     pub x_label: String,
     /// Y axis caption.
     pub y_label: String,
-    /// X positions shared by every series.
-    pub x: XAxis,
+    /// Labels of the x positions, shared by every series.
+    pub categories: Vec<String>,
     /// The lines.
     pub series: Vec<Series>,
     /// Horizontal reference lines.
@@ -367,153 +338,125 @@ impl Plot {
         self.bottom - self.y.fraction(v) * (self.bottom - self.top)
     }
 
-    /// Opens the `<svg>`, writes `<title>`, the visible title, grid, axes and legend.
-    fn start(&self, out: &mut String, title: &str, x_label: &str, y_label: &str, keys: &[Key<'_>]) {
-        let title = escape(title);
-        put!(
-            out,
-            "<svg class=\"figure\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" \
-             font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif\" font-size=\"12\">\
-             <title>{title}</title>\
-             <rect width=\"{w}\" height=\"{h}\" fill=\"#ffffff\"/>\
-             <text x=\"{tx}\" y=\"20\" font-size=\"14\" font-weight=\"600\" fill=\"#1a1a1a\">{title}</text>",
-            w = self.width,
-            h = self.height,
-            tx = self.left,
-        );
-        // Horizontal grid and y ticks.
-        for (v, label) in &self.y.ticks {
-            let y = self.sy(*v);
-            put!(
-                out,
-                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#e4e4e4\"/>\
-                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#444\">{}</text>",
-                self.left,
-                self.right,
-                self.left - 6.0,
-                y + 4.0,
-                escape(label),
-            );
-        }
-        // X ticks.
-        for (v, label) in &self.x.ticks {
-            let x = self.sx(*v);
-            put!(
-                out,
-                "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#444\"/>\
-                 <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#444\">{}</text>",
-                self.bottom,
-                self.bottom + 5.0,
-                self.bottom + 18.0,
-                escape(label),
-            );
-        }
-        // Axis lines and captions.
-        put!(
-            out,
-            "<path d=\"M{l:.1} {t:.1}V{b:.1}H{r:.1}\" fill=\"none\" stroke=\"#444\"/>\
-             <text x=\"{cx:.1}\" y=\"{xy:.1}\" text-anchor=\"middle\" fill=\"#1a1a1a\">{xl}</text>\
-             <text transform=\"translate(16 {cy:.1}) rotate(-90)\" text-anchor=\"middle\" fill=\"#1a1a1a\">{yl}</text>",
-            l = self.left,
-            t = self.top,
-            b = self.bottom,
-            r = self.right,
-            cx = (self.left + self.right) / 2.0,
-            xy = self.height - 10.0,
-            xl = escape(x_label),
-            cy = (self.top + self.bottom) / 2.0,
-            yl = escape(y_label),
-        );
-        for (key, &(x, y)) in keys.iter().zip(&self.legend) {
-            let mid = y - 4.0;
-            put!(
-                out,
-                "<line x1=\"{x:.1}\" y1=\"{mid:.1}\" x2=\"{:.1}\" y2=\"{mid:.1}\" stroke=\"{}\" stroke-width=\"2\"{}/>",
-                x + 24.0,
-                key.colour,
-                dash(key.dashed),
-            );
-            marker(out, key.marker, x + 12.0, mid, key.colour, None);
-            put!(
-                out,
-                "<text x=\"{:.1}\" y=\"{y:.1}\" fill=\"#1a1a1a\">{}</text>",
-                x + 30.0,
-                escape(key.name),
-            );
+    /// The whole `<svg>`: `<title>`, the visible title, grid, axes and legend, then
+    /// `content` (the data) drawn over them.
+    fn svg(
+        &self,
+        title: &str,
+        x_label: &str,
+        y_label: &str,
+        keys: &[Key<'_>],
+        content: Markup,
+    ) -> Markup {
+        html! {
+            svg.figure width=(self.width) height=(self.height)
+                viewBox={ "0 0 " (self.width) " " (self.height) } role="img"
+                font-family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+                font-size="12" {
+                title { (title) }
+                rect width=(self.width) height=(self.height) fill="#ffffff" {}
+                text x=(self.left) y="20" font-size="14" font-weight="600" fill="#1a1a1a" {
+                    (title)
+                }
+                // Horizontal grid and y ticks.
+                @for (v, label) in &self.y.ticks {
+                    @let y = self.sy(*v);
+                    line x1=(Px(self.left)) y1=(Px(y)) x2=(Px(self.right)) y2=(Px(y))
+                        stroke="#e4e4e4" {}
+                    text x=(Px(self.left - 6.0)) y=(Px(y + 4.0)) text-anchor="end" fill="#444" {
+                        (label)
+                    }
+                }
+                // X ticks.
+                @for (v, label) in &self.x.ticks {
+                    @let x = self.sx(*v);
+                    line x1=(Px(x)) y1=(Px(self.bottom)) x2=(Px(x)) y2=(Px(self.bottom + 5.0))
+                        stroke="#444" {}
+                    text x=(Px(x)) y=(Px(self.bottom + 18.0)) text-anchor="middle" fill="#444" {
+                        (label)
+                    }
+                }
+                // Axis lines and captions.
+                path d={
+                    "M" (Px(self.left)) " " (Px(self.top))
+                    "V" (Px(self.bottom)) "H" (Px(self.right))
+                } fill="none" stroke="#444" {}
+                text x=(Px((self.left + self.right) / 2.0)) y=(Px(self.height - 10.0))
+                    text-anchor="middle" fill="#1a1a1a" { (x_label) }
+                text transform={ "translate(16 " (Px((self.top + self.bottom) / 2.0)) ") rotate(-90)" }
+                    text-anchor="middle" fill="#1a1a1a" { (y_label) }
+                @for (key, &(x, y)) in keys.iter().zip(&self.legend) {
+                    @let mid = y - 4.0;
+                    line x1=(Px(x)) y1=(Px(mid)) x2=(Px(x + 24.0)) y2=(Px(mid))
+                        stroke=(key.colour) stroke-width="2" stroke-dasharray=[dash(key.dashed)] {}
+                    (marker(key.marker, x + 12.0, mid, key.colour, None))
+                    text x=(Px(x + 30.0)) y=(Px(y)) fill="#1a1a1a" { (key.name) }
+                }
+                (content)
+            }
         }
     }
 
-    /// Writes a centred note when there is nothing to draw.
-    fn no_data(&self, out: &mut String) {
-        put!(
-            out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#888\">no data</text>",
-            (self.left + self.right) / 2.0,
-            (self.top + self.bottom) / 2.0,
-        );
+    /// A centred note for when there is nothing to draw.
+    fn no_data(&self) -> Markup {
+        html! {
+            text x=(Px((self.left + self.right) / 2.0)) y=(Px((self.top + self.bottom) / 2.0))
+                text-anchor="middle" fill="#888" { "no data" }
+        }
     }
 }
 
-fn dash(dashed: bool) -> &'static str {
-    if dashed {
-        " stroke-dasharray=\"6 4\""
-    } else {
-        ""
-    }
+/// The `stroke-dasharray` of a dashed line; none for a solid one.
+fn dash(dashed: bool) -> Option<&'static str> {
+    dashed.then_some("6 4")
 }
 
-/// Draws a marker, with an optional hover tooltip (a native SVG `<title>`, no script needed).
-fn marker(out: &mut String, shape: Marker, x: f64, y: f64, colour: &str, tip: Option<&str>) {
-    let tip = tip
-        .map(|t| format!("<title>{}</title>", escape(t)))
-        .unwrap_or_default();
+/// A marker, with an optional hover tooltip (a native SVG `<title>`, no script needed).
+fn marker(shape: Marker, x: f64, y: f64, colour: &str, tip: Option<&str>) -> Markup {
+    let tip = html! {
+        @if let Some(tip) = tip {
+            title { (tip) }
+        }
+    };
     match shape {
-        Marker::Circle => put!(
-            out,
-            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"{colour}\">{tip}</circle>"
-        ),
-        Marker::Square => put!(
-            out,
-            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"7\" height=\"7\" fill=\"{colour}\">{tip}</rect>",
-            x - 3.5,
-            y - 3.5,
-        ),
-        Marker::Triangle => put!(
-            out,
-            "<path d=\"M{x:.1} {:.1}L{:.1} {:.1}L{:.1} {:.1}Z\" fill=\"{colour}\">{tip}</path>",
-            y - 5.0,
-            x + 4.5,
-            y + 3.5,
-            x - 4.5,
-            y + 3.5,
-        ),
-        Marker::Diamond => put!(
-            out,
-            "<path d=\"M{x:.1} {:.1}L{:.1} {y:.1}L{x:.1} {:.1}L{:.1} {y:.1}Z\" fill=\"{colour}\">{tip}</path>",
-            y - 5.0,
-            x + 5.0,
-            y + 5.0,
-            x - 5.0,
-        ),
-        Marker::None => {}
+        Marker::Circle => html! {
+            circle cx=(Px(x)) cy=(Px(y)) r="4" fill=(colour) { (tip) }
+        },
+        Marker::Square => html! {
+            rect x=(Px(x - 3.5)) y=(Px(y - 3.5)) width="7" height="7" fill=(colour) { (tip) }
+        },
+        Marker::Triangle => html! {
+            path d={
+                "M" (Px(x)) " " (Px(y - 5.0))
+                "L" (Px(x + 4.5)) " " (Px(y + 3.5))
+                "L" (Px(x - 4.5)) " " (Px(y + 3.5)) "Z"
+            } fill=(colour) { (tip) }
+        },
+        Marker::Diamond => html! {
+            path d={
+                "M" (Px(x)) " " (Px(y - 5.0))
+                "L" (Px(x + 5.0)) " " (Px(y))
+                "L" (Px(x)) " " (Px(y + 5.0))
+                "L" (Px(x - 5.0)) " " (Px(y)) "Z"
+            } fill=(colour) { (tip) }
+        },
+        Marker::None => html! {},
     }
 }
 
-fn polyline(out: &mut String, points: &[(f64, f64)], colour: &str, dashed: bool, width: f64) {
+/// A line through `points` (pixels); nothing for fewer than two points.
+fn polyline(points: &[(f64, f64)], colour: &str, dashed: bool, width: f64) -> Markup {
     if points.len() < 2 {
-        return;
+        return html! {};
     }
     let coords: Vec<String> = points
         .iter()
-        .map(|(x, y)| format!("{x:.1},{y:.1}"))
+        .map(|&(x, y)| format!("{},{}", Px(x), Px(y)))
         .collect();
-    put!(
-        out,
-        "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"{width}\" \
-         stroke-linejoin=\"round\"{}/>",
-        coords.join(" "),
-        dash(dashed),
-    );
+    html! {
+        polyline points=(coords.join(" ")) fill="none" stroke=(colour) stroke-width=(width)
+            stroke-linejoin="round" stroke-dasharray=[dash(dashed)] {}
+    }
 }
 
 /// Compact value for tooltips.
@@ -527,10 +470,10 @@ fn short(v: f64) -> String {
 
 impl LineChart {
     /// Renders the chart as an inline `<svg class="figure">` element.
-    pub fn to_svg(&self) -> String {
-        let n = self.x.len();
+    pub fn to_svg(&self) -> Markup {
         let value_at =
             |s: &Series, i: usize| s.points.get(i).copied().flatten().filter(|v| v.is_finite());
+        let n = self.categories.len();
         let values: Vec<f64> = self
             .series
             .iter()
@@ -543,14 +486,6 @@ impl LineChart {
             )
             .collect();
         let (min, max) = min_max(&values).unwrap_or((0.0, 1.0));
-        let x_axis = match &self.x {
-            XAxis::Categories(labels) => Axis::categories(labels),
-            XAxis::Values(xs) => {
-                let finite: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
-                let (lo, hi) = min_max(&finite).unwrap_or((0.0, 1.0));
-                Axis::nice(lo, hi, 6)
-            }
-        };
         let keys: Vec<Key<'_>> = self
             .series
             .iter()
@@ -564,59 +499,44 @@ impl LineChart {
         let plot = Plot::new(
             self.width,
             self.height,
-            x_axis,
+            Axis::categories(&self.categories),
             Axis::nice(min, max, 5),
             &keys,
         );
-        let mut out = String::new();
-        plot.start(&mut out, &self.title, &self.x_label, &self.y_label, &keys);
-        if values.is_empty() {
-            plot.no_data(&mut out);
-        }
-        let x_of = |i: usize| match &self.x {
-            XAxis::Categories(_) => Some(plot.sx(i as f64 + 0.5)),
-            XAxis::Values(xs) => xs.get(i).filter(|x| x.is_finite()).map(|&x| plot.sx(x)),
-        };
-        let tick_name = |i: usize| match &self.x {
-            XAxis::Categories(labels) => labels.get(i).cloned().unwrap_or_default(),
-            XAxis::Values(xs) => xs.get(i).map(|x| short(*x)).unwrap_or_default(),
-        };
-        for reference in self.references.iter().filter(|r| r.y.is_finite()) {
-            let y = plot.sy(reference.y);
-            put!(
-                out,
-                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{}\" \
-                 stroke-width=\"1.2\" stroke-dasharray=\"2 3\"/>\
-                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\" fill=\"{}\">{}</text>",
-                plot.left,
-                plot.right,
-                reference.colour,
-                plot.right - 2.0,
-                y - 4.0,
-                reference.colour,
-                escape(&reference.label),
-            );
-        }
-        for series in &self.series {
-            let points: Vec<(usize, f64, f64)> = (0..n)
-                .filter_map(|i| Some((i, x_of(i)?, plot.sy(value_at(series, i)?))))
-                .collect();
-            let line: Vec<(f64, f64)> = points.iter().map(|&(_, x, y)| (x, y)).collect();
-            polyline(&mut out, &line, series.colour, series.dashed, 2.0);
-            for &(i, x, y) in &points {
-                let tip = value_at(series, i)
-                    .map(|v| format!("{}, {}: {}", series.name, tick_name(i), short(v)));
-                marker(&mut out, series.marker, x, y, series.colour, tip.as_deref());
+        let content = html! {
+            @if values.is_empty() {
+                (plot.no_data())
             }
-        }
-        out.push_str("</svg>");
-        out
+            @for reference in self.references.iter().filter(|r| r.y.is_finite()) {
+                @let y = plot.sy(reference.y);
+                line x1=(Px(plot.left)) y1=(Px(y)) x2=(Px(plot.right)) y2=(Px(y))
+                    stroke=(reference.colour) stroke-width="1.2" stroke-dasharray="2 3" {}
+                text x=(Px(plot.right - 2.0)) y=(Px(y - 4.0)) text-anchor="end" font-size="11"
+                    fill=(reference.colour) { (reference.label) }
+            }
+            @for series in &self.series {
+                // (category, value, x pixel, y pixel) of each drawable point.
+                @let points: Vec<(usize, f64, f64, f64)> = (0..n)
+                    .filter_map(|i| {
+                        let v = value_at(series, i)?;
+                        Some((i, v, plot.sx(i as f64 + 0.5), plot.sy(v)))
+                    })
+                    .collect();
+                @let line: Vec<(f64, f64)> = points.iter().map(|&(_, _, x, y)| (x, y)).collect();
+                (polyline(&line, series.colour, series.dashed, 2.0))
+                @for &(i, v, x, y) in &points {
+                    @let tip = format!("{}, {}: {}", series.name, self.categories[i], short(v));
+                    (marker(series.marker, x, y, series.colour, Some(&tip)))
+                }
+            }
+        };
+        plot.svg(&self.title, &self.x_label, &self.y_label, &keys, content)
     }
 }
 
 impl CalibrationChart {
     /// Renders the chart as an inline `<svg class="figure">` element.
-    pub fn to_svg(&self) -> String {
+    pub fn to_svg(&self) -> Markup {
         let mut keys: Vec<Key<'_>> = self
             .series
             .iter()
@@ -640,57 +560,46 @@ impl CalibrationChart {
             Axis::exact(0.0, 1.0, 5),
             &keys,
         );
-        let mut out = String::new();
-        plot.start(
-            &mut out,
+        let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
+        let any = self.series.iter().any(|s| s.points.iter().any(finite));
+        let content = html! {
+            line x1=(Px(plot.sx(0.0))) y1=(Px(plot.sy(0.0))) x2=(Px(plot.sx(1.0)))
+                y2=(Px(plot.sy(1.0))) stroke=(GREY) stroke-dasharray="6 4" {}
+            @for series in &self.series {
+                @let points: Vec<(f64, f64)> =
+                    series.points.iter().copied().filter(finite).collect();
+                @let pixels: Vec<(f64, f64)> = points
+                    .iter()
+                    .map(|&(x, y)| (plot.sx(x.clamp(0.0, 1.0)), plot.sy(y.clamp(0.0, 1.0))))
+                    .collect();
+                (polyline(&pixels, series.colour, series.dashed, 2.0))
+                @for (&(px, py), &(x, y)) in pixels.iter().zip(&points) {
+                    @let tip = format!(
+                        "{}: predicted {}, observed {}",
+                        series.name,
+                        short(x),
+                        short(y)
+                    );
+                    (marker(series.marker, px, py, series.colour, Some(&tip)))
+                }
+            }
+            @if !any {
+                (plot.no_data())
+            }
+        };
+        plot.svg(
             &self.title,
             "mean predicted probability",
             "observed frequency",
             &keys,
-        );
-        put!(
-            out,
-            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{GREY}\" stroke-dasharray=\"6 4\"/>",
-            plot.sx(0.0),
-            plot.sy(0.0),
-            plot.sx(1.0),
-            plot.sy(1.0),
-        );
-        let mut any = false;
-        for series in &self.series {
-            let points: Vec<(f64, f64)> = series
-                .points
-                .iter()
-                .copied()
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .collect();
-            any |= !points.is_empty();
-            let pixels: Vec<(f64, f64)> = points
-                .iter()
-                .map(|&(x, y)| (plot.sx(x.clamp(0.0, 1.0)), plot.sy(y.clamp(0.0, 1.0))))
-                .collect();
-            polyline(&mut out, &pixels, series.colour, series.dashed, 2.0);
-            for (&(px, py), &(x, y)) in pixels.iter().zip(&points) {
-                let tip = format!(
-                    "{}: predicted {}, observed {}",
-                    series.name,
-                    short(x),
-                    short(y)
-                );
-                marker(&mut out, series.marker, px, py, series.colour, Some(&tip));
-            }
-        }
-        if !any {
-            plot.no_data(&mut out);
-        }
-        out.push_str("</svg>");
-        out
+            content,
+        )
     }
 }
 
 impl HistogramChart {
     /// Renders the chart as an inline `<svg class="figure">` element.
-    pub fn to_svg(&self) -> String {
+    pub fn to_svg(&self) -> Markup {
         let usable: Vec<&HistogramSeries> = self
             .series
             .iter()
@@ -730,12 +639,7 @@ impl HistogramChart {
             y_axis,
             &keys,
         );
-        let mut out = String::new();
-        plot.start(&mut out, &self.title, &self.x_label, &self.y_label, &keys);
-        if usable.is_empty() {
-            plot.no_data(&mut out);
-        }
-        for series in usable {
+        let steps = |series: &HistogramSeries| {
             let width = (series.upper - series.lower) / series.values.len() as f64;
             let base = plot.sy(0.0);
             let mut steps = vec![(plot.sx(series.lower), base)];
@@ -746,10 +650,17 @@ impl HistogramChart {
                 steps.push((plot.sx(x0 + width), y));
             }
             steps.push((plot.sx(series.upper), base));
-            polyline(&mut out, &steps, series.colour, series.dashed, 1.8);
-        }
-        out.push_str("</svg>");
-        out
+            steps
+        };
+        let content = html! {
+            @if usable.is_empty() {
+                (plot.no_data())
+            }
+            @for &series in &usable {
+                (polyline(&steps(series), series.colour, series.dashed, 1.8))
+            }
+        };
+        plot.svg(&self.title, &self.x_label, &self.y_label, &keys, content)
     }
 }
 
@@ -797,17 +708,12 @@ mod tests {
         assert_eq!(labels, ["-50", "0", "50"]);
     }
 
-    #[test]
-    fn escape_html() {
-        assert_eq!(escape("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
-    }
-
     fn line_chart() -> LineChart {
         LineChart {
             title: "Loss <by> cadence".into(),
             x_label: "cadence".into(),
             y_label: "log loss".into(),
-            x: XAxis::Categories(vec!["online".into(), "1h".into(), "1d".into()]),
+            categories: vec!["online".into(), "1h".into(), "1d".into()],
             series: vec![
                 Series {
                     name: "batch".into(),
@@ -836,7 +742,7 @@ mod tests {
 
     #[test]
     fn line_chart_svg() {
-        let svg = line_chart().to_svg();
+        let svg = line_chart().to_svg().into_string();
         assert!(svg.starts_with(
             "<svg class=\"figure\" width=\"600\" height=\"320\" viewBox=\"0 0 600 320\""
         ));
@@ -853,14 +759,41 @@ mod tests {
     }
 
     #[test]
-    fn line_chart_numeric_x_and_empty() {
+    fn line_chart_without_data() {
         let mut chart = line_chart();
-        chart.x = XAxis::Values(vec![0.0, 1.0, 24.0]);
-        let svg = chart.to_svg();
-        assert!(svg.contains("<polyline points=\""));
         chart.series.clear();
         chart.references.clear();
-        assert!(chart.to_svg().contains("no data"));
+        assert!(chart.to_svg().into_string().contains("no data"));
+    }
+
+    /// Every label the caller gives (title, captions, legend, categories, tooltips) is
+    /// text, never markup.
+    #[test]
+    fn chart_text_is_escaped() {
+        let mut chart = line_chart();
+        chart.x_label = "x <i>&</i>".into();
+        chart.y_label = "y \"quoted\"".into();
+        chart.categories[1] = "<script>1h".into();
+        chart.series[0].name = "batch & <b>co</b>".into();
+        chart.references[0].label = "<ref>".into();
+        let svg = chart.to_svg().into_string();
+        for raw in ["<i>", "<script", "<b>", "<ref>", "\"quoted"] {
+            assert!(!svg.contains(raw), "{raw} in {svg}");
+        }
+        assert!(svg.contains(">x &lt;i&gt;&amp;&lt;/i&gt;</text>"), "{svg}");
+        assert!(svg.contains(">y &quot;quoted&quot;</text>"), "{svg}");
+        assert!(svg.contains(">&lt;script&gt;1h</text>"), "{svg}");
+        assert!(
+            svg.contains(">batch &amp; &lt;b&gt;co&lt;/b&gt;</text>"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(
+                "<title>batch &amp; &lt;b&gt;co&lt;/b&gt;, &lt;script&gt;1h: 0.4100</title>"
+            ),
+            "{svg}"
+        );
+        assert!(svg.contains(">&lt;ref&gt;</text>"), "{svg}");
     }
 
     #[test]
@@ -877,7 +810,8 @@ mod tests {
             width: 420,
             height: 400,
         }
-        .to_svg();
+        .to_svg()
+        .into_string();
         assert!(cal.contains("perfectly calibrated"));
         assert_eq!(
             cal.matches("<rect x=").count(),
@@ -899,7 +833,8 @@ mod tests {
             width: 500,
             height: 300,
         }
-        .to_svg();
+        .to_svg()
+        .into_string();
         let points = hist.split("<polyline points=\"").nth(1).unwrap();
         assert_eq!(points.split('"').next().unwrap().split(' ').count(), 8);
     }
