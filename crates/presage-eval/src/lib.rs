@@ -20,7 +20,7 @@ mod scoring;
 mod staleness;
 mod svg;
 
-pub use backtest::{BacktestOptions, Challenger, backtest};
+pub use backtest::{BacktestOptions, backtest};
 pub use cadence::{Cadence, parse_cadences, parse_lag};
 pub use error::EvalError;
 pub use labels::{LabelSource, Labels, load_labels};

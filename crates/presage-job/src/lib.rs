@@ -14,18 +14,15 @@
 
 mod checks;
 mod error;
-mod matrix;
 mod progress;
 mod psi;
 mod ranked;
 mod run;
-mod scorer;
 mod spec;
 
 pub use checks::evaluate as evaluate_checks;
 pub use error::JobError;
 pub use progress::{Reporter, Stage};
 pub use run::RANKED_OUTPUT;
-pub use run::{RunOptions, RunOutcome, error_chain, load_model, run};
-pub use scorer::{BatchScorer, column_index};
-pub use spec::{Checks, FeatureSpec, JobSpec, ModelSpec, RankedSpec};
+pub use run::{RunOptions, RunOutcome, run};
+pub use spec::{Checks, JobSpec, RankedSpec};

@@ -63,3 +63,76 @@ impl ModelError {
         }
     }
 }
+
+/// Why feature rows could not be scored with a configured model: the model failed
+/// to load or score, or the config and the feature columns do not fit it. Every
+/// variant but a scoring failure is found before a row is read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    /// The model could not be loaded or failed to score.
+    #[error("model `{model}`")]
+    Model {
+        /// The model's name in the config.
+        model: String,
+        /// What failed.
+        #[source]
+        source: ModelError,
+    },
+    /// The model expects a different number of inputs than configured.
+    #[error(
+        "model `{model}` takes {expected} input features but `inputs` lists {configured}: {inputs}"
+    )]
+    InputCount {
+        /// The model's name.
+        model: String,
+        /// What the model file says.
+        expected: usize,
+        /// What the config lists.
+        configured: usize,
+        /// The configured inputs.
+        inputs: String,
+    },
+    /// A config rename names an output the model does not have.
+    #[error("model `{model}` has no output `{output}` to rename; it has: {available}")]
+    UnknownOutput {
+        /// The model's name.
+        model: String,
+        /// The configured name.
+        output: String,
+        /// The model's outputs.
+        available: String,
+    },
+    /// A column the scorer (or its caller) needs is not in the feature query's output.
+    #[error("feature SQL of `{query}` has no column `{column}` ({role}); it has: {available}")]
+    MissingColumn {
+        /// The feature set.
+        query: String,
+        /// The missing column.
+        column: String,
+        /// Why it is needed: `key`, `item` or `model input`.
+        role: &'static str,
+        /// The columns the query does return.
+        available: String,
+    },
+    /// A column has a type the scorer (or its caller) cannot use.
+    #[error("column `{column}` of `{query}` has type {found}; expected {expected}")]
+    ColumnType {
+        /// The feature set.
+        query: String,
+        /// The column.
+        column: String,
+        /// Its type.
+        found: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+}
+
+/// Names as an error message lists them: `` `a`, `b` ``.
+pub(crate) fn quoted_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

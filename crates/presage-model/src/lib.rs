@@ -12,15 +12,21 @@
 
 mod error;
 mod load;
+mod matrix;
 mod onnx;
 mod output;
 mod parallel;
+mod scorer;
+mod spec;
 mod tree;
 
-pub use error::ModelError;
-pub use load::{ModelFormat, load, load_bytes};
-pub use output::{OutputField, OutputKind, output_fields, scores_to_arrow};
+pub use error::{ModelError, ScoreError};
+pub use load::{ModelFile, ModelFormat, load, load_bytes};
+pub use output::{OutputField, OutputKind};
+pub(crate) use output::{output_fields, scores_to_arrow};
 pub use parallel::score_parallel;
+pub use scorer::{BatchScorer, column_index};
+pub use spec::{LoadedModel, ModelSpec};
 
 /// What a model predicts, known at load time.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +119,7 @@ impl Scores {
 ///
 /// ```no_run
 /// # fn main() -> Result<(), presage_model::ModelError> {
-/// let model = presage_model::load(std::path::Path::new("model.onnx"))?;
+/// let model = presage_model::load(std::path::Path::new("model.onnx"))?.model;
 /// let n = model.info().n_features;
 /// let rows = vec![0.5_f32; 3 * n]; // three rows, row-major
 /// let scores = model.score(&rows, 3)?;

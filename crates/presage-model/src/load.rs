@@ -1,6 +1,8 @@
 use std::fmt;
 use std::path::Path;
 
+use sha2::{Digest, Sha256};
+
 use crate::{Model, ModelError};
 
 /// A model file format presage reads.
@@ -36,9 +38,18 @@ impl fmt::Display for ModelFormat {
     }
 }
 
+/// A loaded model file: the model, and the digest of the bytes it was loaded from
+/// (manifests record it, so a version names exactly the model that scored it).
+pub struct ModelFile {
+    /// The model, ready to score.
+    pub model: Box<dyn Model>,
+    /// `sha256:<hex>` of the file's bytes.
+    pub sha256: String,
+}
+
 /// Loads a model file, choosing the format from its extension
 /// (`.onnx`, XGBoost `.json`, LightGBM `.txt`).
-pub fn load(path: &Path) -> Result<Box<dyn Model>, ModelError> {
+pub fn load(path: &Path) -> Result<ModelFile, ModelError> {
     let format = ModelFormat::from_path(path).ok_or_else(|| ModelError::NotAModel {
         path: path.to_owned(),
         format: ModelFormat::Onnx,
@@ -48,7 +59,10 @@ pub fn load(path: &Path) -> Result<Box<dyn Model>, ModelError> {
         path: path.to_owned(),
         source,
     })?;
-    load_bytes(&bytes, format, path)
+    Ok(ModelFile {
+        model: load_bytes(&bytes, format, path)?,
+        sha256: format!("sha256:{:x}", Sha256::digest(&bytes)),
+    })
 }
 
 /// Loads a model from bytes already in memory; `origin` names it in errors.
