@@ -12,6 +12,18 @@ pub enum ModelError {
         #[source]
         source: std::io::Error,
     },
+    /// The file's extension names no format presage reads.
+    #[error(
+        "model file `{path}` has {}; accepted: {}",
+        extension_text(.extension.as_deref()),
+        crate::ModelFormat::accepted_extensions()
+    )]
+    UnknownExtension {
+        /// The model file.
+        path: PathBuf,
+        /// Its extension, if it has one.
+        extension: Option<String>,
+    },
     /// The file is not a model in any supported format, or is malformed.
     #[error("`{path}` is not a valid {format} model: {reason}")]
     NotAModel {
@@ -47,6 +59,13 @@ pub enum ModelError {
     /// The engine failed while scoring.
     #[error("scoring failed: {0}")]
     Scoring(String),
+}
+
+fn extension_text(extension: Option<&str>) -> String {
+    match extension {
+        Some(extension) => format!("unknown extension `.{extension}`"),
+        None => "no extension".to_owned(),
+    }
 }
 
 impl ModelError {

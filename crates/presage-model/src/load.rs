@@ -17,14 +17,38 @@ pub enum ModelFormat {
 }
 
 impl ModelFormat {
-    /// The format a file name implies, from its extension.
-    pub fn from_path(path: &Path) -> Option<ModelFormat> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "onnx" => Some(ModelFormat::Onnx),
-            "json" => Some(ModelFormat::XgboostJson),
-            "txt" => Some(ModelFormat::LightgbmText),
-            _ => None,
+    /// Every format, in the order error messages list them.
+    const ALL: [ModelFormat; 3] = [
+        ModelFormat::Onnx,
+        ModelFormat::XgboostJson,
+        ModelFormat::LightgbmText,
+    ];
+
+    /// The file extension that selects this format, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ModelFormat::Onnx => "onnx",
+            ModelFormat::XgboostJson => "json",
+            ModelFormat::LightgbmText => "txt",
         }
+    }
+
+    /// The format a file name implies, from its extension (any case).
+    pub fn from_path(path: &Path) -> Option<ModelFormat> {
+        let extension = path.extension()?.to_str()?;
+        ModelFormat::ALL
+            .into_iter()
+            .find(|f| extension.eq_ignore_ascii_case(f.extension()))
+    }
+
+    /// The accepted extensions as error messages list them:
+    /// `` `.onnx` (ONNX), `.json` (XGBoost JSON), `.txt` (LightGBM text) ``.
+    pub(crate) fn accepted_extensions() -> String {
+        ModelFormat::ALL
+            .iter()
+            .map(|f| format!("`.{}` ({f})", f.extension()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -50,10 +74,9 @@ pub struct ModelFile {
 /// Loads a model file, choosing the format from its extension
 /// (`.onnx`, XGBoost `.json`, LightGBM `.txt`).
 pub fn load(path: &Path) -> Result<ModelFile, ModelError> {
-    let format = ModelFormat::from_path(path).ok_or_else(|| ModelError::NotAModel {
+    let format = ModelFormat::from_path(path).ok_or_else(|| ModelError::UnknownExtension {
         path: path.to_owned(),
-        format: ModelFormat::Onnx,
-        reason: "unknown extension; expected `.onnx`, XGBoost `.json` or LightGBM `.txt`".into(),
+        extension: path.extension().map(|e| e.to_string_lossy().into_owned()),
     })?;
     let bytes = fs_err::read(path).map_err(|source| ModelError::Io {
         path: path.to_owned(),
