@@ -94,3 +94,115 @@ impl LoadedModel {
         self.model.as_ref()
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::error::Error;
+    use std::path::Path;
+
+    use super::*;
+
+    /// A binary logistic regression over five inputs (SimpleImputer in front), from
+    /// `tests/data/make_test_models.py`.
+    pub(crate) fn imputer_logreg(inputs: &[&str], renames: &[(&str, &str)]) -> ModelSpec {
+        ModelSpec {
+            name: "churn".to_owned(),
+            path: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/imputer_logreg.onnx"),
+            inputs: inputs.iter().map(|&i| i.to_owned()).collect(),
+            outputs: renames
+                .iter()
+                .map(|&(from, to)| (from.to_owned(), to.to_owned()))
+                .collect(),
+        }
+    }
+
+    fn load_error(spec: &ModelSpec) -> ScoreError {
+        match spec.load() {
+            Ok(_) => panic!("`{}` loaded, expected an error", spec.path.display()),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn loads_with_renamed_outputs_and_the_file_digest() {
+        let spec = imputer_logreg(&["a", "b", "c", "d", "e"], &[("probability", "churn_p")]);
+        let loaded = spec.load().expect("loading");
+        let names: Vec<&str> = loaded.outputs().iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["label", "churn_p"]);
+        assert_eq!(loaded.spec(), &spec);
+        let hex = loaded
+            .sha256()
+            .strip_prefix("sha256:")
+            .expect("sha256: prefix");
+        assert_eq!(hex.len(), 64);
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{hex}");
+    }
+
+    #[test]
+    fn an_input_count_mismatch_names_the_model_and_the_inputs() {
+        let error = load_error(&imputer_logreg(&["a", "b"], &[]));
+        assert!(matches!(error, ScoreError::InputCount { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "model `churn` takes 5 input features but `inputs` lists 2: a, b"
+        );
+    }
+
+    #[test]
+    fn an_unknown_output_rename_names_the_model_and_the_outputs() {
+        let spec = imputer_logreg(&["a", "b", "c", "d", "e"], &[("score", "churn_p")]);
+        let error = load_error(&spec);
+        assert!(
+            matches!(error, ScoreError::UnknownOutput { .. }),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "model `churn` has no output `score` to rename; it has: `label`, `probability`"
+        );
+    }
+
+    #[test]
+    fn an_unknown_extension_names_the_file_and_the_accepted_ones() {
+        let mut spec = imputer_logreg(&["a"], &[]);
+        spec.path = "models/churn.pkl".into();
+        let error = load_error(&spec);
+        assert_eq!(error.to_string(), "model `churn`");
+        assert_eq!(
+            error.source().expect("the model error").to_string(),
+            "model file `models/churn.pkl` has unknown extension `.pkl`; accepted: \
+             `.onnx` (ONNX), `.json` (XGBoost JSON), `.txt` (LightGBM text)"
+        );
+        let Err(error) = load(Path::new("models/churn")) else {
+            panic!("a file without an extension loaded");
+        };
+        assert!(
+            matches!(
+                &error,
+                crate::ModelError::UnknownExtension {
+                    extension: None,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "model file `models/churn` has no extension; accepted: \
+             `.onnx` (ONNX), `.json` (XGBoost JSON), `.txt` (LightGBM text)"
+        );
+    }
+
+    #[test]
+    fn extensions_are_matched_in_any_case() {
+        assert_eq!(
+            crate::ModelFormat::from_path(Path::new("m.ONNX")),
+            Some(crate::ModelFormat::Onnx)
+        );
+        assert_eq!(
+            crate::ModelFormat::from_path(Path::new("m.Txt")),
+            Some(crate::ModelFormat::LightgbmText)
+        );
+        assert_eq!(crate::ModelFormat::from_path(Path::new("m.pkl")), None);
+    }
+}
