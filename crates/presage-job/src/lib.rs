@@ -8,6 +8,11 @@
 //! removes what was staged; a blocked publish leaves what the store keeps of it
 //! (see [`presage_store::StagedRun::block`]).
 //!
+//! Loading the model and scoring batches is `presage-model`'s
+//! [`presage_model::ModelSpec`] and [`presage_model::BatchScorer`], the path
+//! `presage score` and the backtests take too; this crate owns what a run adds
+//! around it: keys, ranked lists, the gates and the store.
+//!
 //! The gates read no rows back: `max_psi` compares this run's score sample with the
 //! quantile bins the previous version's manifest recorded, and `expected_keys`
 //! looks keys up in the staged version.
