@@ -203,10 +203,9 @@ fn a_missing_source_this_job_does_not_read_is_ignored() {
     )]);
     let out = p.run(&["run", "score"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &fs_err::read(p.version_dir(1).join("manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(p.version_dir(1).join("manifest.json")).unwrap())
+            .unwrap();
     let sources: Vec<&str> = manifest["sources"]
         .as_array()
         .unwrap()
