@@ -174,3 +174,16 @@ pub fn quoted_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
 pub fn column_list(schema: &arrow::datatypes::Schema) -> String {
     quoted_list(schema.fields().iter().map(|f| f.name().as_str()))
 }
+
+/// An error and its causes on one line, as the CLI prints them (`a: b: c`); for
+/// records that outlive the error (a run's outcome, a challenger's rejection).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}

@@ -4,13 +4,15 @@
 //! (`{{as_of}}`, `{{now}}`). A source kind is one [`SourceKind`] implementation.
 
 mod error;
+mod features;
 mod pit;
 mod pit_plan;
 mod render;
 mod session;
 mod source;
 
-pub use error::{DataError, column_list, quoted_list};
+pub use error::{DataError, column_list, error_chain, quoted_list};
+pub use features::FeatureSpec;
 pub use pit::{PitFeatures, PitProgress, PitRequest, PointInTime, key_strings};
 pub use render::{Cutoffs, render_sql, timestamp_literal};
 pub use session::{FeatureQuery, FeatureSession, plan_error, stream_error};

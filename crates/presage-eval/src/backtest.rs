@@ -1,14 +1,12 @@
 //! `presage backtest`: the job's model (and a challenger) on historical outcomes,
 //! with features computed as of each request.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-
-use presage_job::error_chain;
+use presage_data::error_chain;
+use presage_model::ModelSpec;
 
 use crate::labels::LabelSource;
 use crate::metrics;
@@ -27,21 +25,9 @@ pub struct BacktestOptions {
     pub from: Option<DateTime<Utc>>,
     /// Only label rows before this.
     pub to: Option<DateTime<Utc>>,
-    /// A second model to score on exactly the same rows.
-    pub challenger: Option<Challenger>,
-}
-
-/// A challenger model: a file, scored on the inputs it lists (the job's by default).
-#[derive(Debug, Clone)]
-pub struct Challenger {
-    /// How it is named in the report.
-    pub name: String,
-    /// The model file.
-    pub path: PathBuf,
-    /// Its inputs, columns of the job's feature query, in its order.
-    pub inputs: Vec<String>,
-    /// Renames of its output fields.
-    pub outputs: BTreeMap<String, String>,
+    /// A second model to score on exactly the same rows; its inputs are columns of
+    /// the job's feature query, and its name is how the report names it.
+    pub challenger: Option<ModelSpec>,
 }
 
 /// Scores the job's model on the labels, with features as of each request time.
@@ -57,19 +43,11 @@ pub async fn backtest(
     let mut champion = prepared.model;
     let mut challenger = match &options.challenger {
         Some(c) => {
-            let model = EvalModel::load(
-                &c.name,
-                &c.path,
-                &c.inputs,
-                &c.outputs,
-                &pit.schema(),
-                &job.spec.features.name,
-                job.default.as_ref(),
-            )
-            .map_err(|e| EvalError::Challenger {
-                challenger: c.name.clone(),
-                reason: error_chain(&e),
-            })?;
+            let model = EvalModel::load(c, &pit.schema(), &job.features.name, job.default.as_ref())
+                .map_err(|e| EvalError::Challenger {
+                    challenger: c.name.clone(),
+                    reason: error_chain(&e),
+                })?;
             if model.task != champion.task {
                 return Err(EvalError::Challenger {
                     challenger: c.name.clone(),
@@ -128,7 +106,7 @@ pub async fn backtest(
         _ => None,
     };
     Ok(BacktestReport {
-        job: job.spec.name.clone(),
+        job: job.name.clone(),
         model: champion.name.clone(),
         labels: options.labels.description.clone(),
         from: DateTime::from_timestamp_micros(labels.times[0]).expect("valid label time"),

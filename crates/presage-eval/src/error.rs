@@ -1,5 +1,5 @@
 use presage_data::DataError;
-use presage_job::JobError;
+use presage_model::ScoreError;
 
 use crate::metrics::MetricsError;
 
@@ -14,7 +14,7 @@ pub enum EvalError {
     Data(#[from] DataError),
     /// The model could not be loaded or scored, or the features do not fit it.
     #[error(transparent)]
-    Job(#[from] JobError),
+    Score(#[from] ScoreError),
     /// The labels lack a column.
     #[error("labels `{labels}` have no column `{column}` ({role}); columns: {available}")]
     LabelColumn {

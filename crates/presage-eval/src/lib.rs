@@ -8,6 +8,11 @@
 //! them, so the cost of staleness is a number on the user's own data. Features are
 //! computed once per distinct cutoff, for only the entities asked about at it
 //! ([`presage_data::PointInTime`]), and shared between the cells that need them.
+//!
+//! Models are loaded and scored through `presage-model`'s [`presage_model::ModelSpec`]
+//! and [`presage_model::BatchScorer`], the path `presage run` takes, so a backtest
+//! scores rows exactly as a run would, with the same checks of inputs and output
+//! renames. The crate depends on `presage-data` and `presage-model` only.
 
 mod backtest;
 mod cadence;
@@ -20,7 +25,7 @@ mod scoring;
 mod staleness;
 mod svg;
 
-pub use backtest::{BacktestOptions, Challenger, backtest};
+pub use backtest::{BacktestOptions, backtest};
 pub use cadence::{Cadence, parse_cadences, parse_lag};
 pub use error::EvalError;
 pub use labels::{LabelSource, Labels, load_labels};

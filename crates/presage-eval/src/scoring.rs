@@ -1,13 +1,10 @@
 //! The job's model (or a challenger) scoring backtest features.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Schema};
-use presage_job::{BatchScorer, JobError, JobSpec, load_model};
-use presage_model::{OutputKind, Task as ModelTask, output_fields};
+use presage_data::{FeatureSpec, SourceSpec};
+use presage_model::{BatchScorer, ModelSpec, OutputKind, Task as ModelTask};
 
 use crate::EvalError;
 use crate::metrics::Task;
@@ -15,8 +12,14 @@ use crate::metrics::Task;
 /// A job as a backtest sees it.
 #[derive(Debug, Clone)]
 pub struct EvalJob {
-    /// The job: sources, feature SQL, model.
-    pub spec: JobSpec,
+    /// The job's name.
+    pub name: String,
+    /// Every configured source (the feature SQL may read any of them).
+    pub sources: Vec<SourceSpec>,
+    /// The feature query.
+    pub features: FeatureSpec,
+    /// The job's model.
+    pub model: ModelSpec,
     /// The job's answer for unknown keys, when configured: what a request for an
     /// entity missing from a version would have been served.
     pub default: Option<serde_json::Map<String, serde_json::Value>>,
@@ -34,52 +37,35 @@ pub(crate) struct EvalModel {
 }
 
 impl EvalModel {
-    /// Loads `path`, checks that its `inputs` are numeric columns of `schema` (the
-    /// feature query's output), and finds the field that is the score.
+    /// Loads `spec`'s model, checks that its inputs are numeric columns of `schema`
+    /// (the output of the feature query `query`), and finds the field that is the
+    /// score.
     pub fn load(
-        name: &str,
-        path: &Path,
-        inputs: &[String],
-        renames: &BTreeMap<String, String>,
+        spec: &ModelSpec,
         schema: &Schema,
         query: &str,
         default: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Result<EvalModel, EvalError> {
-        let (model, _) = load_model(name, path)?;
-        let info = model.info().clone();
-        if info.n_features != inputs.len() {
-            return Err(JobError::InputCount {
-                model: name.to_owned(),
-                expected: info.n_features,
-                configured: inputs.len(),
-                inputs: inputs.join(", "),
-            }
-            .into());
-        }
-        let (task, kind) = match &info.task {
+        let model = spec.load()?;
+        let (task, kind) = match &model.info().task {
             ModelTask::Classifier { classes } if classes.len() == 2 => {
                 (Task::Classification, OutputKind::Probability)
             }
             ModelTask::Regressor { targets: 1 } => (Task::Regression, OutputKind::Value),
             ModelTask::Classifier { classes } => {
                 return Err(EvalError::Task {
-                    model: name.to_owned(),
+                    model: spec.name.clone(),
                     task: format!("a classifier with {} classes", classes.len()),
                 });
             }
             ModelTask::Regressor { targets } => {
                 return Err(EvalError::Task {
-                    model: name.to_owned(),
+                    model: spec.name.clone(),
                     task: format!("a regressor with {targets} targets"),
                 });
             }
         };
-        let mut outputs = output_fields(&info);
-        for field in &mut outputs {
-            if let Some(to) = renames.get(&field.name) {
-                field.name = to.clone();
-            }
-        }
+        let outputs = model.outputs();
         let score_index = outputs
             .iter()
             .position(|o| o.kind == kind)
@@ -87,9 +73,9 @@ impl EvalModel {
         let default_score = default
             .and_then(|d| d.get(&outputs[score_index].name))
             .and_then(serde_json::Value::as_f64);
-        let scorer = BatchScorer::new(model, name, outputs, query, schema, inputs)?;
+        let scorer = BatchScorer::new(model, query, schema)?;
         Ok(EvalModel {
-            name: name.to_owned(),
+            name: spec.name.clone(),
             task,
             default_score,
             scorer,
@@ -111,14 +97,5 @@ impl EvalModel {
 
 /// The job's model, as the job config names it.
 pub(crate) fn job_model(job: &EvalJob, schema: &Schema) -> Result<EvalModel, EvalError> {
-    let spec = &job.spec;
-    EvalModel::load(
-        &spec.model.name,
-        &spec.model.path,
-        &spec.model.inputs,
-        &spec.model.outputs,
-        schema,
-        &spec.features.name,
-        job.default.as_ref(),
-    )
+    EvalModel::load(&job.model, schema, &job.features.name, job.default.as_ref())
 }

@@ -116,7 +116,7 @@ pub async fn staleness(
         ))
         .await? as u64;
     let logged = match &options.lookup_log {
-        Some(dir) => logged_requests(dir, &job.spec.name, from, to).await?,
+        Some(dir) => logged_requests(dir, &job.name, from, to).await?,
         None => 0,
     };
     let (online_requests, online_requests_from) = if logged > 0 {
@@ -174,7 +174,7 @@ pub async fn staleness(
     }
 
     let mut report = StalenessReport {
-        job: job.spec.name.clone(),
+        job: job.name.clone(),
         model: model.name.clone(),
         labels: options.labels.description.clone(),
         from: DateTime::from_timestamp_micros(from).expect("valid label time"),
@@ -216,15 +216,14 @@ pub(crate) async fn prepare(
     progress.step("reading labels");
     let labels = load_labels(source, from, to).await?;
     progress.step("reading sources into memory");
-    let spec = &job.spec;
     let last = DateTime::from_timestamp_micros(*labels.times.last().expect("not empty"))
         .expect("valid label time");
     let pit = PointInTime::load(
-        &spec.sources,
-        &spec.features.name,
-        &spec.features.key,
-        &spec.features.sql,
-        &spec.features.entity_columns,
+        &job.sources,
+        &job.features.name,
+        &job.features.key,
+        &job.features.sql,
+        &job.features.entity_columns,
         last,
     )
     .await?;

@@ -1,5 +1,5 @@
 use presage_data::DataError;
-use presage_model::ModelError;
+use presage_model::ScoreError;
 use presage_store::{CheckResult, StoreError};
 
 /// Why a run did not publish.
@@ -8,56 +8,13 @@ pub enum JobError {
     /// Sources or feature SQL failed.
     #[error(transparent)]
     Data(#[from] DataError),
-    /// The model could not be loaded or failed to score.
-    #[error("model `{model}`")]
-    Model {
-        /// The model's name in the config.
-        model: String,
-        /// What failed.
-        #[source]
-        source: ModelError,
-    },
+    /// The model could not be loaded or scored, or the feature columns do not fit
+    /// it or the job (missing, wrong type).
+    #[error(transparent)]
+    Score(#[from] ScoreError),
     /// Writing or publishing the version failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The model expects a different number of inputs than configured.
-    #[error(
-        "model `{model}` takes {expected} input features but `inputs` lists {configured}: {inputs}"
-    )]
-    InputCount {
-        /// The model's name.
-        model: String,
-        /// What the model file says.
-        expected: usize,
-        /// What the config lists.
-        configured: usize,
-        /// The configured inputs.
-        inputs: String,
-    },
-    /// A column the job needs is not in the feature query's output.
-    #[error("feature SQL of `{query}` has no column `{column}` ({role}); it has: {available}")]
-    MissingColumn {
-        /// The feature set.
-        query: String,
-        /// The missing column.
-        column: String,
-        /// Why it is needed: `key` or `model input`.
-        role: &'static str,
-        /// The columns the query does return.
-        available: String,
-    },
-    /// A column has a type the job cannot use.
-    #[error("column `{column}` of `{query}` has type {found}; expected {expected}")]
-    ColumnType {
-        /// The feature set.
-        query: String,
-        /// The column.
-        column: String,
-        /// Its type.
-        found: String,
-        /// What it should be.
-        expected: &'static str,
-    },
     /// A key is null.
     #[error("key column `{column}` of `{query}` is null in row {row}")]
     NullKey {
@@ -113,16 +70,6 @@ pub enum JobError {
     NoRankingScore {
         /// The model's name.
         model: String,
-        /// The model's outputs.
-        available: String,
-    },
-    /// A config rename names an output the model does not have.
-    #[error("model `{model}` has no output `{output}` to rename; it has: {available}")]
-    UnknownOutput {
-        /// The model's name.
-        model: String,
-        /// The configured name.
-        output: String,
         /// The model's outputs.
         available: String,
     },

@@ -8,24 +8,26 @@
 //! removes what was staged; a blocked publish leaves what the store keeps of it
 //! (see [`presage_store::StagedRun::block`]).
 //!
+//! Loading the model and scoring batches is `presage-model`'s
+//! [`presage_model::ModelSpec`] and [`presage_model::BatchScorer`], the path
+//! `presage score` and the backtests take too; this crate owns what a run adds
+//! around it: keys, ranked lists, the gates and the store.
+//!
 //! The gates read no rows back: `max_psi` compares this run's score sample with the
 //! quantile bins the previous version's manifest recorded, and `expected_keys`
 //! looks keys up in the staged version.
 
 mod checks;
 mod error;
-mod matrix;
 mod progress;
 mod psi;
 mod ranked;
 mod run;
-mod scorer;
 mod spec;
 
 pub use checks::evaluate as evaluate_checks;
 pub use error::JobError;
 pub use progress::{Reporter, Stage};
 pub use run::RANKED_OUTPUT;
-pub use run::{RunOptions, RunOutcome, error_chain, load_model, run};
-pub use scorer::{BatchScorer, column_index};
-pub use spec::{Checks, FeatureSpec, JobSpec, ModelSpec, RankedSpec};
+pub use run::{RunOptions, RunOutcome, run};
+pub use spec::{Checks, JobSpec, RankedSpec};

@@ -5,18 +5,17 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float32Type};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use presage_data::{Cutoffs, FeatureSession, render_sql, stream_error};
-use presage_model::{Model, ModelError, ModelFormat, OutputField, OutputKind, output_fields};
+use presage_data::{Cutoffs, FeatureSession, error_chain, quoted_list, render_sql, stream_error};
+use presage_model::{BatchScorer, OutputField, OutputKind, ScoreError, column_index};
 use presage_store::lookup::{KeyType, ranked_list_type};
 use presage_store::{
     Distribution, LastRun, Manifest, RunOutcomeKind, SourceInfo, Store, StoreError, VersionId,
 };
-use sha2::{Digest, Sha256};
 
 use crate::checks::{RunStats, evaluate, expected_keys_check, psi_checks, recorded_distributions};
 use crate::psi::{ScoreSample, distribution};
 use crate::ranked::TopK;
-use crate::{BatchScorer, JobError, JobSpec, Reporter, Stage, column_index};
+use crate::{JobError, JobSpec, Reporter, Stage};
 
 /// The prediction field of a ranked-list job: `{"items":[{"item","score"},…]}`.
 pub const RANKED_OUTPUT: &str = "items";
@@ -116,17 +115,7 @@ async fn run_once(
     let query = &spec.features.name;
 
     reporter.stage(Stage::LoadingModel);
-    let (model, model_sha256) = load_model(&spec.model.name, &spec.model.path)?;
-    let info = model.info().clone();
-    if info.n_features != spec.model.inputs.len() {
-        return Err(JobError::InputCount {
-            model: spec.model.name.clone(),
-            expected: info.n_features,
-            configured: spec.model.inputs.len(),
-            inputs: spec.model.inputs.join(", "),
-        });
-    }
-    let outputs = renamed_outputs(spec, output_fields(&info))?;
+    let model = spec.model.load()?;
 
     reporter.stage(Stage::Planning);
     let session = FeatureSession::new(&spec.sources)?;
@@ -135,21 +124,14 @@ async fn run_once(
     let schema = plan.schema();
     let key_index = column_index(&schema, query, &spec.features.key, "key")?;
     let key_type = key_arrow_type(schema.field(key_index).data_type()).ok_or_else(|| {
-        JobError::ColumnType {
+        ScoreError::ColumnType {
             query: query.clone(),
             column: spec.features.key.clone(),
             found: schema.field(key_index).data_type().to_string(),
             expected: "a string or an integer",
         }
     })?;
-    let mut scorer = BatchScorer::new(
-        model,
-        &spec.model.name,
-        outputs,
-        query,
-        &schema,
-        &spec.model.inputs,
-    )?;
+    let mut scorer = BatchScorer::new(model, query, &schema)?;
     let outputs = scorer.outputs().to_vec();
     let mut ranking = match &spec.ranked {
         None => None,
@@ -157,7 +139,7 @@ async fn run_once(
             let item_index = column_index(&schema, query, &ranked.item, "item")?;
             let item_type =
                 key_arrow_type(schema.field(item_index).data_type()).ok_or_else(|| {
-                    JobError::ColumnType {
+                    ScoreError::ColumnType {
                         query: query.clone(),
                         column: ranked.item.clone(),
                         found: schema.field(item_index).data_type().to_string(),
@@ -169,11 +151,7 @@ async fn run_once(
                 .position(|o| matches!(o.kind, OutputKind::Probability | OutputKind::Value))
                 .ok_or_else(|| JobError::NoRankingScore {
                     model: spec.model.name.clone(),
-                    available: outputs
-                        .iter()
-                        .map(|o| format!("`{}`", o.name))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    available: quoted_list(outputs.iter().map(|o| o.name.as_str())),
                 })?;
             Some(Ranking {
                 top: TopK::new(
@@ -302,6 +280,7 @@ async fn run_once(
         .collect();
 
     reporter.stage(Stage::Publishing);
+    let model = scorer.model();
     let manifest = Manifest {
         format: presage_store::MANIFEST_FORMAT,
         id: VersionId(0),
@@ -311,9 +290,9 @@ async fn run_once(
         model: presage_store::ModelInfo {
             name: spec.model.name.clone(),
             path: spec.model.path.display().to_string(),
-            sha256: model_sha256,
-            format: info.format.to_string(),
-            engine: info.engine.to_owned(),
+            sha256: model.sha256().to_owned(),
+            format: model.info().format.to_string(),
+            engine: model.info().engine.to_owned(),
             inputs: spec.model.inputs.clone(),
         },
         // The sources the feature SQL and the checks read, as they were opened.
@@ -396,56 +375,6 @@ fn store_error(spec: &JobSpec, error: StoreError) -> JobError {
     }
 }
 
-/// Loads a model file; returns it with the `sha256:` of its bytes (for manifests).
-pub fn load_model(
-    name: &str,
-    path: &std::path::Path,
-) -> Result<(Box<dyn Model>, String), JobError> {
-    let model_error = |source| JobError::Model {
-        model: name.to_owned(),
-        source,
-    };
-    let format = ModelFormat::from_path(path).ok_or_else(|| {
-        model_error(ModelError::NotAModel {
-            path: path.to_owned(),
-            format: ModelFormat::Onnx,
-            reason: "unknown extension; expected `.onnx`, XGBoost `.json` or LightGBM `.txt`"
-                .into(),
-        })
-    })?;
-    let bytes = fs_err::read(path).map_err(|source| {
-        model_error(ModelError::Io {
-            path: path.to_owned(),
-            source,
-        })
-    })?;
-    let model = presage_model::load_bytes(&bytes, format, path).map_err(model_error)?;
-    Ok((model, format!("sha256:{:x}", Sha256::digest(&bytes))))
-}
-
-fn renamed_outputs(
-    spec: &JobSpec,
-    mut outputs: Vec<OutputField>,
-) -> Result<Vec<OutputField>, JobError> {
-    for (from, to) in &spec.model.outputs {
-        let available = outputs
-            .iter()
-            .map(|o| format!("`{}`", o.name))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let field = outputs
-            .iter_mut()
-            .find(|o| &o.name == from)
-            .ok_or_else(|| JobError::UnknownOutput {
-                model: spec.model.name.clone(),
-                output: from.clone(),
-                available,
-            })?;
-        field.name = to.clone();
-    }
-    Ok(outputs)
-}
-
 /// The lookup-file key type of a key or item column already normalised by
 /// [`key_arrow_type`].
 fn store_key_type(data_type: &DataType) -> KeyType {
@@ -477,12 +406,14 @@ fn item_column(
     if column.data_type() == &ranking.item_type {
         return Ok(column.clone());
     }
-    cast(column, &ranking.item_type).map_err(|e| JobError::ColumnType {
-        query: spec.features.name.clone(),
-        column: item,
-        found: e.to_string(),
-        expected: "a string or an integer (item)",
-    })
+    Ok(
+        cast(column, &ranking.item_type).map_err(|e| ScoreError::ColumnType {
+            query: spec.features.name.clone(),
+            column: item,
+            found: e.to_string(),
+            expected: "a string or an integer (item)",
+        })?,
+    )
 }
 
 /// Ranked lists holding a NaN score.
@@ -533,12 +464,12 @@ fn key_column(
     if column.data_type() == key_type {
         return Ok(column.clone());
     }
-    cast(column, key_type).map_err(|e| JobError::ColumnType {
+    Ok(cast(column, key_type).map_err(|e| ScoreError::ColumnType {
         query: spec.features.name.clone(),
         column: spec.features.key.clone(),
         found: e.to_string(),
         expected: "a string or an integer",
-    })
+    })?)
 }
 
 fn null_or_nan_count(array: &ArrayRef) -> u64 {
@@ -568,16 +499,4 @@ fn null_or_nan_count(array: &ArrayRef) -> u64 {
         DataType::List(_) => nulls + nan_score_lists(array),
         _ => nulls,
     }
-}
-
-/// An error and its causes on one line, as the CLI prints them (`a: b: c`).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
 }

@@ -1,7 +1,5 @@
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-use presage_data::SourceSpec;
+use presage_data::{FeatureSpec, SourceSpec};
+use presage_model::ModelSpec;
 
 /// A job, resolved from the config: everything one run needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,33 +30,6 @@ pub struct RankedSpec {
     pub item: String,
     /// How many items to keep per entity.
     pub top_k: usize,
-}
-
-/// A named feature query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeatureSpec {
-    /// Its name in the config (`[features.NAME]`).
-    pub name: String,
-    /// The entity key column.
-    pub key: String,
-    /// The SQL, with `{{as_of}}` / `{{now}}` placeholders.
-    pub sql: String,
-    /// Sources whose rows each belong to one entity, and the column naming it:
-    /// backtests compute an entity's features from its own rows only.
-    pub entity_columns: BTreeMap<String, String>,
-}
-
-/// A model as a job uses it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelSpec {
-    /// Its name in the config (`[models.NAME]`).
-    pub name: String,
-    /// The model file.
-    pub path: PathBuf,
-    /// Feature columns in the model's input order.
-    pub inputs: Vec<String>,
-    /// Renames of prediction fields: default name (`probability`) → new name.
-    pub outputs: BTreeMap<String, String>,
 }
 
 /// Publish gates (`[jobs.NAME.checks]`); `None` disables a check.

@@ -108,7 +108,9 @@ fn score(model: &dyn Model, rows: &[f32], n: usize, threads: usize) -> Scores {
 fn main() {
     let args = parse_args();
     let load_start = Instant::now();
-    let model = presage_model::load(&args.model).expect("loading the model");
+    let model = presage_model::load(&args.model)
+        .expect("loading the model")
+        .model;
     let load_seconds = load_start.elapsed().as_secs_f64();
     assert_eq!(
         model.info().n_features,

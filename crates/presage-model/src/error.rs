@@ -12,6 +12,18 @@ pub enum ModelError {
         #[source]
         source: std::io::Error,
     },
+    /// The file's extension names no format presage reads.
+    #[error(
+        "model file `{path}` has {}; accepted: {}",
+        extension_text(.extension.as_deref()),
+        crate::ModelFormat::accepted_extensions()
+    )]
+    UnknownExtension {
+        /// The model file.
+        path: PathBuf,
+        /// Its extension, if it has one.
+        extension: Option<String>,
+    },
     /// The file is not a model in any supported format, or is malformed.
     #[error("`{path}` is not a valid {format} model: {reason}")]
     NotAModel {
@@ -49,6 +61,13 @@ pub enum ModelError {
     Scoring(String),
 }
 
+fn extension_text(extension: Option<&str>) -> String {
+    match extension {
+        Some(extension) => format!("unknown extension `.{extension}`"),
+        None => "no extension".to_owned(),
+    }
+}
+
 impl ModelError {
     /// `Ok` when `features` holds exactly `rows` rows of `n_features` values.
     pub fn check_shape(features: &[f32], rows: usize, n_features: usize) -> Result<(), ModelError> {
@@ -62,4 +81,77 @@ impl ModelError {
             })
         }
     }
+}
+
+/// Why feature rows could not be scored with a configured model: the model failed
+/// to load or score, or the config and the feature columns do not fit it. Every
+/// variant but a scoring failure is found before a row is read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    /// The model could not be loaded or failed to score.
+    #[error("model `{model}`")]
+    Model {
+        /// The model's name in the config.
+        model: String,
+        /// What failed.
+        #[source]
+        source: ModelError,
+    },
+    /// The model expects a different number of inputs than configured.
+    #[error(
+        "model `{model}` takes {expected} input features but `inputs` lists {configured}: {inputs}"
+    )]
+    InputCount {
+        /// The model's name.
+        model: String,
+        /// What the model file says.
+        expected: usize,
+        /// What the config lists.
+        configured: usize,
+        /// The configured inputs.
+        inputs: String,
+    },
+    /// A config rename names an output the model does not have.
+    #[error("model `{model}` has no output `{output}` to rename; it has: {available}")]
+    UnknownOutput {
+        /// The model's name.
+        model: String,
+        /// The configured name.
+        output: String,
+        /// The model's outputs.
+        available: String,
+    },
+    /// A column the scorer (or its caller) needs is not in the feature query's output.
+    #[error("feature SQL of `{query}` has no column `{column}` ({role}); it has: {available}")]
+    MissingColumn {
+        /// The feature set.
+        query: String,
+        /// The missing column.
+        column: String,
+        /// Why it is needed: `key`, `item` or `model input`.
+        role: &'static str,
+        /// The columns the query does return.
+        available: String,
+    },
+    /// A column has a type the scorer (or its caller) cannot use.
+    #[error("column `{column}` of `{query}` has type {found}; expected {expected}")]
+    ColumnType {
+        /// The feature set.
+        query: String,
+        /// The column.
+        column: String,
+        /// Its type.
+        found: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+}
+
+/// Names as an error message lists them: `` `a`, `b` ``.
+pub(crate) fn quoted_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

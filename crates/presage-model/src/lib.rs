@@ -1,26 +1,39 @@
-//! Loading models and scoring feature rows.
+//! Loading models and scoring Arrow batches of feature rows.
 //!
 //! Every model, whatever its file format, sits behind one narrow trait, [`Model`]:
 //! it takes a dense, row-major `f32` matrix whose columns are the model's inputs in
 //! order (NaN marks a missing value) and returns [`Scores`]. Dense `f32` is what
-//! every supported format (ONNX, XGBoost, LightGBM) computes on, so the job converts
-//! Arrow feature columns once and every engine stays free of Arrow.
+//! every supported format (ONNX, XGBoost, LightGBM) computes on, so Arrow feature
+//! columns are converted once, by [`BatchScorer`], and every engine stays free of
+//! Arrow.
 //!
 //! Two engines implement it: a native tree-ensemble evaluator (ONNX-ML TreeEnsemble*,
 //! XGBoost JSON, LightGBM text) and general ONNX graphs on tract. [`load`] picks the
 //! engine from the file. [`score_parallel`] splits rows over all cores.
+//!
+//! The one scoring path every command shares (`run`, `score`, `backtest`,
+//! `staleness`) lives here too: [`ModelSpec::load`] loads the file and checks the
+//! configured input count and output renames; [`BatchScorer::new`] binds the feature
+//! columns and checks they exist and are numeric before any row is read;
+//! [`BatchScorer::score`] turns each batch into one Arrow array per output.
 
 mod error;
 mod load;
+mod matrix;
 mod onnx;
 mod output;
 mod parallel;
+mod scorer;
+mod spec;
 mod tree;
 
-pub use error::ModelError;
-pub use load::{ModelFormat, load, load_bytes};
-pub use output::{OutputField, OutputKind, output_fields, scores_to_arrow};
+pub use error::{ModelError, ScoreError};
+pub use load::{ModelFile, ModelFormat, load, load_bytes};
+pub use output::{OutputField, OutputKind};
+pub(crate) use output::{output_fields, scores_to_arrow};
 pub use parallel::score_parallel;
+pub use scorer::{BatchScorer, column_index};
+pub use spec::{LoadedModel, ModelSpec};
 
 /// What a model predicts, known at load time.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +126,7 @@ impl Scores {
 ///
 /// ```no_run
 /// # fn main() -> Result<(), presage_model::ModelError> {
-/// let model = presage_model::load(std::path::Path::new("model.onnx"))?;
+/// let model = presage_model::load(std::path::Path::new("model.onnx"))?.model;
 /// let n = model.info().n_features;
 /// let rows = vec![0.5_f32; 3 * n]; // three rows, row-major
 /// let scores = model.score(&rows, 3)?;

@@ -1,6 +1,8 @@
 use std::fmt;
 use std::path::Path;
 
+use sha2::{Digest, Sha256};
+
 use crate::{Model, ModelError};
 
 /// A model file format presage reads.
@@ -15,14 +17,38 @@ pub enum ModelFormat {
 }
 
 impl ModelFormat {
-    /// The format a file name implies, from its extension.
-    pub fn from_path(path: &Path) -> Option<ModelFormat> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "onnx" => Some(ModelFormat::Onnx),
-            "json" => Some(ModelFormat::XgboostJson),
-            "txt" => Some(ModelFormat::LightgbmText),
-            _ => None,
+    /// Every format, in the order error messages list them.
+    const ALL: [ModelFormat; 3] = [
+        ModelFormat::Onnx,
+        ModelFormat::XgboostJson,
+        ModelFormat::LightgbmText,
+    ];
+
+    /// The file extension that selects this format, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ModelFormat::Onnx => "onnx",
+            ModelFormat::XgboostJson => "json",
+            ModelFormat::LightgbmText => "txt",
         }
+    }
+
+    /// The format a file name implies, from its extension (any case).
+    pub fn from_path(path: &Path) -> Option<ModelFormat> {
+        let extension = path.extension()?.to_str()?;
+        ModelFormat::ALL
+            .into_iter()
+            .find(|f| extension.eq_ignore_ascii_case(f.extension()))
+    }
+
+    /// The accepted extensions as error messages list them:
+    /// `` `.onnx` (ONNX), `.json` (XGBoost JSON), `.txt` (LightGBM text) ``.
+    pub(crate) fn accepted_extensions() -> String {
+        ModelFormat::ALL
+            .iter()
+            .map(|f| format!("`.{}` ({f})", f.extension()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -36,19 +62,30 @@ impl fmt::Display for ModelFormat {
     }
 }
 
+/// A loaded model file: the model, and the digest of the bytes it was loaded from
+/// (manifests record it, so a version names exactly the model that scored it).
+pub struct ModelFile {
+    /// The model, ready to score.
+    pub model: Box<dyn Model>,
+    /// `sha256:<hex>` of the file's bytes.
+    pub sha256: String,
+}
+
 /// Loads a model file, choosing the format from its extension
 /// (`.onnx`, XGBoost `.json`, LightGBM `.txt`).
-pub fn load(path: &Path) -> Result<Box<dyn Model>, ModelError> {
-    let format = ModelFormat::from_path(path).ok_or_else(|| ModelError::NotAModel {
+pub fn load(path: &Path) -> Result<ModelFile, ModelError> {
+    let format = ModelFormat::from_path(path).ok_or_else(|| ModelError::UnknownExtension {
         path: path.to_owned(),
-        format: ModelFormat::Onnx,
-        reason: "unknown extension; expected `.onnx`, XGBoost `.json` or LightGBM `.txt`".into(),
+        extension: path.extension().map(|e| e.to_string_lossy().into_owned()),
     })?;
     let bytes = fs_err::read(path).map_err(|source| ModelError::Io {
         path: path.to_owned(),
         source,
     })?;
-    load_bytes(&bytes, format, path)
+    Ok(ModelFile {
+        model: load_bytes(&bytes, format, path)?,
+        sha256: format!("sha256:{:x}", Sha256::digest(&bytes)),
+    })
 }
 
 /// Loads a model from bytes already in memory; `origin` names it in errors.

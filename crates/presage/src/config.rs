@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use presage_data::{FileSource, SourceFormat, SourceSpec};
-use presage_job::{Checks, FeatureSpec, JobSpec, ModelSpec, RankedSpec};
+use presage_data::{FeatureSpec, FileSource, SourceFormat, SourceSpec};
+use presage_job::{Checks, JobSpec, RankedSpec};
+use presage_model::ModelSpec;
 use presage_serve::{OnStale, ServeJob};
 use presage_store::{EmbeddedStore, RedisOptions, Store};
 use serde::Deserialize;
@@ -223,6 +224,21 @@ impl Config {
                 }
             }
         }
+        let models: BTreeMap<String, ModelSpec> = raw
+            .models
+            .iter()
+            .map(|(name, m)| {
+                (
+                    name.clone(),
+                    ModelSpec {
+                        name: name.clone(),
+                        path: resolve(&m.path),
+                        inputs: m.inputs.clone(),
+                        outputs: m.outputs.clone(),
+                    },
+                )
+            })
+            .collect();
         let mut jobs = BTreeMap::new();
         for (name, job) in &raw.jobs {
             let field = |f: &str| format!("jobs.{name}.{f}");
@@ -235,7 +251,7 @@ impl Config {
                     in_file()
                 )
             })?;
-            let model = raw.models.get(&job.model).with_context(|| {
+            let model = models.get(&job.model).with_context(|| {
                 format!(
                     "{}: no model `{}`; defined: {} ({})",
                     field("model"),
@@ -330,12 +346,7 @@ impl Config {
                     sql: features.sql.clone(),
                     entity_columns: features.entity_columns.clone(),
                 },
-                model: ModelSpec {
-                    name: job.model.clone(),
-                    path: resolve(&model.path),
-                    inputs: model.inputs.clone(),
-                    outputs: model.outputs.clone(),
-                },
+                model: model.clone(),
                 sources: sources.clone(),
                 keep_versions: job.keep_versions,
                 checks: Checks {
@@ -384,21 +395,6 @@ impl Config {
                 in_file()
             );
         }
-        let models = raw
-            .models
-            .iter()
-            .map(|(name, m)| {
-                (
-                    name.clone(),
-                    ModelSpec {
-                        name: name.clone(),
-                        path: resolve(&m.path),
-                        inputs: m.inputs.clone(),
-                        outputs: m.outputs.clone(),
-                    },
-                )
-            })
-            .collect();
         Ok(Config {
             path: path.to_path_buf(),
             models,

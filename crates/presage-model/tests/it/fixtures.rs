@@ -344,7 +344,9 @@ fn check_model_into(
     columns: &ExpectedColumns<'_>,
     meta: &Meta,
 ) -> Result<(), String> {
-    let model = presage_model::load(&dir.join(file)).map_err(|e| format!("load: {e}"))?;
+    let model = presage_model::load(&dir.join(file))
+        .map_err(|e| format!("load: {e}"))?
+        .model;
     let info = model.info().clone();
     report.engine = Some(info.engine);
     if info.n_features != meta.n_features {

@@ -140,7 +140,9 @@ fn label_text(classes: &ClassLabels, index: u32) -> String {
 
 /// Scores a case and compares with onnxruntime within the fixtures' tolerance.
 fn check_case(case: &str) -> Box<dyn Model> {
-    let model = presage_model::load(&data(&format!("{case}.onnx"))).expect("loading the model");
+    let model = presage_model::load(&data(&format!("{case}.onnx")))
+        .expect("loading the model")
+        .model;
     assert_eq!(model.info().engine, "tract");
     let expected = read_expected(case);
     let scores = model
@@ -204,7 +206,9 @@ fn imputer_fills_nan_before_a_linear_classifier() {
 
 fn mlp_fixture() -> Box<dyn Model> {
     let path = presage_test::model_fixtures().join("sk_mlp_classifier/model.onnx");
-    presage_model::load(&path).expect("loading the MLP fixture")
+    presage_model::load(&path)
+        .expect("loading the MLP fixture")
+        .model
 }
 
 #[test]

@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
+use presage_eval::BacktestOptions;
 use presage_eval::metrics::MetricName;
 use presage_eval::report::{BacktestReport, backtest_html};
-use presage_eval::{BacktestOptions, Challenger};
+use presage_model::ModelSpec;
 
 use super::eval_args::{EvalReporter, eval_job, label_source, window, write_outputs};
 use crate::cli::LabelArgs;
@@ -47,7 +48,7 @@ fn resolve_challenger(
     config: &Config,
     job: &presage_eval::EvalJob,
     text: &str,
-) -> Result<Challenger> {
+) -> Result<ModelSpec> {
     if !config.models.contains_key(text) && !Path::new(text).is_file() {
         anyhow::bail!(
             "--challenger `{text}`: neither a model in `{}` ({}) nor a model file",
@@ -56,17 +57,12 @@ fn resolve_challenger(
         );
     }
     Ok(match config.models.get(text) {
-        Some(model) => Challenger {
-            name: text.to_owned(),
-            path: model.path.clone(),
-            inputs: model.inputs.clone(),
-            outputs: model.outputs.clone(),
-        },
-        None => Challenger {
+        Some(model) => model.clone(),
+        None => ModelSpec {
             name: text.to_owned(),
             path: PathBuf::from(text),
-            inputs: job.spec.model.inputs.clone(),
-            outputs: job.spec.model.outputs.clone(),
+            inputs: job.model.inputs.clone(),
+            outputs: job.model.outputs.clone(),
         },
     })
 }

@@ -27,7 +27,10 @@ pub fn eval_job(config: &Config, job_name: &str) -> Result<EvalJob> {
         );
     }
     Ok(EvalJob {
-        spec: job.spec.clone(),
+        name: job.spec.name.clone(),
+        sources: job.spec.sources.clone(),
+        features: job.spec.features.clone(),
+        model: job.spec.model.clone(),
         default: job.serve.default.clone(),
     })
 }
@@ -37,8 +40,8 @@ pub fn label_source(config: &Config, job: &EvalJob, args: &LabelArgs) -> Result<
     let key = args
         .key_column
         .clone()
-        .unwrap_or_else(|| job.spec.features.key.clone());
-    let (source, description) = match job.spec.sources.iter().find(|s| s.name == args.labels) {
+        .unwrap_or_else(|| job.features.key.clone());
+    let (source, description) = match job.sources.iter().find(|s| s.name == args.labels) {
         Some(source) => (source.clone(), args.labels.clone()),
         None => {
             let path = PathBuf::from(&args.labels);
@@ -48,7 +51,7 @@ pub fn label_source(config: &Config, job: &EvalJob, args: &LabelArgs) -> Result<
                     "--labels `{}`: neither a source in `{}` ({}) nor an existing file",
                     args.labels,
                     config.path.display(),
-                    quoted_list(job.spec.sources.iter().map(|s| s.name.as_str()))
+                    quoted_list(job.sources.iter().map(|s| s.name.as_str()))
                 );
             }
             (

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,8 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use presage_data::{FeatureSession, FileSource, SourceSpec, stream_error};
-use presage_job::{BatchScorer, column_index, load_model};
-use presage_model::{OutputField, output_fields};
+use presage_model::{BatchScorer, ModelSpec, OutputField, ScoreError, column_index};
 
 /// `presage score`: a file of rows in, a Parquet file of predictions out.
 pub fn score(
@@ -23,9 +23,6 @@ pub fn score(
     let started = Instant::now();
     let output: PathBuf =
         output.map_or_else(|| input.with_extension("scored.parquet"), Path::to_path_buf);
-    let (model, _) = load_model(&model_path.display().to_string(), model_path)?;
-    let outputs = output_fields(model.info());
-    let n_features = model.info().n_features;
     let rt = super::runtime()?;
     let rows = rt.block_on(async {
         let source = SourceSpec::new("input", FileSource::new(input, None));
@@ -46,26 +43,19 @@ pub fn score(
         } else {
             inputs.to_vec()
         };
-        anyhow::ensure!(
-            input_names.len() == n_features,
-            "model `{}` takes {n_features} input features, but {} columns would be given: {}{}",
-            model_path.display(),
-            input_names.len(),
-            input_names.join(", "),
-            if inputs.is_empty() {
-                "; choose them with `--inputs a,b,c` and the id column with `--key`"
-            } else {
-                ""
-            }
-        );
-        let mut scorer = BatchScorer::new(
-            model,
-            &model_path.display().to_string(),
-            outputs,
-            "input",
-            &schema,
-            &input_names,
-        )?;
+        let spec = ModelSpec {
+            name: model_path.display().to_string(),
+            path: model_path.to_path_buf(),
+            inputs: input_names,
+            outputs: BTreeMap::new(),
+        };
+        let model = spec.load().map_err(|e| match e {
+            ScoreError::InputCount { .. } if inputs.is_empty() => anyhow::Error::new(e).context(
+                "without `--inputs` every column but `--key` is an input; choose them with `--inputs a,b,c` and the id column with `--key`",
+            ),
+            e => e.into(),
+        })?;
+        let mut scorer = BatchScorer::new(model, "input", &schema)?;
         // DataFusion reads Parquet strings as views; the output uses plain strings,
         // which every Parquet reader maps to its usual string type.
         let key_field = key_index.map(|i| {

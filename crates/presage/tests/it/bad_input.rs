@@ -149,6 +149,18 @@ fn model_file_that_is_not_a_model() {
 }
 
 #[test]
+fn model_file_with_an_unknown_extension() {
+    fails_cleanly(
+        |p| p.edit_config(&[("models/logreg.onnx", "models/logreg.pkl")]),
+        &[
+            "model `logreg`",
+            "logreg.pkl` has unknown extension `.pkl`",
+            "accepted: `.onnx` (ONNX), `.json` (XGBoost JSON), `.txt` (LightGBM text)",
+        ],
+    );
+}
+
+#[test]
 fn unknown_job() {
     fails_cleanly(
         |p| {

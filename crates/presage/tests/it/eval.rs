@@ -115,6 +115,12 @@ GROUP BY u.user_id
 path = "model.onnx"
 inputs = ["outcome_events"]
 
+# A challenger whose rename names no output of the model.
+[models.misnamed]
+path = "model.onnx"
+inputs = ["outcome_events"]
+outputs = {{ score = "p" }}
+
 [jobs.leak]
 features = "outcomes"
 model = "leak"
@@ -297,6 +303,18 @@ fn bad_eval_input_is_named_before_any_work() {
             other.to_str().unwrap(),
         ],
         "takes 12 input features but `inputs` lists 1",
+    );
+    // A rename is checked as `presage run` checks it, not ignored.
+    fails(
+        &[
+            "backtest",
+            "leak",
+            "--labels",
+            "labels",
+            "--challenger",
+            "misnamed",
+        ],
+        "challenger `misnamed`: model `misnamed` has no output `score` to rename; it has: `label`, `probability`",
     );
 }
 

@@ -1,0 +1,243 @@
+//! Scoring Arrow batches: feature columns in, prediction columns out.
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::Schema;
+
+use crate::error::quoted_list;
+use crate::{LoadedModel, OutputField, ScoreError, matrix, score_parallel, scores_to_arrow};
+
+/// Scores record batches with a model: picks the input columns, builds the dense
+/// matrix, scores it on all cores, and returns one array per prediction field.
+///
+/// The columns are bound once, from the schema, so a missing or non-numeric input
+/// fails before any row is read; the matrix buffer is reused from batch to batch.
+pub struct BatchScorer {
+    model: LoadedModel,
+    query: String,
+    inputs: Vec<usize>,
+    buffer: Vec<f32>,
+}
+
+impl BatchScorer {
+    /// A scorer for batches of `schema`, the output of the feature query `query`;
+    /// fails, naming the column, when one of the model's inputs is missing or not
+    /// numeric.
+    pub fn new(
+        model: LoadedModel,
+        query: &str,
+        schema: &Schema,
+    ) -> Result<BatchScorer, ScoreError> {
+        let mut inputs = Vec::with_capacity(model.spec().inputs.len());
+        for name in &model.spec().inputs {
+            let i = column_index(schema, query, name, "model input")?;
+            let data_type = schema.field(i).data_type();
+            if !matrix::is_numeric(data_type) {
+                return Err(ScoreError::ColumnType {
+                    query: query.to_owned(),
+                    column: name.clone(),
+                    found: data_type.to_string(),
+                    expected: "a number (model input)",
+                });
+            }
+            inputs.push(i);
+        }
+        Ok(BatchScorer {
+            model,
+            query: query.to_owned(),
+            inputs,
+            buffer: Vec::new(),
+        })
+    }
+
+    /// The model it scores with.
+    pub fn model(&self) -> &LoadedModel {
+        &self.model
+    }
+
+    /// The prediction fields, in the order `score` returns them.
+    pub fn outputs(&self) -> &[OutputField] {
+        self.model.outputs()
+    }
+
+    /// Scores one batch on all cores (blocking).
+    pub fn score(&mut self, batch: &RecordBatch) -> Result<Vec<ArrayRef>, ScoreError> {
+        matrix::fill(batch, &self.inputs, &mut self.buffer).map_err(|e| {
+            ScoreError::ColumnType {
+                query: self.query.clone(),
+                column: self
+                    .inputs
+                    .iter()
+                    .map(|&i| batch.schema().field(i).name().clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                found: e.to_string(),
+                expected: "numbers castable to float32",
+            }
+        })?;
+        let model = self.model.model();
+        let scores = score_parallel(model, &self.buffer, batch.num_rows()).map_err(|source| {
+            ScoreError::Model {
+                model: self.model.spec().name.clone(),
+                source,
+            }
+        })?;
+        Ok(scores_to_arrow(model.info(), self.model.outputs(), &scores))
+    }
+}
+
+/// The index of `column` in `schema`, the output of the feature query `query`, or
+/// an error listing the columns there are; `role` says what the column is for
+/// (`key`, `item`, `model input`).
+pub fn column_index(
+    schema: &Schema,
+    query: &str,
+    column: &str,
+    role: &'static str,
+) -> Result<usize, ScoreError> {
+    schema
+        .index_of(column)
+        .map_err(|_| ScoreError::MissingColumn {
+            query: query.to_owned(),
+            column: column.to_owned(),
+            role,
+            available: quoted_list(schema.fields().iter().map(|f| f.name().as_str())),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, AsArray, Float32Array, Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Float32Type, Int64Type};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::spec::tests::imputer_logreg;
+
+    const INPUTS: [&str; 5] = ["f0", "f1", "f2", "f3", "f4"];
+
+    fn scorer_error(schema: &Schema) -> ScoreError {
+        let model = imputer_logreg(&INPUTS, &[]).load().expect("loading");
+        match BatchScorer::new(model, "users", schema) {
+            Ok(_) => panic!("bound columns of {schema:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn float_fields(names: &[&str]) -> Vec<Field> {
+        names
+            .iter()
+            .map(|&n| Field::new(n, DataType::Float64, true))
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_input_column_is_named_with_the_columns_there_are() {
+        let mut fields = vec![Field::new("key", DataType::Utf8, false)];
+        fields.extend(float_fields(&["f0", "f1", "f2", "f4"]));
+        let error = scorer_error(&Schema::new(fields));
+        assert!(
+            matches!(error, ScoreError::MissingColumn { .. }),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "feature SQL of `users` has no column `f3` (model input); it has: \
+             `key`, `f0`, `f1`, `f2`, `f4`"
+        );
+    }
+
+    #[test]
+    fn a_non_numeric_input_column_is_named_with_its_type() {
+        let mut fields = float_fields(&["f0", "f1", "f2", "f3"]);
+        fields.push(Field::new("f4", DataType::Utf8, true));
+        let error = scorer_error(&Schema::new(fields));
+        assert!(matches!(error, ScoreError::ColumnType { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "column `f4` of `users` has type Utf8; expected a number (model input)"
+        );
+    }
+
+    /// The rows and answers onnxruntime gave in `tests/data/imputer_logreg.expected.json`,
+    /// with missing inputs as Arrow nulls.
+    fn expected_rows() -> (RecordBatch, Vec<i64>, Vec<f32>) {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/imputer_logreg.expected.json"
+        );
+        let doc: Value =
+            serde_json::from_str(&fs_err::read_to_string(path).expect("reading")).expect("JSON");
+        let rows = doc["inputs"].as_array().expect("inputs");
+        let column =
+            |j: usize| -> Vec<Option<f64>> { rows.iter().map(|row| row[j].as_f64()).collect() };
+        // The key first and the inputs out of order: the scorer binds columns by name.
+        // `f0` is Float32 and the rest Float64: both become the f32 matrix.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("f4", DataType::Float64, true),
+            Field::new("f0", DataType::Float32, true),
+            Field::new("f1", DataType::Float64, true),
+            Field::new("f2", DataType::Float64, true),
+            Field::new("f3", DataType::Float64, true),
+        ]));
+        let f32_column: Float32Array = column(0).iter().map(|v| v.map(|v| v as f32)).collect();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows.len()).map(|i| format!("u{i}")),
+                )),
+                Arc::new(Float64Array::from(column(4))),
+                Arc::new(f32_column),
+                Arc::new(Float64Array::from(column(1))),
+                Arc::new(Float64Array::from(column(2))),
+                Arc::new(Float64Array::from(column(3))),
+            ],
+        )
+        .expect("a batch");
+        let labels = doc["labels"]
+            .as_array()
+            .expect("labels")
+            .iter()
+            .map(|l| l.as_i64().expect("integer labels"))
+            .collect();
+        let probabilities = doc["outputs"]
+            .as_array()
+            .expect("outputs")
+            .iter()
+            .map(|p| p[1].as_f64().expect("a probability") as f32)
+            .collect();
+        (batch, labels, probabilities)
+    }
+
+    #[test]
+    fn scores_batches_by_column_name_with_nulls_as_missing() {
+        let (batch, labels, probabilities) = expected_rows();
+        assert!(
+            batch.column(1).null_count() > 0,
+            "the rows have missing inputs"
+        );
+        let model = imputer_logreg(&INPUTS, &[("probability", "churn_p")])
+            .load()
+            .expect("loading");
+        let mut scorer = BatchScorer::new(model, "users", &batch.schema()).expect("binding");
+        let names: Vec<&str> = scorer.outputs().iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["label", "churn_p"]);
+        // Twice: the reused buffer must not carry anything over.
+        for _ in 0..2 {
+            let arrays = scorer.score(&batch).expect("scoring");
+            let got_labels = arrays[0].as_primitive::<Int64Type>();
+            assert_eq!(got_labels, &Int64Array::from(labels.clone()));
+            let got = arrays[1].as_primitive::<Float32Type>();
+            assert_eq!(got.len(), probabilities.len());
+            for (row, (g, want)) in got.values().iter().zip(&probabilities).enumerate() {
+                assert!(
+                    (g - want).abs() <= 1e-5,
+                    "row {row}: got {g}, expected {want}"
+                );
+            }
+        }
+    }
+}
