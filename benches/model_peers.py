@@ -16,7 +16,7 @@ run scores the same matrix). Each peer's predictions are compared with presage's
 
 Usage: python3 benches/model_peers.py [--rows 1000000] [--runs 5] [--threads 1,2]
 Needs: numpy pyarrow onnxruntime xgboost lightgbm, and cargo.
-Fixtures: $PRESAGE_FIXTURES, or ../shared/fixtures/models beside the workspace.
+Fixtures: $PRESAGE_FIXTURES, or the workspace's fixtures/models.
 """
 import argparse
 import json
@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.environ.get("PRESAGE_FIXTURES") or os.path.join(ROOT, "..", "shared", "fixtures", "models")
+FIXTURES = os.environ.get("PRESAGE_FIXTURES") or os.path.join(ROOT, "fixtures", "models")
 BENCH = os.path.join(FIXTURES, "bench_xgb_500x8")
 SEED = 20240601
 

@@ -48,7 +48,7 @@ Usage:
       [--nice -20] [--quiet-wait S] [--perf] [--client-cost-rounds N]
       [--busy-poll 200us]
 Needs: numpy, pyarrow; redis-server, redis-cli, redis-benchmark (7.x); wrk; taskset.
-Fixtures: $PRESAGE_FIXTURES, or ../shared/fixtures/models beside the workspace.
+Fixtures: $PRESAGE_FIXTURES, or the workspace's fixtures/models.
 """
 import argparse
 import csv
@@ -72,7 +72,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.environ.get("PRESAGE_FIXTURES") or os.path.join(ROOT, "..", "shared", "fixtures", "models")
+FIXTURES = os.environ.get("PRESAGE_FIXTURES") or os.path.join(ROOT, "fixtures", "models")
 MODEL_FIXTURE = "xgb_binary_nan"
 JOB = "key"
 SEED = 20241129

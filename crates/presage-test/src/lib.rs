@@ -20,12 +20,12 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The shared model fixtures: `$PRESAGE_FIXTURES`, or `../shared/fixtures/models`
-/// beside the workspace.
+/// The model conformance fixtures: `$PRESAGE_FIXTURES`, or the repository's own
+/// `fixtures/models`.
 pub fn model_fixtures() -> PathBuf {
     match std::env::var_os("PRESAGE_FIXTURES") {
         Some(dir) => PathBuf::from(dir),
-        None => workspace_root().join("../shared/fixtures/models"),
+        None => workspace_root().join("fixtures/models"),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Conformance against the shared model fixtures: every folder under
-//! `presage_test::model_fixtures()` (`$PRESAGE_FIXTURES` or
-//! `../shared/fixtures/models`) is loaded, scored with `score_parallel` and
+//! `presage_test::model_fixtures()` (`$PRESAGE_FIXTURES` or the workspace's
+//! `fixtures/models`) is loaded, scored with `score_parallel` and
 //! compared with the reference outputs, so a fixture added later is tested with
 //! no code change.
 //!

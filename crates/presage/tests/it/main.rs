@@ -12,6 +12,7 @@ mod redis_store;
 mod refresh;
 mod resp;
 mod score;
+mod snapshots;
 mod spine;
 mod staleness;
 mod swap;
