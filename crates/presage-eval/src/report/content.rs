@@ -88,7 +88,7 @@ pub struct StalenessReport {
     pub online_requests_from: String,
     /// Every stage × cadence evaluated.
     pub cells: Vec<StalenessCell>,
-    /// Plain-language summary, filled by [`verdict`].
+    /// Plain-language summary, filled by [`verdict`](crate::report::verdict).
     pub verdict: String,
     /// How long the backtest took, in seconds.
     pub seconds: f64,
