@@ -49,7 +49,7 @@ fn help() {
       backtest    Score the job's model on past outcomes, with features as of each request
       staleness   How much better would fresher predictions be? Replays the labels' requests as each
                   refresh cadence and each stage from batch to online would have answered them
-      score       Score a Parquet or CSV file with a model, straight to Parquet
+      score       Score a Parquet, CSV or JSON-lines file with a model, straight to Parquet
       help        Print this message or the help of the given subcommand(s)
 
     Options:
