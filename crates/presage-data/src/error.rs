@@ -91,6 +91,20 @@ pub enum DataError {
         /// DataFusion's message.
         message: String,
     },
+    /// A feature query needed more memory than the run's limit allows, after the
+    /// operators that can spill had spilled.
+    #[error(
+        "feature SQL of `{query}` needs more memory than the run's limit of {}: {operator} could not grow; raise `[run] memory_limit` in presage.toml or pass `--memory-limit`, or make the query hold less at once (fewer groups, a smaller join side)",
+        ByteSize(*limit)
+    )]
+    MemoryLimit {
+        /// The feature set (or check) the SQL belongs to.
+        query: String,
+        /// The operator that asked for more (`GroupedHashAggregateStream[1]`).
+        operator: String,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The SQL uses a `{{placeholder}}` presage does not know.
     #[error(
         "feature SQL of `{query}`: unknown placeholder `{{{{{name}}}}}`; known: {{{{as_of}}}}, {{{{now}}}}"
@@ -186,4 +200,24 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         cause = e.source();
     }
     text
+}
+
+/// Bytes for people: `512 B`, `1.5 MiB`, `2.0 GiB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+        if self.0 < 1024 {
+            return write!(f, "{} B", self.0);
+        }
+        let mut value = self.0 as f64 / 1024.0;
+        let mut unit = 0;
+        while value >= 1024.0 && unit + 1 < UNITS.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        write!(f, "{value:.1} {}", UNITS[unit])
+    }
 }

@@ -3,6 +3,7 @@
 //! a query reads them, and feature queries rendered with their point-in-time cutoffs
 //! (`{{as_of}}`, `{{now}}`). A source kind is one [`SourceKind`] implementation.
 
+mod distinct;
 mod error;
 mod features;
 mod pit;
@@ -11,11 +12,14 @@ mod render;
 mod session;
 mod source;
 
-pub use error::{DataError, column_list, error_chain, quoted_list};
+pub use error::{ByteSize, DataError, column_list, error_chain, quoted_list};
 pub use features::FeatureSpec;
 pub use pit::{PitFeatures, PitProgress, PitRequest, PointInTime, key_strings};
 pub use render::{Cutoffs, render_sql, timestamp_literal};
-pub use session::{FeatureQuery, FeatureSession, plan_error, stream_error};
+pub use session::{
+    FeatureQuery, FeatureSession, FeatureStream, QueryLimits, QueryProgress, plan_error,
+    stream_error,
+};
 pub use source::{
     FileSource, OpenedSource, SourceFingerprint, SourceFormat, SourceKind, SourceSpec,
 };

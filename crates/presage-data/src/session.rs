@@ -1,6 +1,11 @@
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
@@ -8,10 +13,26 @@ use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionState;
-use datafusion::prelude::SessionContext;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::Stream;
 use tokio::sync::OnceCell;
 
 use crate::{DataError, OpenedSource, SourceFingerprint, SourceSpec};
+
+/// What a session's queries may use of the machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Bytes the query's operators (aggregations, joins, sorts) may hold at once.
+    /// Past it, operators that can spill write to `spill_dir` and the others fail the
+    /// query with [`DataError::MemoryLimit`]. `None`: no limit.
+    pub memory_limit: Option<u64>,
+    /// Where spill files go; `None`: the system's temporary folder.
+    pub spill_dir: Option<PathBuf>,
+}
 
 /// A DataFusion session over the configured sources.
 ///
@@ -23,12 +44,39 @@ use crate::{DataError, OpenedSource, SourceFingerprint, SourceSpec};
 pub struct FeatureSession {
     ctx: SessionContext,
     sources: Arc<SourceSchema>,
+    memory_limit: Option<u64>,
 }
 
 impl FeatureSession {
-    /// A session over `sources`; nothing is read until a query names a source.
+    /// A session over `sources` without a memory limit; nothing is read until a query
+    /// names a source.
     pub fn new(sources: &[SourceSpec]) -> Result<Self, DataError> {
-        let ctx = SessionContext::new();
+        Self::with_limits(sources, &QueryLimits::default())
+    }
+
+    /// A session over `sources` whose queries hold at most `limits.memory_limit`
+    /// bytes, spilling to `limits.spill_dir`.
+    pub fn with_limits(sources: &[SourceSpec], limits: &QueryLimits) -> Result<Self, DataError> {
+        let setup_error = |e: DataFusionError| DataError::Sql {
+            query: "sources".to_owned(),
+            message: e.strip_backtrace(),
+        };
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = limits.memory_limit {
+            // Fair: the spilling operators of every partition share the pool, so one
+            // cannot starve the others. The tracker names the biggest holders in an error.
+            runtime = runtime.with_memory_pool(Arc::new(TrackConsumersPool::new(
+                FairSpillPool::new(usize::try_from(limit).unwrap_or(usize::MAX)),
+                NonZeroUsize::new(3).expect("not zero"),
+            )));
+        }
+        if let Some(dir) = &limits.spill_dir {
+            runtime = runtime.with_temp_file_path(dir);
+        }
+        let runtime = runtime.build_arc().map_err(setup_error)?;
+        let ctx =
+            SessionContext::new_with_config_rt(session_config().map_err(setup_error)?, runtime);
+        ctx.add_optimizer_rule(Arc::new(crate::distinct::CompactDistinctCount));
         let mut seen = std::collections::HashSet::new();
         for source in sources {
             if !seen.insert(source.name.to_lowercase()) {
@@ -53,11 +101,12 @@ impl FeatureSession {
             .expect("a new session has the default catalog");
         catalog
             .register_schema("public", sources.clone())
-            .map_err(|e| DataError::Sql {
-                query: "sources".to_owned(),
-                message: e.strip_backtrace(),
-            })?;
-        Ok(Self { ctx, sources })
+            .map_err(setup_error)?;
+        Ok(Self {
+            ctx,
+            sources,
+            memory_limit: limits.memory_limit,
+        })
     }
 
     /// The DataFusion session, for registering more tables (labels in a backtest).
@@ -74,6 +123,7 @@ impl FeatureSession {
             query: query.to_owned(),
             schema: Arc::new(frame.schema().as_arrow().clone()),
             frame,
+            memory_limit: self.memory_limit,
         })
     }
 
@@ -193,11 +243,19 @@ impl SchemaProvider for SourceSchema {
     }
 }
 
+/// DataFusion's settings for feature queries. `DATAFUSION_*` environment variables
+/// override them, for tuning a deployment (`DATAFUSION_EXECUTION_BATCH_SIZE=16384`);
+/// see DataFusion's configuration reference.
+fn session_config() -> Result<SessionConfig, DataFusionError> {
+    SessionConfig::from_env()
+}
+
 /// A planned feature query.
 pub struct FeatureQuery {
     query: String,
     schema: SchemaRef,
     frame: DataFrame,
+    memory_limit: Option<u64>,
 }
 
 impl FeatureQuery {
@@ -207,36 +265,127 @@ impl FeatureQuery {
     }
 
     /// Runs the query; batches arrive as they are computed, using every core.
-    pub async fn stream(self) -> Result<SendableRecordBatchStream, DataError> {
-        self.frame
-            .execute_stream()
-            .await
-            .map_err(|e| stream_error(&self.query, &e))
+    pub async fn stream(self) -> Result<FeatureStream, DataError> {
+        let task = Arc::new(self.frame.task_ctx());
+        let error = |e: DataFusionError| execution_error(&self.query, &e, self.memory_limit);
+        let plan = self.frame.create_physical_plan().await.map_err(error)?;
+        let batches = execute_stream(plan.clone(), task).map_err(error)?;
+        Ok(FeatureStream {
+            query: self.query,
+            memory_limit: self.memory_limit,
+            plan,
+            batches,
+        })
     }
 
     /// Runs the query and collects every batch (for small results).
-    pub async fn collect(self) -> Result<Vec<arrow::array::RecordBatch>, DataError> {
-        let query = self.query;
-        self.frame
-            .collect()
-            .await
-            .map_err(|e| stream_error(&query, &e))
+    pub async fn collect(self) -> Result<Vec<RecordBatch>, DataError> {
+        use futures::TryStreamExt;
+        self.stream().await?.try_collect().await
+    }
+}
+
+/// A running feature query: its batches, and what it has done so far.
+pub struct FeatureStream {
+    query: String,
+    memory_limit: Option<u64>,
+    plan: Arc<dyn ExecutionPlan>,
+    batches: SendableRecordBatchStream,
+}
+
+/// What a running query has read and spilled so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryProgress {
+    /// Rows read from the sources (after pruning and pushed-down filters).
+    pub rows_read: u64,
+    /// Bytes read from Parquet files (other formats do not count their bytes).
+    pub bytes_read: u64,
+    /// Bytes written to spill files.
+    pub spilled_bytes: u64,
+}
+
+impl FeatureStream {
+    /// Rows and bytes read, and bytes spilled, so far (live while the query runs).
+    pub fn progress(&self) -> QueryProgress {
+        let mut progress = QueryProgress::default();
+        add_progress(self.plan.as_ref(), &mut progress);
+        progress
+    }
+
+    /// The physical plan with each operator's metrics (rows, time, memory, spills), as
+    /// `EXPLAIN ANALYZE` shows it; complete once the stream has ended.
+    pub fn explain(&self) -> String {
+        DisplayableExecutionPlan::with_metrics(self.plan.as_ref())
+            .indent(true)
+            .to_string()
+    }
+}
+
+fn add_progress(plan: &dyn ExecutionPlan, progress: &mut QueryProgress) {
+    let children = plan.children();
+    if let Some(metrics) = plan.metrics() {
+        if children.is_empty() {
+            progress.rows_read += metrics.output_rows().unwrap_or(0) as u64;
+            progress.bytes_read += metrics
+                .sum_by_name("bytes_scanned")
+                .map_or(0, |v| v.as_usize() as u64);
+        }
+        progress.spilled_bytes += metrics.spilled_bytes().unwrap_or(0) as u64;
+    }
+    for child in children {
+        add_progress(child.as_ref(), progress);
+    }
+}
+
+impl Stream for FeatureStream {
+    type Item = Result<RecordBatch, DataError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        this.batches.as_mut().poll_next(cx).map(|item| {
+            item.map(|batch| batch.map_err(|e| execution_error(&this.query, &e, this.memory_limit)))
+        })
     }
 }
 
 /// The error for a batch of `query`'s stream that failed.
 pub fn stream_error(query: &str, error: &DataFusionError) -> DataError {
+    execution_error(query, error, None)
+}
+
+/// The error for a query that failed while running; running out of the memory limit
+/// names the operator that could not grow.
+fn execution_error(query: &str, error: &DataFusionError, memory_limit: Option<u64>) -> DataError {
+    if let (DataFusionError::ResourcesExhausted(message), Some(limit)) =
+        (error.find_root(), memory_limit)
+    {
+        return DataError::MemoryLimit {
+            query: query.to_owned(),
+            operator: exhausted_operator(message)
+                .unwrap_or("an operator")
+                .to_owned(),
+            limit,
+        };
+    }
     DataError::Execution {
         query: query.to_owned(),
         message: error.strip_backtrace(),
     }
 }
 
+/// The consumer DataFusion's memory pool refused, from its message ("Failed to
+/// allocate additional 1.0 MB for GroupedHashAggregateStream[0] with …").
+fn exhausted_operator(message: &str) -> Option<&str> {
+    let start = message.find(" for ")? + " for ".len();
+    let rest = &message[start..];
+    let end = rest.find(" with ").unwrap_or(rest.len());
+    Some(rest[..end].trim()).filter(|name| !name.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
-    use arrow::array::{
-        Array, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    };
+    use arrow::array::{Array, AsArray, Int64Array, StringArray, TimestampMicrosecondArray};
+    use futures::StreamExt;
     use std::path::Path;
 
     use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
@@ -396,5 +545,110 @@ mod tests {
         );
         let err = session.plan("f", "SELEC 1").await.err().unwrap();
         assert!(err.to_string().contains("SELEC"), "{err}");
+    }
+
+    /// A Parquet table `t` of `rows` rows: `k` (distinct per row), `g` (`k % 1000`)
+    /// and a padding string, enough for the tiny limits below to matter.
+    fn wide_table(rows: i64) -> (tempfile::TempDir, Vec<SourceSpec>) {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("g", DataType::Int64, false),
+            Field::new("pad", DataType::Utf8, false),
+        ]));
+        let path = dir.path().join("t.parquet");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+        for start in (0..rows).step_by(50_000) {
+            let keys: Vec<i64> = (start..(start + 50_000).min(rows)).collect();
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from(keys.clone())),
+                    Arc::new(Int64Array::from(
+                        keys.iter().map(|k| k % 1000).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(
+                        keys.iter()
+                            .map(|k| format!("padding-{k:032}"))
+                            .collect::<Vec<_>>(),
+                    )),
+                ],
+            )
+            .unwrap();
+            writer.write(&batch).unwrap();
+        }
+        writer.close().unwrap();
+        let sources = vec![SourceSpec::new("t", FileSource::new(path, None))];
+        (dir, sources)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_aggregation_over_the_limit_spills_and_still_answers() {
+        let (dir, sources) = wide_table(400_000);
+        let limits = QueryLimits {
+            memory_limit: Some(24 << 20),
+            spill_dir: Some(dir.path().to_path_buf()),
+        };
+        let session = FeatureSession::with_limits(&sources, &limits).unwrap();
+        let plan = session
+            .plan("f", "SELECT k, max(pad) AS p FROM t GROUP BY k")
+            .await
+            .unwrap();
+        let mut stream = plan.stream().await.unwrap();
+        let mut rows = 0;
+        while let Some(batch) = stream.next().await {
+            rows += batch.unwrap().num_rows();
+        }
+        assert_eq!(rows, 400_000);
+        let progress = stream.progress();
+        assert_eq!(progress.rows_read, 400_000);
+        assert!(progress.bytes_read > 0, "{progress:?}");
+        assert!(progress.spilled_bytes > 0, "{progress:?}");
+        let explain = stream.explain();
+        assert!(
+            explain.contains("AggregateExec") && explain.contains("spill_count="),
+            "{explain}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_query_that_cannot_fit_names_the_operator_and_the_limit() {
+        let (_dir, sources) = wide_table(400_000);
+        let limits = QueryLimits {
+            memory_limit: Some(8 << 20),
+            spill_dir: None,
+        };
+        let session = FeatureSession::with_limits(&sources, &limits).unwrap();
+        // A hash join's build side cannot spill.
+        let plan = session
+            .plan("f", "SELECT a.k, b.pad FROM t a JOIN t b ON a.pad = b.pad")
+            .await
+            .unwrap();
+        let error = plan.collect().await.err().unwrap();
+        let text = error.to_string();
+        assert!(matches!(error, DataError::MemoryLimit { .. }), "{text}");
+        assert!(
+            text.starts_with("feature SQL of `f` needs more memory than the run's limit of 8.0 MiB: HashJoinInput"),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
+    }
+
+    #[test]
+    fn the_refused_operator_is_read_from_datafusions_message() {
+        assert_eq!(
+            exhausted_operator(
+                "Failed to allocate additional 1.0 MB for GroupedHashAggregateStream[1] with 2.0 MB already allocated"
+            ),
+            Some("GroupedHashAggregateStream[1]")
+        );
+        assert_eq!(
+            exhausted_operator(
+                "Additional allocation failed for HashJoinInput with top memory consumers"
+            ),
+            Some("HashJoinInput")
+        );
+        assert_eq!(exhausted_operator("out of memory"), None);
     }
 }

@@ -4,7 +4,7 @@ use arrow::array::AsArray;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field};
 use futures::StreamExt;
-use presage_data::{FeatureSession, stream_error};
+use presage_data::FeatureSession;
 use presage_store::{CheckResult, Distribution, StagedRun, Store, VersionId};
 
 use crate::psi::{ScoreSample, distribution, float_values, psi_against};
@@ -138,7 +138,7 @@ pub(crate) async fn expected_keys_check(
     let (mut total, mut missing) = (0u64, Vec::new());
     let mut missing_count = 0u64;
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| stream_error(QUERY, &e))?;
+        let batch = batch?;
         if batch.num_columns() == 0 {
             continue;
         }

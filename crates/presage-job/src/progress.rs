@@ -1,3 +1,7 @@
+use std::time::Duration;
+
+use presage_data::QueryProgress;
+
 /// A step of a run, for progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -5,7 +9,10 @@ pub enum Stage {
     LoadingModel,
     /// Registering sources and planning the feature SQL.
     Planning,
-    /// Computing features and scoring; `expected_rows` is the previous version's
+    /// Running the feature query, before its first rows arrive
+    /// ([`Reporter::features`] says what it has read).
+    Features,
+    /// Scoring feature rows as they arrive; `expected_rows` is the previous version's
     /// row count, when there is one, for an ETA.
     Scoring {
         /// Rows the previous version had.
@@ -21,6 +28,9 @@ pub enum Stage {
 pub trait Reporter: Send + Sync {
     /// A new stage started.
     fn stage(&self, stage: Stage);
+    /// The feature query has read `progress` in `elapsed` since it started and has not
+    /// returned rows yet (called about twice a second).
+    fn features(&self, progress: QueryProgress, elapsed: Duration);
     /// `rows` rows have been scored so far.
     fn rows(&self, rows: u64);
 }
@@ -28,5 +38,6 @@ pub trait Reporter: Send + Sync {
 /// A reporter that ignores everything (tests, embedding).
 impl Reporter for () {
     fn stage(&self, _: Stage) {}
+    fn features(&self, _: QueryProgress, _: Duration) {}
     fn rows(&self, _: u64) {}
 }

@@ -1,15 +1,16 @@
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float32Type};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use presage_data::{Cutoffs, FeatureSession, error_chain, quoted_list, render_sql, stream_error};
+use presage_data::{Cutoffs, FeatureSession, QueryLimits, error_chain, quoted_list, render_sql};
 use presage_model::{BatchScorer, OutputField, OutputKind, ScoreError, column_index};
 use presage_store::lookup::{KeyType, ranked_list_type};
 use presage_store::{
-    Distribution, LastRun, Manifest, RunOutcomeKind, SourceInfo, Store, StoreError, VersionId,
+    Distribution, LastRun, Manifest, RunOutcomeKind, RunStages, SourceInfo, Store, StoreError,
+    StoreWriter, VersionId,
 };
 
 use crate::checks::{RunStats, evaluate, expected_keys_check, psi_checks, recorded_distributions};
@@ -37,21 +38,44 @@ struct Ranking {
 }
 
 /// How to run a job once.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// The feature cutoff (`{{as_of}}`); now for a normal run.
     pub as_of: DateTime<Utc>,
     /// Publish even when checks fail (recorded in the manifest).
     pub force: bool,
+    /// The feature query's memory limit and spill folder.
+    pub limits: QueryLimits,
+    /// Keep the feature query's physical plan with per-operator metrics
+    /// ([`RunOutcome::explain`]).
+    pub explain: bool,
+}
+
+impl RunOptions {
+    /// A normal run at `as_of`: no `--force`, no memory limit, no plan kept.
+    pub fn at(as_of: DateTime<Utc>) -> RunOptions {
+        RunOptions {
+            as_of,
+            force: false,
+            limits: QueryLimits::default(),
+            explain: false,
+        }
+    }
 }
 
 /// A published run.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
-    /// The new version's manifest.
+    /// The new version's manifest (its `stages` say where the time went).
     pub manifest: Manifest,
     /// Wall-clock seconds, end to end.
     pub seconds: f64,
+    /// Where the time went (also in the manifest, without `publish`, and in
+    /// `last_run`).
+    pub stages: RunStages,
+    /// The feature query's physical plan with per-operator metrics, when
+    /// [`RunOptions::explain`] asked for it.
+    pub explain: Option<String>,
 }
 
 /// Runs `spec` once and publishes a new version into `store`; the outcome
@@ -66,7 +90,10 @@ pub async fn run(
     reporter: &dyn Reporter,
 ) -> Result<RunOutcome, JobError> {
     let started = Instant::now();
-    let result = run_once(spec, store, options, reporter).await;
+    let mut stages = RunStages::default();
+    let result = run_once(spec, store, &options, reporter, &mut stages)
+        .await
+        .map(|outcome| RunOutcome { stages, ..outcome });
     let record = match &result {
         Ok(outcome) => LastRun {
             outcome: RunOutcomeKind::Published,
@@ -76,6 +103,7 @@ pub async fn run(
             version: Some(outcome.manifest.id),
             failed_checks: Vec::new(),
             error: None,
+            stages: Some(stages),
         },
         Err(e) => LastRun {
             outcome: if matches!(e, JobError::Blocked { .. }) {
@@ -94,6 +122,7 @@ pub async fn run(
                 _ => Vec::new(),
             },
             error: Some(error_chain(e)),
+            stages: Some(stages),
         },
     };
     // A job name that cannot be a folder fails here too; the run's own error matters more.
@@ -108,8 +137,9 @@ pub async fn run(
 async fn run_once(
     spec: &JobSpec,
     store: &Store,
-    options: RunOptions,
+    options: &RunOptions,
     reporter: &dyn Reporter,
+    stages: &mut RunStages,
 ) -> Result<RunOutcome, JobError> {
     let started = Instant::now();
     let query = &spec.features.name;
@@ -118,7 +148,7 @@ async fn run_once(
     let model = spec.model.load()?;
 
     reporter.stage(Stage::Planning);
-    let session = FeatureSession::new(&spec.sources)?;
+    let session = FeatureSession::with_limits(&spec.sources, &options.limits)?;
     let sql = render_sql(query, &spec.features.sql, &Cutoffs::batch(options.as_of))?;
     let plan = session.plan(query, &sql).await?;
     let schema = plan.schema();
@@ -179,23 +209,22 @@ async fn run_once(
     };
 
     let previous = store.current_manifest(&spec.name).await?;
-    let mut writer = store
+    let writer = store
         .begin(
             &spec.name,
             Field::new(&spec.features.key, key_type.clone(), false),
             &stored,
         )
         .await?;
+    let mut writer = BackgroundWriter::start(writer)?;
     // Every numeric output's scores (sampled past a million), for the distribution
     // the manifest records and the `max_psi` check.
     let mut samples: Vec<(String, Option<ScoreSample>)> = stored
         .iter()
         .map(|f| (f.name().clone(), ScoreSample::for_type(f.data_type())))
         .collect();
-    reporter.stage(Stage::Scoring {
-        expected_rows: previous.as_ref().map(|m| m.rows),
-    });
-
+    reporter.stage(Stage::Features);
+    let query_started = Instant::now();
     let mut stream = plan.stream().await?;
     let mut stats = RunStats {
         rows: 0,
@@ -203,19 +232,42 @@ async fn run_once(
     };
     // Feature rows read: entities, or candidates for a ranked-list job.
     let mut rows_read = 0u64;
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| stream_error(query, &e))?;
+    let mut tick = tokio::time::interval(FEATURE_PROGRESS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let waiting = Instant::now();
+        // Until the first rows arrive (an aggregation emits nothing before it has
+        // read all its input), show what the query has read.
+        let next = loop {
+            tokio::select! {
+                next = stream.next() => break next,
+                _ = tick.tick(), if rows_read == 0 => {
+                    reporter.features(stream.progress(), query_started.elapsed());
+                }
+            }
+        };
+        stages.features += waiting.elapsed().as_secs_f64();
+        let Some(batch) = next else { break };
+        let batch = batch?;
         if batch.num_rows() == 0 {
             continue;
         }
+        if rows_read == 0 {
+            reporter.stage(Stage::Scoring {
+                expected_rows: previous.as_ref().map(|m| m.rows),
+            });
+        }
+        let scoring = Instant::now();
         let keys = key_column(&batch, key_index, &key_type, spec, rows_read)?;
         let arrays = tokio::task::block_in_place(|| scorer.score(&batch))?;
+        stages.scoring += scoring.elapsed().as_secs_f64();
         match &mut ranking {
             None => {
                 stats.rows += batch.num_rows() as u64;
-                write_scored(&mut writer, spec, &keys, &arrays, &mut stats, &mut samples).await?;
+                write_scored(&mut writer, spec, keys, arrays, &mut stats, &mut samples).await?;
             }
             Some(r) => {
+                let scoring = Instant::now();
                 let items = item_column(&batch, r, spec, rows_read)?;
                 // Probabilities and regression values are always Float32.
                 let scores = arrays[r.score_index].as_primitive::<Float32Type>();
@@ -228,6 +280,7 @@ async fn run_once(
                         key: d.key,
                         item: d.item,
                     })?;
+                stages.scoring += scoring.elapsed().as_secs_f64();
             }
         }
         rows_read += batch.num_rows() as u64;
@@ -241,14 +294,33 @@ async fn run_once(
         candidates: rows_read,
     });
     if let Some(r) = ranking.take() {
-        for (keys, lists) in r.top.finish(RANKED_BATCH) {
+        let ranking = Instant::now();
+        let lists = r.top.finish(RANKED_BATCH);
+        stages.scoring += ranking.elapsed().as_secs_f64();
+        for (keys, lists) in lists {
             stats.rows += keys.len() as u64;
-            write_scored(&mut writer, spec, &keys, &[lists], &mut stats, &mut samples).await?;
+            write_scored(
+                &mut writer,
+                spec,
+                keys,
+                vec![lists],
+                &mut stats,
+                &mut samples,
+            )
+            .await?;
         }
     }
+    let progress = stream.progress();
+    stages.spilled_bytes = progress.spilled_bytes;
+    let explain = options.explain.then(|| stream.explain());
+    drop(stream);
 
     reporter.stage(Stage::Checking);
+    let (writer, writing) = writer.join(spec)?;
+    let closing = Instant::now();
     let staged = writer.finish().await.map_err(|e| store_error(spec, e))?;
+    stages.writing = writing.as_secs_f64() + closing.elapsed().as_secs_f64();
+    let checking = Instant::now();
     let mut checks = evaluate(&spec.checks, &stats, previous.as_ref().map(|m| m.rows));
     if let (Some(max), Some(prev)) = (spec.checks.max_psi, &previous) {
         let recorded = if prev.distributions.is_empty() {
@@ -263,6 +335,7 @@ async fn run_once(
         checks.push(expected_keys_check(&session, &sql, &staged).await?);
     }
     let failed = checks.iter().any(|c| !c.passed);
+    stages.checks = checking.elapsed().as_secs_f64();
     if failed && !options.force {
         let kept = staged.block().await?;
         return Err(JobError::Blocked { checks, kept });
@@ -331,36 +404,128 @@ async fn run_once(
         files: Vec::new(),
         parent: None,
         run_seconds: started.elapsed().as_secs_f64(),
+        // Publishing's own time is known only after the manifest is written; it is
+        // in `last_run`.
+        stages: Some(*stages),
     };
+    let publishing = Instant::now();
     let manifest = staged.publish(manifest, spec.keep_versions).await?;
+    stages.publish = publishing.elapsed().as_secs_f64();
     Ok(RunOutcome {
         manifest,
         seconds: started.elapsed().as_secs_f64(),
+        stages: *stages,
+        explain,
     })
 }
 
-/// Writes one batch of keys and their stored values, counting nulls and sampling
-/// scores for the checks.
+/// How often the "computing features" progress is refreshed.
+const FEATURE_PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// Scored batches in flight to the writer thread: enough to keep it busy while the
+/// next batch is scored, few enough to bound the memory they hold.
+const WRITE_QUEUE: usize = 4;
+
+/// Writes scored batches into the store on a thread of its own, so that the store's
+/// work (encoding, hashing, file writes or network round trips) overlaps the feature
+/// query and scoring instead of waiting for them.
+struct BackgroundWriter {
+    batches: Option<tokio::sync::mpsc::Sender<(ArrayRef, Vec<ArrayRef>)>>,
+    thread: Option<std::thread::JoinHandle<Result<(StoreWriter, Duration), StoreError>>>,
+}
+
+impl BackgroundWriter {
+    fn start(mut writer: StoreWriter) -> Result<BackgroundWriter, JobError> {
+        let (batches, mut queue) =
+            tokio::sync::mpsc::channel::<(ArrayRef, Vec<ArrayRef>)>(WRITE_QUEUE);
+        let runtime = tokio::runtime::Handle::current();
+        let thread = std::thread::Builder::new()
+            .name("presage-writer".to_owned())
+            .spawn(move || {
+                let mut busy = Duration::ZERO;
+                while let Some((keys, arrays)) = queue.blocking_recv() {
+                    let started = Instant::now();
+                    runtime.block_on(writer.write(&keys, &arrays))?;
+                    busy += started.elapsed();
+                }
+                Ok((writer, busy))
+            })
+            .map_err(|e| JobError::Store(StoreError::from(e)))?;
+        Ok(BackgroundWriter {
+            batches: Some(batches),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a batch; waits while the queue is full. A writer that failed makes this
+    /// return its error.
+    async fn write(
+        &mut self,
+        spec: &JobSpec,
+        keys: ArrayRef,
+        arrays: Vec<ArrayRef>,
+    ) -> Result<(), JobError> {
+        let sender = self.batches.as_ref().expect("open until joined");
+        if sender.send((keys, arrays)).await.is_ok() {
+            return Ok(());
+        }
+        // The thread stopped early, which only an error makes it do.
+        match self.stop() {
+            Err(JobError::Store(e)) => Err(store_error(spec, e)),
+            Err(e) => Err(e),
+            Ok(_) => unreachable!("the writer thread ends early only on an error"),
+        }
+    }
+
+    /// Waits for every queued batch to be written; gives back the writer and the time
+    /// the thread spent writing.
+    fn join(mut self, spec: &JobSpec) -> Result<(StoreWriter, Duration), JobError> {
+        self.stop().map_err(|e| match e {
+            JobError::Store(e) => store_error(spec, e),
+            other => other,
+        })
+    }
+
+    fn stop(&mut self) -> Result<(StoreWriter, Duration), JobError> {
+        self.batches = None;
+        let thread = self.thread.take().expect("stopped once");
+        match tokio::task::block_in_place(|| thread.join()) {
+            Ok(result) => Ok(result?),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+impl Drop for BackgroundWriter {
+    /// A run that fails stops the thread, whose writer then removes what it staged,
+    /// before the run returns its error.
+    fn drop(&mut self) {
+        self.batches = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Queues one batch of keys and their stored values for writing, counting nulls and
+/// sampling scores for the checks.
 async fn write_scored(
-    writer: &mut presage_store::StoreWriter,
+    writer: &mut BackgroundWriter,
     spec: &JobSpec,
-    keys: &ArrayRef,
-    arrays: &[ArrayRef],
+    keys: ArrayRef,
+    arrays: Vec<ArrayRef>,
     stats: &mut RunStats,
     samples: &mut [(String, Option<ScoreSample>)],
 ) -> Result<(), JobError> {
-    for ((_, nulls), array) in stats.nulls.iter_mut().zip(arrays) {
+    for ((_, nulls), array) in stats.nulls.iter_mut().zip(&arrays) {
         *nulls += null_or_nan_count(array);
     }
-    for ((_, sample), array) in samples.iter_mut().zip(arrays) {
+    for ((_, sample), array) in samples.iter_mut().zip(&arrays) {
         if let Some(sample) = sample {
             sample.extend(array);
         }
     }
-    writer
-        .write(keys, arrays)
-        .await
-        .map_err(|e| store_error(spec, e))
+    writer.write(spec, keys, arrays).await
 }
 
 /// A store error, with a duplicate key named as the feature query's.

@@ -143,6 +143,7 @@ fn manifest() -> Manifest {
         files: Vec::new(),
         parent: None,
         run_seconds: 0.0,
+        stages: None,
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::{Freshness, LastRun, Manifest, RunOutcomeKind, Staleness, VersionId};
+use crate::{Freshness, LastRun, Manifest, RunOutcomeKind, RunStages, Staleness, VersionId};
 
 /// Whether a job has a version, and whether it is within `max_age`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +98,10 @@ pub struct LastRunStatus {
     pub failed_checks: Vec<String>,
     /// The error (failed and blocked runs).
     pub error: Option<String>,
+    /// Seconds per stage (features, scoring, writing, checks, publish) and bytes
+    /// spilled; absent for runs recorded before stages were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<RunStages>,
 }
 
 impl JobStatus {
@@ -136,6 +140,7 @@ impl From<&LastRun> for LastRunStatus {
             version: run.version,
             failed_checks: run.failed_checks.iter().map(|c| c.name.clone()).collect(),
             error: run.error.clone(),
+            stages: run.stages,
         }
     }
 }
@@ -187,6 +192,7 @@ mod tests {
             files: Vec::new(),
             parent: None,
             run_seconds: 1.5,
+            stages: None,
             ranked: None,
         }
     }
@@ -209,6 +215,7 @@ mod tests {
                 detail: String::new(),
             }],
             error: Some("blocked".into()),
+            stages: None,
         };
         let status = JobStatus::new(
             "churn",

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::durable::write_atomic;
-use crate::{CheckResult, EmbeddedStore, StoreError, VersionId};
+use crate::{CheckResult, EmbeddedStore, RunStages, StoreError, VersionId};
 
 const LAST_RUN: &str = "last_run.json";
 
@@ -39,6 +39,9 @@ pub struct LastRun {
     /// The error (failed and blocked runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where its time went, as far as it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<RunStages>,
 }
 
 impl EmbeddedStore {

@@ -38,7 +38,7 @@ pub use job_status::{JobStatus, JobStatuses, LastRunStatus, VersionStatus};
 pub use last_run::{LastRun, RunOutcomeKind};
 pub use manifest::{
     CheckResult, Distribution, FileEntry, KeyInfo, MANIFEST_FORMAT, Manifest, ModelInfo,
-    OutputColumn, RankedInfo, SourceInfo, VersionId,
+    OutputColumn, RankedInfo, RunStages, SourceInfo, VersionId,
 };
 pub use staleness::{Freshness, Staleness};
 pub use store::{OpenVersion, StagedRun, Store, StoreWriter};

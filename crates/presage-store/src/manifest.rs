@@ -61,9 +61,35 @@ pub struct Manifest {
     pub parent: Option<VersionId>,
     /// Seconds the run took, end to end.
     pub run_seconds: f64,
+    /// Where the run's time went (absent in versions published before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<RunStages>,
     /// Set when the job keeps a ranked list per key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranked: Option<RankedInfo>,
+}
+
+/// Where a run's time went, in seconds per stage, and what its feature query spilled.
+///
+/// Each stage is the time the run was busy with it. The feature query, scoring and
+/// writing run at the same time (writing has its own thread, and the query computes
+/// ahead of scoring), so these three can add up to more than the run's wall time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunStages {
+    /// Waiting for feature rows: the whole query before its first row, then any wait
+    /// for the next batch.
+    pub features: f64,
+    /// Scoring feature rows with the model (and ranking, for ranked lists).
+    pub scoring: f64,
+    /// Writing predictions into the store, closing and checksumming its files.
+    pub writing: f64,
+    /// The checks (gates), `expected_keys` query included.
+    pub checks: f64,
+    /// Moving the version into place.
+    pub publish: f64,
+    /// Bytes the feature query wrote to spill files to stay within its memory limit.
+    #[serde(default)]
+    pub spilled_bytes: u64,
 }
 
 /// How a ranked-list version was made.

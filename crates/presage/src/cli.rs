@@ -83,6 +83,15 @@ pub enum Command {
         /// Publish even if checks fail; the override is recorded in the manifest.
         #[arg(long)]
         force: bool,
+        /// Memory the feature query may hold (`6GB`, `1.5GiB`, `50%` of the machine, or
+        /// `none`); past it, aggregations, joins and sorts spill to disk. Overrides
+        /// `[run] memory_limit`. Default: 50%.
+        #[arg(long, value_name = "SIZE")]
+        memory_limit: Option<String>,
+        /// After the run, print the feature query's physical plan with each operator's
+        /// rows, time, memory and spills.
+        #[arg(long)]
+        explain: bool,
         #[command(flatten)]
         config: ConfigArg,
     },

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use presage_data::{FeatureSpec, FileSource, SourceFormat, SourceSpec};
+use presage_data::{FeatureSpec, FileSource, QueryLimits, SourceFormat, SourceSpec};
 use presage_job::{Checks, JobSpec, RankedSpec};
 use presage_model::ModelSpec;
 use presage_serve::{OnStale, ServeJob};
@@ -19,6 +19,8 @@ struct RawConfig {
     data_dir: PathBuf,
     #[serde(default)]
     store: RawStore,
+    #[serde(default)]
+    run: RawRun,
     #[serde(default)]
     sources: BTreeMap<String, RawSource>,
     #[serde(default)]
@@ -62,6 +64,18 @@ pub enum StoreKind {
     /// A Redis server or cluster.
     Redis,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRun {
+    memory_limit: Option<String>,
+    spill_dir: Option<PathBuf>,
+}
+
+/// The memory limit of a run when neither `[run] memory_limit` nor `--memory-limit`
+/// sets one: half the machine's memory leaves the rest to scoring, the writers and
+/// the page cache the store's files go through.
+pub const DEFAULT_MEMORY_LIMIT: &str = "50%";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,6 +155,8 @@ pub struct Config {
     pub lookup_log: Option<PathBuf>,
     /// The fraction of answers logged.
     pub lookup_log_sample: f64,
+    /// `[run]`: what a run's feature query may use.
+    pub limits: QueryLimits,
 }
 
 /// The `[store]` section, validated.
@@ -395,7 +411,18 @@ impl Config {
                 in_file()
             );
         }
+        let memory_limit = raw
+            .run
+            .memory_limit
+            .as_deref()
+            .unwrap_or(DEFAULT_MEMORY_LIMIT);
+        let limits = QueryLimits {
+            memory_limit: parse_memory_limit(memory_limit)
+                .with_context(|| format!("run.memory_limit ({})", in_file()))?,
+            spill_dir: raw.run.spill_dir.as_deref().map(resolve),
+        };
         Ok(Config {
+            limits,
             path: path.to_path_buf(),
             models,
             data_dir: resolve(&raw.data_dir),
@@ -441,6 +468,68 @@ impl Config {
             )
         })
     }
+}
+
+/// A memory limit: `6GB`, `512MB`, `1.5GiB`, a share of the machine's memory
+/// (`50%`), or `none`. Decimal units are powers of 1000 (`GB`), binary ones of 1024
+/// (`GiB`), as in DuckDB's `memory_limit`.
+pub fn parse_memory_limit(text: &str) -> Result<Option<u64>> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let expected = "expected a size such as `6GB`, `512MB` or `1.5GiB`, a share of the machine's memory such as `50%`, or `none`";
+    if let Some(percent) = text.strip_suffix('%') {
+        let share: f64 = percent
+            .trim()
+            .parse()
+            .ok()
+            .filter(|p: &f64| *p > 0.0 && *p <= 100.0)
+            .with_context(|| format!("invalid memory limit `{text}`: {expected}"))?;
+        let total = physical_memory().with_context(|| {
+            format!("memory limit `{text}`: the machine's memory is unknown (no /proc/meminfo); give a size instead")
+        })?;
+        return Ok(Some((total as f64 * share / 100.0) as u64));
+    }
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .with_context(|| format!("invalid memory limit `{text}`: {expected}"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => bail!("invalid memory limit `{text}`: unknown unit `{unit}`; {expected}"),
+    };
+    let bytes = number * scale;
+    // Below this DataFusion cannot hold one batch of a join or aggregation.
+    if bytes < 16e6 {
+        bail!("memory limit `{text}` is too small: at least 16MB");
+    }
+    Ok(Some(bytes as u64))
+}
+
+/// The machine's memory in bytes (Linux: `MemTotal` of /proc/meminfo).
+fn physical_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line
+        .trim_start_matches("MemTotal:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 fn names<'a>(keys: impl Iterator<Item = &'a String>) -> String {
@@ -518,4 +607,50 @@ fn store_config(raw: &RawStore) -> Result<StoreConfig> {
 pub fn parse_duration(text: &str) -> Result<Duration> {
     humantime::parse_duration(text.trim())
         .with_context(|| format!("invalid duration `{text}`; examples: `30m`, `26h`, `7d`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_limits_read_decimal_and_binary_units_shares_and_none() {
+        assert_eq!(parse_memory_limit("6GB").unwrap(), Some(6_000_000_000));
+        assert_eq!(parse_memory_limit("1.5 GiB").unwrap(), Some(1_610_612_736));
+        assert_eq!(parse_memory_limit("512MB").unwrap(), Some(512_000_000));
+        assert_eq!(parse_memory_limit("100000000").unwrap(), Some(100_000_000));
+        assert_eq!(parse_memory_limit("none").unwrap(), None);
+        let half = parse_memory_limit("50%").unwrap().unwrap();
+        let all = parse_memory_limit("100%").unwrap().unwrap();
+        assert!(half > 0 && half.abs_diff(all / 2) <= 1, "{half} of {all}");
+    }
+
+    #[test]
+    fn bad_memory_limits_say_what_is_accepted() {
+        for bad in ["6 gallons", "lots", "0%", "150%", "1MB", ""] {
+            let message = format!("{:#}", parse_memory_limit(bad).unwrap_err());
+            assert!(
+                message.contains("expected a size") || message.contains("too small"),
+                "{bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_run_table_sets_the_limit_and_the_spill_folder() {
+        let config = Config::parse(
+            Path::new("/p/presage.toml"),
+            "[run]\nmemory_limit = \"2GB\"\nspill_dir = \"spill\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.limits.memory_limit, Some(2_000_000_000));
+        assert_eq!(config.limits.spill_dir, Some(PathBuf::from("/p/spill")));
+        let error = Config::parse(Path::new("p.toml"), "[run]\nmemory_limit = \"2 parsecs\"\n")
+            .unwrap_err();
+        assert!(
+            format!("{error:#}")
+                .starts_with("run.memory_limit (in `p.toml`): invalid memory limit `2 parsecs`"),
+            "{error:#}"
+        );
+    }
 }

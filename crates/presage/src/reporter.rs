@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use presage_data::{ByteSize, QueryProgress};
 use presage_job::{Reporter, Stage};
 
 /// Draws a run's progress on stderr.
@@ -52,6 +53,7 @@ fn stage_name(stage: Stage) -> &'static str {
     match stage {
         Stage::LoadingModel => "loading model",
         Stage::Planning => "planning features",
+        Stage::Features => "computing features",
         Stage::Scoring { .. } => "scoring",
         Stage::Checking => "checking",
         Stage::Publishing => "publishing",
@@ -98,6 +100,30 @@ impl Reporter for RunReporter {
         }
     }
 
+    fn features(&self, progress: QueryProgress, elapsed: Duration) {
+        let mut line = format!(
+            "computing features: {} rows read",
+            human_count(progress.rows_read)
+        );
+        if progress.bytes_read > 0 {
+            line += &format!(", {}", ByteSize(progress.bytes_read));
+        }
+        if progress.spilled_bytes > 0 {
+            line += &format!(", {} spilled", ByteSize(progress.spilled_bytes));
+        }
+        line += &format!(", {:.0}s", elapsed.as_secs_f64());
+        match &self.bar {
+            Some(bar) => bar.set_message(line),
+            None => {
+                let mut plain = self.plain.lock().expect("reporter lock");
+                if plain.last_line.elapsed() >= Duration::from_secs(5) {
+                    plain.last_line = Instant::now();
+                    eprintln!("{}: {line}", self.job);
+                }
+            }
+        }
+    }
+
     fn rows(&self, rows: u64) {
         match &self.bar {
             Some(bar) => bar.set_position(rows),
@@ -116,5 +142,15 @@ impl Reporter for RunReporter {
                 }
             }
         }
+    }
+}
+
+/// `812`, `45.1 K`, `12.3 M`, `1.20 B`.
+fn human_count(n: u64) -> String {
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{:.1} K", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} M", n as f64 / 1e6),
+        _ => format!("{:.2} B", n as f64 / 1e9),
     }
 }

@@ -73,6 +73,7 @@ impl Fixture {
             version: Some(published.id),
             failed_checks: Vec::new(),
             error: None,
+            stages: None,
         };
         store.record_run(job, &run).await.expect("record run");
         published.id
@@ -112,6 +113,7 @@ fn manifest(computed_at: DateTime<Utc>) -> Manifest {
         files: Vec::new(),
         parent: None,
         run_seconds: 0.5,
+        stages: None,
     }
 }
 

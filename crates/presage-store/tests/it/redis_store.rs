@@ -40,6 +40,7 @@ fn manifest(key_type: &str) -> Manifest {
         files: Vec::new(),
         parent: None,
         run_seconds: 0.0,
+        stages: None,
     }
 }
 

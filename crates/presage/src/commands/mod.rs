@@ -31,11 +31,22 @@ pub fn dispatch(command: Command) -> Result<()> {
             job,
             as_of,
             force,
+            memory_limit,
+            explain,
             config,
         } => {
-            let config = Config::load(&config.config)?;
+            let mut config = Config::load(&config.config)?;
+            if let Some(limit) = memory_limit {
+                config.limits.memory_limit =
+                    crate::config::parse_memory_limit(&limit).context("--memory-limit")?;
+            }
             let as_of = as_of.as_deref().map(parse_instant).transpose()?;
-            run::run(&config, &job, as_of, force).map(|_| ())
+            let options = run::Options {
+                as_of,
+                force,
+                explain,
+            };
+            run::run(&config, &job, options).map(|_| ())
         }
         Command::Serve {
             addr,

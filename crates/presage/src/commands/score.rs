@@ -9,7 +9,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
-use presage_data::{FeatureSession, FileSource, SourceSpec, stream_error};
+use presage_data::{FeatureSession, FileSource, SourceSpec};
 use presage_model::{BatchScorer, ModelSpec, OutputField, ScoreError, column_index};
 
 /// `presage score`: a file of rows in, a Parquet file of predictions out.
@@ -79,7 +79,7 @@ pub fn score(
         let mut stream = plan.stream().await?;
         let mut rows = 0u64;
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| stream_error("input", &e))?;
+            let batch = batch?;
             let mut columns = Vec::with_capacity(out_schema.fields().len());
             if let (Some(i), Some(field)) = (key_index, &key_field) {
                 columns.push(cast(batch.column(i), field.data_type())?);

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
+use presage_data::QueryLimits;
 use presage_job::{JobSpec, RunOptions};
 use presage_serve::{AppState, LookupLog, RespOptions, reload_all, router, spawn_watcher};
 use presage_store::Store;
@@ -65,7 +66,12 @@ pub fn serve(
                 spec.name,
                 super::human_age(every.as_secs_f64())
             );
-            runtime.spawn(refresh_loop(store.clone(), spec, every));
+            runtime.spawn(refresh_loop(
+                store.clone(),
+                spec,
+                config.limits.clone(),
+                every,
+            ));
         }
     }
     runtime.block_on(serve_state(state, addr, resp, Vec::new()))
@@ -77,7 +83,7 @@ pub fn serve(
 /// source does not turn into a busy loop. Every outcome is recorded by the run itself
 /// for `presage status` and `/metrics`; the serving side picks new versions up through
 /// its `CURRENT` watcher like any other publish.
-async fn refresh_loop(store: Store, spec: JobSpec, every: Duration) {
+async fn refresh_loop(store: Store, spec: JobSpec, limits: QueryLimits, every: Duration) {
     loop {
         let age = store
             .current_manifest(&spec.name)
@@ -90,8 +96,8 @@ async fn refresh_loop(store: Store, spec: JobSpec, every: Duration) {
             continue;
         }
         let options = RunOptions {
-            as_of: Utc::now(),
-            force: false,
+            limits: limits.clone(),
+            ..RunOptions::at(Utc::now())
         };
         match presage_job::run(&spec, &store, options, &()).await {
             Ok(outcome) => eprintln!(

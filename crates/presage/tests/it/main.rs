@@ -11,6 +11,7 @@ mod ranked;
 mod redis_store;
 mod refresh;
 mod resp;
+mod run_stages;
 mod score;
 mod snapshots;
 mod spine;

@@ -71,11 +71,17 @@ fn run_help() {
       <JOB>  The job (a `[jobs.NAME]` table in the config)
 
     Options:
-          --as-of <AS_OF>    Feature cutoff, `{{as_of}}` in the SQL: RFC 3339 or `YYYY-MM-DD` (UTC).
-                             Default: now
-          --force            Publish even if checks fail; the override is recorded in the manifest
-      -c, --config <CONFIG>  The project's config file [env: PRESAGE_CONFIG=] [default: presage.toml]
-      -h, --help             Print help
+          --as-of <AS_OF>        Feature cutoff, `{{as_of}}` in the SQL: RFC 3339 or `YYYY-MM-DD` (UTC).
+                                 Default: now
+          --force                Publish even if checks fail; the override is recorded in the manifest
+          --memory-limit <SIZE>  Memory the feature query may hold (`6GB`, `1.5GiB`, `50%` of the
+                                 machine, or `none`); past it, aggregations, joins and sorts spill to
+                                 disk. Overrides `[run] memory_limit`. Default: 50%
+          --explain              After the run, print the feature query's physical plan with each
+                                 operator's rows, time, memory and spills
+      -c, --config <CONFIG>      The project's config file [env: PRESAGE_CONFIG=] [default:
+                                 presage.toml]
+      -h, --help                 Print help
 
     Example:
       presage run churn

@@ -42,8 +42,8 @@ pub fn quickstart(dir: &Path, addr: SocketAddr, no_serve: bool, no_run: bool) ->
     }
     let config = Config::load(&config_path)?;
     let started = Instant::now();
-    let outcome = super::run::run(&config, JOB, None, false)?;
-    super::run::run(&config, RANKED_JOB, None, false)?;
+    let outcome = super::run::run(&config, JOB, super::run::Options::default())?;
+    super::run::run(&config, RANKED_JOB, super::run::Options::default())?;
     eprintln!(
         "quickstart: runs took {:.1}s",
         started.elapsed().as_secs_f64()
