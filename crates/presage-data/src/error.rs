@@ -75,6 +75,17 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    /// Listing or reading a source in object storage failed, or its URL or storage
+    /// settings are wrong.
+    #[error("source `{source_name}` (`{url}`): {message}")]
+    Remote {
+        /// The source's name.
+        source_name: String,
+        /// The source's URL as configured.
+        url: String,
+        /// What failed, on one line.
+        message: String,
+    },
     /// A feature query does not parse or plan (syntax, unknown table or column, types).
     #[error("feature SQL of `{query}`: {message}")]
     Sql {

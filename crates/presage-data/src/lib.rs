@@ -1,5 +1,6 @@
-//! Sources and feature SQL: named tables of any source kind (today files: Parquet,
-//! CSV and NDJSON, as a file, a folder or a glob), opened in a DataFusion session when
+//! Sources and feature SQL: named tables of any source kind (files in Parquet, CSV
+//! and NDJSON as a file, a folder, a glob or a hive-partitioned dataset, on local disk
+//! or in object storage; Postgres tables and queries), opened in a DataFusion session when
 //! a query reads them, and feature queries rendered with their point-in-time cutoffs
 //! (`{{as_of}}`, `{{now}}`). A source kind is one [`SourceKind`] implementation.
 
@@ -21,5 +22,7 @@ pub use session::{
     stream_error,
 };
 pub use source::{
-    FileSource, OpenedSource, SourceFingerprint, SourceFormat, SourceKind, SourceSpec,
+    FetchStats, FileSource, ObjectSource, OpenedSource, PartitionColumn, PostgresConnection,
+    PostgresRelation, PostgresSource, SourceFingerprint, SourceFormat, SourceKind, SourceSpec,
+    StorageOptions, is_remote_url, write_files,
 };

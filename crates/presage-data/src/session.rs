@@ -21,7 +21,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::Stream;
 use tokio::sync::OnceCell;
 
-use crate::{DataError, OpenedSource, SourceFingerprint, SourceSpec};
+use crate::source::RemoteReads;
+use crate::{DataError, FetchStats, OpenedSource, SourceFingerprint, SourceSpec};
 
 /// What a session's queries may use of the machine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,6 +46,7 @@ pub struct FeatureSession {
     ctx: SessionContext,
     sources: Arc<SourceSchema>,
     memory_limit: Option<u64>,
+    remote: Arc<RemoteReads>,
 }
 
 impl FeatureSession {
@@ -74,8 +76,11 @@ impl FeatureSession {
             runtime = runtime.with_temp_file_path(dir);
         }
         let runtime = runtime.build_arc().map_err(setup_error)?;
-        let ctx =
-            SessionContext::new_with_config_rt(session_config().map_err(setup_error)?, runtime);
+        let remote = Arc::new(RemoteReads::default());
+        let config = session_config()
+            .map_err(setup_error)?
+            .with_extension(remote.clone());
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.add_optimizer_rule(Arc::new(crate::distinct::CompactDistinctCount));
         let mut seen = std::collections::HashSet::new();
         for source in sources {
@@ -106,6 +111,7 @@ impl FeatureSession {
             ctx,
             sources,
             memory_limit: limits.memory_limit,
+            remote,
         })
     }
 
@@ -124,7 +130,13 @@ impl FeatureSession {
             schema: Arc::new(frame.schema().as_arrow().clone()),
             frame,
             memory_limit: self.memory_limit,
+            remote: self.remote.clone(),
         })
+    }
+
+    /// What this session's sources have fetched from object storage so far.
+    pub fn fetched(&self) -> FetchStats {
+        self.remote.stats()
     }
 
     /// The fingerprints of the sources this session's queries have read so far, in
@@ -265,6 +277,7 @@ pub struct FeatureQuery {
     schema: SchemaRef,
     frame: DataFrame,
     memory_limit: Option<u64>,
+    remote: Arc<RemoteReads>,
 }
 
 impl FeatureQuery {
@@ -284,6 +297,7 @@ impl FeatureQuery {
             memory_limit: self.memory_limit,
             plan,
             batches,
+            remote: self.remote,
         })
     }
 
@@ -300,6 +314,7 @@ pub struct FeatureStream {
     memory_limit: Option<u64>,
     plan: Arc<dyn ExecutionPlan>,
     batches: SendableRecordBatchStream,
+    remote: Arc<RemoteReads>,
 }
 
 /// What a running query has read and spilled so far.
@@ -311,12 +326,19 @@ pub struct QueryProgress {
     pub bytes_read: u64,
     /// Bytes written to spill files.
     pub spilled_bytes: u64,
+    /// Objects fetched from object storage (0 when every source is local).
+    pub objects_fetched: u64,
 }
 
 impl FeatureStream {
     /// Rows and bytes read, and bytes spilled, so far (live while the query runs).
     pub fn progress(&self) -> QueryProgress {
-        let mut progress = QueryProgress::default();
+        let remote = self.remote.stats();
+        let mut progress = QueryProgress {
+            objects_fetched: remote.objects,
+            rows_read: remote.database_rows,
+            ..QueryProgress::default()
+        };
         add_progress(self.plan.as_ref(), &mut progress);
         progress
     }

@@ -360,3 +360,97 @@ pub fn count_keys(port: u16, pattern: &str) -> usize {
     assert!(out.status.success(), "redis-cli --scan on port {port}");
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
+
+/// A real S3-compatible server (moto in server mode, from PyPI) on a free loopback
+/// port, holding nothing until a test uploads; killed on drop.
+pub struct MotoServer {
+    port: u16,
+    _process: ChildProcess,
+}
+
+impl MotoServer {
+    /// Starts one and waits until it answers (scripts/test installs moto).
+    pub fn start() -> MotoServer {
+        MotoServer::start_with_env(&[])
+    }
+
+    /// Starts one that checks credentials on every request (moto's IAM emulation):
+    /// any key a test makes up is refused.
+    pub fn start_with_auth() -> MotoServer {
+        MotoServer::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")])
+    }
+
+    fn start_with_env(env: &[(&str, &str)]) -> MotoServer {
+        let port = free_port();
+        let mut command = Command::new("python3");
+        command.args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ]);
+        command.envs(env.iter().copied());
+        let process = ChildProcess::spawn(command);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if ureq::get(&format!("http://127.0.0.1:{port}/moto-api/"))
+                .call()
+                .is_ok()
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start on port {port}; is it installed? (python3 -m pip install 'moto[server]')"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        MotoServer {
+            port,
+            _process: process,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, the endpoint S3 clients are given.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates `bucket` (moto takes unsigned requests).
+    pub fn create_bucket(&self, bucket: &str) {
+        ureq::put(&format!("{}/{bucket}", self.endpoint()))
+            .send_empty()
+            .unwrap_or_else(|e| panic!("creating bucket {bucket} on moto: {e}"));
+    }
+
+    /// The environment an S3 client needs to reach this server with fake credentials.
+    pub fn aws_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ]
+    }
+}
+
+/// The PostgreSQL server the tests use: `$PRESAGE_TEST_POSTGRES`, or the one on
+/// 127.0.0.1:5432, database `test`, trust auth (scripts/test starts it where it can).
+pub fn postgres_url() -> String {
+    std::env::var("PRESAGE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A schema name no other test process uses: `presage_it_<pid>_<n>`.
+pub fn unique_schema(tag: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "presage_it_{}_{}_{tag}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -19,6 +19,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::objects::{Listing, PartitionColumn, StorageOptions, session_store};
 use super::{OpenedSource, SourceFingerprint, SourceKind};
 use crate::DataError;
 
@@ -71,6 +72,8 @@ pub struct FileSource {
     pub path: PathBuf,
     /// The format; `None` infers it from the files' extensions.
     pub format: Option<SourceFormat>,
+    /// Partition columns of a hive-partitioned folder; empty for plain files.
+    pub partitions: Vec<PartitionColumn>,
 }
 
 /// Files whose schemas are read at once while opening a source.
@@ -83,7 +86,15 @@ impl FileSource {
         FileSource {
             path: path.into(),
             format,
+            partitions: Vec::new(),
         }
+    }
+
+    /// The same source read as a hive-partitioned folder
+    /// (`events/date=2026-11-01/part-0.parquet`) with `partitions`.
+    pub fn with_partitions(mut self, partitions: Vec<PartitionColumn>) -> FileSource {
+        self.partitions = partitions;
+        self
     }
 
     /// The files the source holds right now, sorted; an error naming the source
@@ -230,6 +241,9 @@ impl SourceKind for FileSource {
     /// schema (Parquet footer, first rows of CSV and JSON) is read, several at once,
     /// so that a bad file among many is named.
     async fn open(&self, name: &str, session: &dyn Session) -> Result<OpenedSource, DataError> {
+        if !self.partitions.is_empty() {
+            return self.open_partitioned(name, session).await;
+        }
         let (files, format) = self.files_with_format(name)?;
         let fingerprint = self.fingerprint(name, &files)?;
         // The extension filter would drop a `.txt` file configured as CSV; the files
@@ -279,7 +293,51 @@ impl SourceKind for FileSource {
     }
 }
 
-fn file_format(format: SourceFormat) -> Arc<dyn FileFormat> {
+impl FileSource {
+    /// A partitioned folder is read through the session's local object store, as a
+    /// partitioned prefix in object storage is.
+    async fn open_partitioned(
+        &self,
+        name: &str,
+        session: &dyn Session,
+    ) -> Result<OpenedSource, DataError> {
+        let location = self.location();
+        let remote = |message: String| DataError::Remote {
+            source_name: name.to_owned(),
+            url: location.clone(),
+            message,
+        };
+        if !self.path.is_dir() {
+            return Err(remote(
+                "a partitioned source is a folder (`events/` holding `date=…/` folders)".to_owned(),
+            ));
+        }
+        let absolute = std::path::absolute(&self.path).map_err(|e| DataError::Io {
+            source_name: name.to_owned(),
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let table_url = ListingTableUrl::parse(format!(
+            "{}/",
+            absolute.to_string_lossy().trim_end_matches('/')
+        ))
+        .map_err(|e| remote(e.strip_backtrace()))?;
+        let store =
+            session_store(session, &table_url, &StorageOptions::default()).map_err(remote)?;
+        let listing = Listing {
+            source_name: name,
+            location: &location,
+            table_url,
+            store,
+        };
+        listing
+            .open_partitioned(session, self.format, &self.partitions)
+            .await
+    }
+}
+
+/// DataFusion's reader for `format`.
+pub(super) fn file_format(format: SourceFormat) -> Arc<dyn FileFormat> {
     match format {
         SourceFormat::Parquet => Arc::new(ParquetFormat::default()),
         SourceFormat::Csv => Arc::new(CsvFormat::default().with_has_header(true)),

@@ -6,10 +6,16 @@
 //! in the workspace knows which kind a source is: the config parser builds one, and
 //! [`crate::FeatureSession`] opens it only when a query reads it.
 //!
+//! Kinds: [`FileSource`] (local files), [`ObjectSource`] (object storage) and
+//! [`PostgresSource`]; [`PartitionColumn`]s make a folder or prefix one hive-partitioned
+//! table.
+//!
 //! To add a kind: a type implementing [`SourceKind`] in a module beside [`files`],
 //! and a branch of the config parser (`crates/presage/src/config.rs`) that builds it.
 
 mod files;
+mod objects;
+mod postgres;
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +24,11 @@ use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 
 pub use files::{FileSource, SourceFormat};
+pub(crate) use objects::RemoteReads;
+pub use objects::{
+    FetchStats, ObjectSource, PartitionColumn, StorageOptions, is_remote_url, write_files,
+};
+pub use postgres::{PostgresConnection, PostgresRelation, PostgresSource};
 
 use crate::DataError;
 
