@@ -571,7 +571,9 @@ async fn a_local_partitioned_folder_is_one_table_with_typed_partitions() {
         .collect()
         .await
         .unwrap();
-    let text = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+    let text = arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
     assert_eq!(batches[0].schema().field(0).data_type(), &DataType::Int64);
     assert!(text.contains("| 1     | 10   | 145   |"), "{text}");
     assert!(text.contains("| 2     | 10   | 155   |"), "{text}");

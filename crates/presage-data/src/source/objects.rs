@@ -732,10 +732,10 @@ pub(super) fn session_store(
             .map_err(|e| e.strip_backtrace());
     }
     let counter = Arc::new(FetchCounter::default());
-    let store: Arc<dyn ObjectStore> = Arc::new(CountingStore {
-        inner: build_store(table_url.get_url(), storage)?,
-        counter: counter.clone(),
-    });
+    let store: Arc<dyn ObjectStore> = Arc::new(CountingStore::new(
+        build_store(table_url.get_url(), storage)?,
+        counter.clone(),
+    ));
     let url: &url::Url = store_url.as_ref();
     runtime.register_object_store(url, store.clone());
     stores.insert(key, counter);
@@ -769,11 +769,105 @@ impl FetchCounter {
     }
 }
 
-/// A store that counts the reads passing through it.
+/// Objects up to this size are fetched whole on their first read and kept for the
+/// session: a feature query scans a table once per subquery that reads it, and in
+/// object storage every scan of every file costs a request or two (the quickstart's
+/// churn query read each of 90 event objects six times).
+const WHOLE_OBJECT_LIMIT: u64 = 8 << 20;
+
+/// Bytes of whole objects one store keeps per session; past it, reads go through.
+const OBJECT_CACHE_BUDGET: u64 = 256 << 20;
+
+/// A store that counts the reads passing through it, and keeps small objects.
 #[derive(Debug)]
 struct CountingStore {
     inner: Arc<dyn ObjectStore>,
     counter: Arc<FetchCounter>,
+    cache: Arc<ObjectCache>,
+}
+
+/// Small objects kept whole, and the sizes of the objects listed (which say whether
+/// an object is small before it is read).
+#[derive(Debug, Default)]
+struct ObjectCache {
+    listed: Mutex<HashMap<ObjectPath, ObjectMeta>>,
+    kept: Mutex<HashMap<ObjectPath, (ObjectMeta, bytes::Bytes)>>,
+    held: AtomicU64,
+}
+
+impl ObjectCache {
+    fn record(&self, meta: &ObjectMeta) {
+        if meta.size <= WHOLE_OBJECT_LIMIT {
+            self.listed
+                .lock()
+                .expect("not poisoned")
+                .insert(meta.location.clone(), meta.clone());
+        }
+    }
+}
+
+impl CountingStore {
+    fn new(inner: Arc<dyn ObjectStore>, counter: Arc<FetchCounter>) -> CountingStore {
+        CountingStore {
+            inner,
+            counter,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The whole object, if it is small, listed, and fits the budget: from memory, or
+    /// fetched now in one request. `None` sends the read through.
+    async fn whole(&self, location: &ObjectPath) -> Option<(ObjectMeta, bytes::Bytes)> {
+        if let Some(kept) = self.cache.kept.lock().expect("not poisoned").get(location) {
+            return Some(kept.clone());
+        }
+        let meta = self
+            .cache
+            .listed
+            .lock()
+            .expect("not poisoned")
+            .get(location)
+            .cloned()?;
+        if self.cache.held.fetch_add(meta.size, Ordering::Relaxed) + meta.size > OBJECT_CACHE_BUDGET
+        {
+            self.cache.held.fetch_sub(meta.size, Ordering::Relaxed);
+            return None;
+        }
+        let fetched = async {
+            let result = self.inner.get_opts(location, GetOptions::default()).await?;
+            let meta = result.meta.clone();
+            Ok::<_, object_store::Error>((meta, result.bytes().await?))
+        }
+        .await;
+        match fetched {
+            Ok((meta, bytes)) => {
+                self.counter.fetched(location, bytes.len() as u64);
+                self.cache
+                    .kept
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(location.clone(), (meta.clone(), bytes.clone()));
+                Some((meta, bytes))
+            }
+            Err(_) => {
+                // The read goes through and reports its own error.
+                self.cache.held.fetch_sub(meta.size, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+/// The bytes `range` asks for out of an object of `len` bytes, if it can be served.
+fn slice_range(range: Option<&object_store::GetRange>, len: u64) -> Option<Range<u64>> {
+    use object_store::GetRange;
+    let range = match range {
+        None => 0..len,
+        Some(GetRange::Bounded(r)) => r.start..r.end.min(len),
+        Some(GetRange::Offset(offset)) => *offset..len,
+        Some(GetRange::Suffix(n)) => len.saturating_sub(*n)..len,
+    };
+    (range.start < range.end || len == 0).then_some(range)
 }
 
 impl fmt::Display for CountingStore {
@@ -806,6 +900,26 @@ impl ObjectStore for CountingStore {
         location: &ObjectPath,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
+        let plain = !options.head
+            && options.if_match.is_none()
+            && options.if_none_match.is_none()
+            && options.if_modified_since.is_none()
+            && options.if_unmodified_since.is_none()
+            && options.version.is_none();
+        if plain
+            && let Some((meta, bytes)) = self.whole(location).await
+            && let Some(range) = slice_range(options.range.as_ref(), bytes.len() as u64)
+        {
+            let part = bytes.slice(range.start as usize..range.end as usize);
+            return Ok(GetResult {
+                payload: object_store::GetResultPayload::Stream(
+                    futures::stream::once(async move { Ok(part) }).boxed(),
+                ),
+                meta,
+                range,
+                attributes: Default::default(),
+            });
+        }
         let head = options.head;
         let result = self.inner.get_opts(location, options).await?;
         if !head {
@@ -820,6 +934,15 @@ impl ObjectStore for CountingStore {
         location: &ObjectPath,
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<bytes::Bytes>> {
+        if let Some((_, bytes)) = self.whole(location).await {
+            let len = bytes.len() as u64;
+            if ranges.iter().all(|r| r.start <= r.end && r.end <= len) {
+                return Ok(ranges
+                    .iter()
+                    .map(|r| bytes.slice(r.start as usize..r.end as usize))
+                    .collect());
+            }
+        }
         let result = self.inner.get_ranges(location, ranges).await?;
         self.counter
             .fetched(location, ranges.iter().map(|r| r.end - r.start).sum());
@@ -837,7 +960,15 @@ impl ObjectStore for CountingStore {
         &self,
         prefix: Option<&ObjectPath>,
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
+        let cache = self.cache.clone();
+        self.inner
+            .list(prefix)
+            .inspect(move |item| {
+                if let Ok(meta) = item {
+                    cache.record(meta);
+                }
+            })
+            .boxed()
     }
 
     fn list_with_offset(
@@ -852,7 +983,11 @@ impl ObjectStore for CountingStore {
         &self,
         prefix: Option<&ObjectPath>,
     ) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
+        let listed = self.inner.list_with_delimiter(prefix).await?;
+        for meta in &listed.objects {
+            self.cache.record(meta);
+        }
+        Ok(listed)
     }
 
     async fn copy_opts(

@@ -111,7 +111,7 @@ impl PostgresSource {
     }
 
     /// The relation as it goes after `FROM`.
-    fn from_clause(&self) -> String {
+    fn relation_sql(&self) -> String {
         match &self.relation {
             PostgresRelation::Table(table) => table
                 .split('.')
@@ -143,7 +143,7 @@ impl SourceKind for PostgresSource {
         let client = connect(&connection)
             .await
             .map_err(|message| self.error(name, message))?;
-        let from = self.from_clause();
+        let from = self.relation_sql();
         let statement = client
             .prepare(&format!("SELECT * FROM {from} LIMIT 0"))
             .await
@@ -889,7 +889,7 @@ mod tests {
     }
 
     #[test]
-    fn tables_and_queries_become_from_clauses() {
+    fn tables_and_queries_become_relation_sqls() {
         let source = |relation| {
             PostgresSource::new(
                 PostgresConnection::Url("postgresql://db/x".to_owned()),
@@ -897,11 +897,11 @@ mod tests {
             )
         };
         assert_eq!(
-            source(PostgresRelation::Table("crm.accounts".to_owned())).from_clause(),
+            source(PostgresRelation::Table("crm.accounts".to_owned())).relation_sql(),
             "\"crm\".\"accounts\""
         );
         assert_eq!(
-            source(PostgresRelation::Query("SELECT 1 AS a;".to_owned())).from_clause(),
+            source(PostgresRelation::Query("SELECT 1 AS a;".to_owned())).relation_sql(),
             "(SELECT 1 AS a) AS presage_source"
         );
     }
@@ -942,7 +942,9 @@ mod tests {
             location: "db".into(),
             connection: String::new(),
             from: "\"crm\".\"accounts\"".into(),
-            schema: Arc::new(Schema::new(columns.iter().map(PgColumn::field).collect::<Vec<_>>())),
+            schema: Arc::new(Schema::new(
+                columns.iter().map(PgColumn::field).collect::<Vec<_>>(),
+            )),
             columns: columns.clone(),
         };
         let cutoff = ScalarValue::TimestampMicrosecond(Some(1_764_288_000_000_000), None);
