@@ -73,6 +73,24 @@ pub enum JobError {
         /// The model's outputs.
         available: String,
     },
+    /// A source of predictions has no column besides the key (and item).
+    #[error(
+        "source `{source_name}` holds no prediction column besides the key; its columns: {available}"
+    )]
+    NoPredictionColumns {
+        /// The source.
+        source_name: String,
+        /// Its columns.
+        available: String,
+    },
+    /// The job's `features_as_of` column has no value in any row.
+    #[error("column `{column}` of `{query}` (the job's `features_as_of`) is null in every row")]
+    NoAsOf {
+        /// The source.
+        query: String,
+        /// The column.
+        column: String,
+    },
     /// A check could not be evaluated (unreadable previous version, bad query).
     #[error("check `{check}`: {message}")]
     CheckFailed {

@@ -19,6 +19,8 @@
 
 mod checks;
 mod error;
+mod export;
+mod imported;
 mod progress;
 mod psi;
 mod ranked;
@@ -30,4 +32,4 @@ pub use error::JobError;
 pub use progress::{Reporter, Stage};
 pub use run::RANKED_OUTPUT;
 pub use run::{RunOptions, RunOutcome, run};
-pub use spec::{Checks, JobSpec, RankedSpec};
+pub use spec::{Checks, ExportSpec, ImportedPredictions, JobSpec, Predictor, RankedSpec};

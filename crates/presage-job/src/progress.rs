@@ -22,6 +22,8 @@ pub enum Stage {
     Checking,
     /// Moving the version into place and swapping `CURRENT`.
     Publishing,
+    /// Copying the published predictions to the job's `export` destination.
+    Exporting,
 }
 
 /// Receives progress from a run. Libraries report; only the CLI draws.

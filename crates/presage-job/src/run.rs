@@ -9,14 +9,16 @@ use presage_data::{Cutoffs, FeatureSession, QueryLimits, error_chain, quoted_lis
 use presage_model::{BatchScorer, OutputField, OutputKind, ScoreError, column_index};
 use presage_store::lookup::{KeyType, ranked_list_type};
 use presage_store::{
-    Distribution, LastRun, Manifest, RunOutcomeKind, RunStages, SourceInfo, Store, StoreError,
-    StoreWriter, VersionId,
+    Distribution, ExportRecord, LastRun, Manifest, RunOutcomeKind, RunStages, SourceInfo, Store,
+    StoreError, StoreWriter, VersionId,
 };
 
 use crate::checks::{RunStats, evaluate, expected_keys_check, psi_checks, recorded_distributions};
+use crate::export::ExportFile;
+use crate::imported::{ImportedColumns, Scoring};
 use crate::psi::{ScoreSample, distribution};
 use crate::ranked::TopK;
-use crate::{JobError, JobSpec, Reporter, Stage};
+use crate::{JobError, JobSpec, Predictor, Reporter, Stage};
 
 /// The prediction field of a ranked-list job: `{"items":[{"item","score"},…]}`.
 pub const RANKED_OUTPUT: &str = "items";
@@ -76,6 +78,9 @@ pub struct RunOutcome {
     /// The feature query's physical plan with per-operator metrics, when
     /// [`RunOptions::explain`] asked for it.
     pub explain: Option<String>,
+    /// The copy to the job's `export` destination, for jobs that have one; its
+    /// failure leaves the version published.
+    pub export: Option<ExportRecord>,
 }
 
 /// Runs `spec` once and publishes a new version into `store`; the outcome
@@ -104,6 +109,7 @@ pub async fn run(
             failed_checks: Vec::new(),
             error: None,
             stages: Some(stages),
+            export: outcome.export.clone(),
         },
         Err(e) => LastRun {
             outcome: if matches!(e, JobError::Blocked { .. }) {
@@ -123,6 +129,7 @@ pub async fn run(
             },
             error: Some(error_chain(e)),
             stages: Some(stages),
+            export: None,
         },
     };
     // A job name that cannot be a folder fails here too; the run's own error matters more.
@@ -144,8 +151,13 @@ async fn run_once(
     let started = Instant::now();
     let query = &spec.features.name;
 
-    reporter.stage(Stage::LoadingModel);
-    let model = spec.model.load()?;
+    let model = match &spec.predictor {
+        Predictor::Model(model) => {
+            reporter.stage(Stage::LoadingModel);
+            Some(model.load()?)
+        }
+        Predictor::Imported(_) => None,
+    };
 
     reporter.stage(Stage::Planning);
     let session = FeatureSession::with_limits(&spec.sources, &options.limits)?;
@@ -161,8 +173,20 @@ async fn run_once(
             expected: "a string or an integer",
         }
     })?;
-    let mut scorer = BatchScorer::new(model, query, &schema)?;
-    let outputs = scorer.outputs().to_vec();
+    let mut predictor = match (&spec.predictor, model) {
+        (Predictor::Model(_), Some(model)) => {
+            Scoring::Model(Box::new(BatchScorer::new(model, query, &schema)?))
+        }
+        (Predictor::Imported(imported), _) => Scoring::Imported(ImportedColumns::new(
+            imported,
+            query,
+            &schema,
+            &spec.features.key,
+            spec.ranked.as_ref().map(|r| r.item.as_str()),
+        )?),
+        (Predictor::Model(_), None) => unreachable!("a model job loads its model first"),
+    };
+    let outputs = predictor.outputs().to_vec();
     let mut ranking = match &spec.ranked {
         None => None,
         Some(ranked) => {
@@ -180,7 +204,7 @@ async fn run_once(
                 .iter()
                 .position(|o| matches!(o.kind, OutputKind::Probability | OutputKind::Value))
                 .ok_or_else(|| JobError::NoRankingScore {
-                    model: spec.model.name.clone(),
+                    model: predictor_name(spec),
                     available: quoted_list(outputs.iter().map(|o| o.name.as_str())),
                 })?;
             Some(Ranking {
@@ -216,7 +240,14 @@ async fn run_once(
             &stored,
         )
         .await?;
-    let mut writer = BackgroundWriter::start(writer)?;
+    let export = spec.export.as_ref().map(|_| {
+        ExportFile::create(
+            &spec.name,
+            Field::new(&spec.features.key, key_type.clone(), false),
+            &stored,
+        )
+    });
+    let mut writer = BackgroundWriter::start(writer, export)?;
     // Every numeric output's scores (sampled past a million), for the distribution
     // the manifest records and the `max_psi` check.
     let mut samples: Vec<(String, Option<ScoreSample>)> = stored
@@ -259,7 +290,7 @@ async fn run_once(
         }
         let scoring = Instant::now();
         let keys = key_column(&batch, key_index, &key_type, spec, rows_read)?;
-        let arrays = tokio::task::block_in_place(|| scorer.score(&batch))?;
+        let arrays = predictor.score(&batch)?;
         stages.scoring += scoring.elapsed().as_secs_f64();
         match &mut ranking {
             None => {
@@ -316,7 +347,7 @@ async fn run_once(
     drop(stream);
 
     reporter.stage(Stage::Checking);
-    let (writer, writing) = writer.join(spec)?;
+    let (writer, writing, export_file) = writer.join(spec)?;
     let closing = Instant::now();
     let staged = writer.finish().await.map_err(|e| store_error(spec, e))?;
     stages.writing = writing.as_secs_f64() + closing.elapsed().as_secs_f64();
@@ -353,21 +384,45 @@ async fn run_once(
         .collect();
 
     reporter.stage(Stage::Publishing);
-    let model = scorer.model();
+    let (model_info, features_as_of) = match &predictor {
+        Scoring::Model(scorer) => {
+            let model = scorer.model();
+            let spec_model = spec.predictor.model().expect("a model job");
+            let info = presage_store::ModelInfo {
+                name: spec_model.name.clone(),
+                path: spec_model.path.display().to_string(),
+                sha256: model.sha256().to_owned(),
+                format: model.info().format.to_string(),
+                engine: model.info().engine.to_owned(),
+                inputs: spec_model.inputs.clone(),
+            };
+            (info, options.as_of)
+        }
+        Scoring::Imported(imported) => {
+            let source = &spec.features.name;
+            let info = presage_store::ModelInfo {
+                name: source.clone(),
+                path: spec
+                    .sources
+                    .iter()
+                    .find(|s| &s.name == source)
+                    .map(|s| s.location())
+                    .unwrap_or_default(),
+                sha256: String::new(),
+                format: IMPORTED_FORMAT.to_owned(),
+                engine: "none".to_owned(),
+                inputs: Vec::new(),
+            };
+            (info, imported.features_as_of()?.unwrap_or(options.as_of))
+        }
+    };
     let manifest = Manifest {
         format: presage_store::MANIFEST_FORMAT,
         id: VersionId(0),
         job: spec.name.clone(),
         created_at: Utc::now(),
-        features_as_of: options.as_of,
-        model: presage_store::ModelInfo {
-            name: spec.model.name.clone(),
-            path: spec.model.path.display().to_string(),
-            sha256: model.sha256().to_owned(),
-            format: model.info().format.to_string(),
-            engine: model.info().engine.to_owned(),
-            inputs: spec.model.inputs.clone(),
-        },
+        features_as_of,
+        model: model_info,
         // The sources the feature SQL and the checks read, as they were opened.
         sources: session
             .fingerprints()
@@ -411,12 +466,31 @@ async fn run_once(
     let publishing = Instant::now();
     let manifest = staged.publish(manifest, spec.keep_versions).await?;
     stages.publish = publishing.elapsed().as_secs_f64();
+    let export = match (export_file, &spec.export) {
+        (Some(file), Some(export)) => {
+            reporter.stage(Stage::Exporting);
+            Some(file.publish(export, &manifest).await)
+        }
+        _ => None,
+    };
     Ok(RunOutcome {
         manifest,
         seconds: started.elapsed().as_secs_f64(),
         stages: *stages,
         explain,
+        export,
     })
+}
+
+/// The manifest's model format for a job whose predictions were read, not scored.
+pub const IMPORTED_FORMAT: &str = "imported predictions";
+
+/// The model's name, or the source's for imported predictions, for messages.
+fn predictor_name(spec: &JobSpec) -> String {
+    match &spec.predictor {
+        Predictor::Model(model) => model.name.clone(),
+        Predictor::Imported(imported) => imported.source.clone(),
+    }
 }
 
 /// How often the "computing features" progress is refreshed.
@@ -431,11 +505,18 @@ const WRITE_QUEUE: usize = 4;
 /// query and scoring instead of waiting for them.
 struct BackgroundWriter {
     batches: Option<tokio::sync::mpsc::Sender<(ArrayRef, Vec<ArrayRef>)>>,
-    thread: Option<std::thread::JoinHandle<Result<(StoreWriter, Duration), StoreError>>>,
+    thread: Option<std::thread::JoinHandle<Result<Written, StoreError>>>,
 }
 
+/// What the writer thread gives back: the store's writer, the time it spent, and the
+/// rows teed for the export.
+type Written = (StoreWriter, Duration, Option<ExportFile>);
+
 impl BackgroundWriter {
-    fn start(mut writer: StoreWriter) -> Result<BackgroundWriter, JobError> {
+    fn start(
+        mut writer: StoreWriter,
+        mut export: Option<ExportFile>,
+    ) -> Result<BackgroundWriter, JobError> {
         let (batches, mut queue) =
             tokio::sync::mpsc::channel::<(ArrayRef, Vec<ArrayRef>)>(WRITE_QUEUE);
         let runtime = tokio::runtime::Handle::current();
@@ -446,9 +527,12 @@ impl BackgroundWriter {
                 while let Some((keys, arrays)) = queue.blocking_recv() {
                     let started = Instant::now();
                     runtime.block_on(writer.write(&keys, &arrays))?;
+                    if let Some(export) = &mut export {
+                        export.write(&keys, &arrays);
+                    }
                     busy += started.elapsed();
                 }
-                Ok((writer, busy))
+                Ok((writer, busy, export))
             })
             .map_err(|e| JobError::Store(StoreError::from(e)))?;
         Ok(BackgroundWriter {
@@ -479,14 +563,14 @@ impl BackgroundWriter {
 
     /// Waits for every queued batch to be written; gives back the writer and the time
     /// the thread spent writing.
-    fn join(mut self, spec: &JobSpec) -> Result<(StoreWriter, Duration), JobError> {
+    fn join(mut self, spec: &JobSpec) -> Result<Written, JobError> {
         self.stop().map_err(|e| match e {
             JobError::Store(e) => store_error(spec, e),
             other => other,
         })
     }
 
-    fn stop(&mut self) -> Result<(StoreWriter, Duration), JobError> {
+    fn stop(&mut self) -> Result<Written, JobError> {
         self.batches = None;
         let thread = self.thread.take().expect("stopped once");
         match tokio::task::block_in_place(|| thread.join()) {

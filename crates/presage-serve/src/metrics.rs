@@ -118,6 +118,8 @@ struct JobScrape {
     load_failures: u64,
     version: Option<VersionScrape>,
     last_run: Option<(RunOutcomeKind, DateTime<Utc>)>,
+    /// Whether the last run's export succeeded, for jobs that export.
+    export_ok: Option<bool>,
 }
 
 /// The version a job serves.
@@ -164,6 +166,11 @@ impl Scrape {
                         .iter()
                         .find(|(name, _)| name == job)
                         .map(|(_, run)| (run.outcome, run.finished_at)),
+                    export_ok: last_runs
+                        .iter()
+                        .find(|(name, _)| name == job)
+                        .and_then(|(_, run)| run.export.as_ref())
+                        .map(|export| export.error.is_none()),
                 }
             })
             .collect();
@@ -297,6 +304,12 @@ impl Collector for Scrape {
                     .encode_gauge(&1u64)?;
             }
         }
+        self.job_gauge(
+            &mut encoder,
+            "presage_last_export_ok",
+            "1 if the last run copied its version to the job's `export` destination, 0 if that failed (the version stays published); absent for jobs without `export`.",
+            |j| j.export_ok.map(|ok| if ok { 1.0 } else { 0.0 }),
+        )?;
         self.job_gauge(
             &mut encoder,
             "presage_last_run_finished_seconds",

@@ -7,7 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::{Freshness, LastRun, Manifest, RunOutcomeKind, RunStages, Staleness, VersionId};
+use crate::{
+    ExportRecord, Freshness, LastRun, Manifest, RunOutcomeKind, RunStages, Staleness, VersionId,
+};
 
 /// Whether a job has a version, and whether it is within `max_age`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +104,9 @@ pub struct LastRunStatus {
     /// spilled; absent for runs recorded before stages were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<RunStages>,
+    /// The copy of the version's predictions to the job's `export` destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportRecord>,
 }
 
 impl JobStatus {
@@ -141,6 +146,7 @@ impl From<&LastRun> for LastRunStatus {
             failed_checks: run.failed_checks.iter().map(|c| c.name.clone()).collect(),
             error: run.error.clone(),
             stages: run.stages,
+            export: run.export.clone(),
         }
     }
 }
@@ -216,6 +222,7 @@ mod tests {
             }],
             error: Some("blocked".into()),
             stages: None,
+            export: None,
         };
         let status = JobStatus::new(
             "churn",

@@ -42,6 +42,21 @@ pub struct LastRun {
     /// Where its time went, as far as it got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<RunStages>,
+    /// The copy of the published version's predictions to the job's `export`
+    /// destination, for jobs that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportRecord>,
+}
+
+/// Where a run copied its version's predictions, and whether that worked. A failed
+/// export never unpublishes the version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRecord {
+    /// The folder or object-storage prefix written (`…/version=7/`).
+    pub destination: String,
+    /// Why the copy failed; `None` when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl EmbeddedStore {

@@ -35,7 +35,7 @@ pub use backend::{Backend, BackendStaged, BackendVersion, BackendWriter};
 pub use embedded::{EmbeddedStore, LoadedVersion, StagedVersion, VersionWriter};
 pub use error::{StoreError, StoreErrorKind};
 pub use job_status::{JobStatus, JobStatuses, LastRunStatus, VersionStatus};
-pub use last_run::{LastRun, RunOutcomeKind};
+pub use last_run::{ExportRecord, LastRun, RunOutcomeKind};
 pub use manifest::{
     CheckResult, Distribution, FileEntry, KeyInfo, MANIFEST_FORMAT, Manifest, ModelInfo,
     OutputColumn, RankedInfo, RunStages, SourceInfo, VersionId,

@@ -78,6 +78,9 @@ pub enum Command {
         /// The job (a `[jobs.NAME]` table in the config).
         job: String,
         /// Feature cutoff, `{{as_of}}` in the SQL: RFC 3339 or `YYYY-MM-DD` (UTC). Default: now.
+        /// For a job that imports predictions (`predictions = "SOURCE"`), the version's
+        /// `features_as_of` comes from the job's `features_as_of` column when it names
+        /// one, else from this flag.
         #[arg(long)]
         as_of: Option<String>,
         /// Publish even if checks fail; the override is recorded in the manifest.

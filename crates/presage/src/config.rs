@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use presage_data::{FeatureSpec, FileSource, QueryLimits, SourceFormat, SourceSpec};
-use presage_job::{Checks, JobSpec, RankedSpec};
+use presage_data::{
+    FeatureSpec, FileSource, ObjectSource, PartitionColumn, PostgresConnection, PostgresRelation,
+    PostgresSource, QueryLimits, SourceFormat, SourceSpec, StorageOptions, is_remote_url,
+};
+use presage_job::{Checks, ExportSpec, ImportedPredictions, JobSpec, Predictor, RankedSpec};
 use presage_model::ModelSpec;
 use presage_serve::{OnStale, ServeJob};
 use presage_store::{EmbeddedStore, RedisOptions, Store};
@@ -23,6 +26,8 @@ struct RawConfig {
     run: RawRun,
     #[serde(default)]
     sources: BTreeMap<String, RawSource>,
+    #[serde(default)]
+    storage: BTreeMap<String, RawStorage>,
     #[serde(default)]
     features: BTreeMap<String, RawFeatures>,
     #[serde(default)]
@@ -80,8 +85,28 @@ pub const DEFAULT_MEMORY_LIMIT: &str = "50%";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSource {
-    path: String,
+    path: Option<String>,
     format: Option<SourceFormat>,
+    #[serde(default)]
+    partition_columns: BTreeMap<String, String>,
+    postgres: Option<String>,
+    postgres_env: Option<String>,
+    table: Option<String>,
+    query: Option<String>,
+}
+
+/// `[storage."s3://bucket"]`: settings of the stores under a URL prefix.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    endpoint: Option<String>,
+    region: Option<String>,
+    allow_http: Option<bool>,
+    #[serde(default)]
+    options: BTreeMap<String, String>,
+    /// Setting name → the environment variable holding its value (secrets).
+    #[serde(default)]
+    env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,8 +132,20 @@ struct RawModel {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawJob {
-    features: String,
-    model: String,
+    features: Option<String>,
+    model: Option<String>,
+    /// A source that already holds predictions, instead of `features` + `model`.
+    predictions: Option<String>,
+    /// With `predictions`: the key column, and optionally the item and score columns
+    /// of a ranked list, the prediction columns, and the column saying when the
+    /// predictions' features were computed.
+    key: Option<String>,
+    item: Option<String>,
+    score: Option<String>,
+    columns: Option<Vec<String>>,
+    features_as_of: Option<String>,
+    /// A folder or object-storage prefix each published version is copied to.
+    export: Option<String>,
     max_age: Option<String>,
     #[serde(default = "default_keep_versions")]
     keep_versions: usize,
@@ -221,13 +258,22 @@ impl Config {
         let store =
             store_config(&raw.store).map_err(|e| anyhow::anyhow!("{e:#} ({})", in_file()))?;
 
+        for prefix in raw.storage.keys() {
+            if !is_remote_url(prefix) {
+                bail!(
+                    "storage.\"{prefix}\": not an object-storage URL; expected `s3://bucket`, `gs://bucket`, `az://container` or `https://host` ({})",
+                    in_file()
+                );
+            }
+        }
         let sources: Vec<SourceSpec> = raw
             .sources
             .iter()
             .map(|(name, s)| {
-                SourceSpec::new(name, FileSource::new(resolve(Path::new(&s.path)), s.format))
+                source_spec(name, s, &raw.storage, &resolve)
+                    .with_context(|| format!("sources.{name} ({})", in_file()))
             })
-            .collect();
+            .collect::<Result<_>>()?;
 
         for (name, features) in &raw.features {
             for source in features.entity_columns.keys() {
@@ -258,24 +304,8 @@ impl Config {
         let mut jobs = BTreeMap::new();
         for (name, job) in &raw.jobs {
             let field = |f: &str| format!("jobs.{name}.{f}");
-            let features = raw.features.get(&job.features).with_context(|| {
-                format!(
-                    "{}: no feature set `{}`; defined: {} ({})",
-                    field("features"),
-                    job.features,
-                    names(raw.features.keys()),
-                    in_file()
-                )
-            })?;
-            let model = models.get(&job.model).with_context(|| {
-                format!(
-                    "{}: no model `{}`; defined: {} ({})",
-                    field("model"),
-                    job.model,
-                    names(raw.models.keys()),
-                    in_file()
-                )
-            })?;
+            let (features, predictor, item) = job_predictor(name, job, &raw, &models)
+                .map_err(|e| anyhow::anyhow!("{e:#} ({})", in_file()))?;
             let max_age = job
                 .max_age
                 .as_deref()
@@ -327,42 +357,12 @@ impl Config {
                     );
                 }
             }
-            let ranked = match (&features.item, job.top_k) {
-                (None, None) => None,
-                (Some(item), Some(top_k)) if (1..=MAX_TOP_K).contains(&top_k) => Some(RankedSpec {
-                    item: item.clone(),
-                    top_k,
-                }),
-                (Some(_), Some(top_k)) => bail!(
-                    "{}: `{top_k}` is out of range; expected 1 to {MAX_TOP_K} ({})",
-                    field("top_k"),
-                    in_file()
-                ),
-                (None, Some(_)) => bail!(
-                    "{}: a ranked-list job needs candidate rows, but feature set `{}` has no `item` column; set `features.{}.item` ({})",
-                    field("top_k"),
-                    job.features,
-                    job.features,
-                    in_file()
-                ),
-                (Some(item), None) => bail!(
-                    "{}: feature set `{}` yields candidate rows (`item = \"{item}\"`), so the job ranks them: set `{}` to the number of items to keep per `{}` ({})",
-                    field("top_k"),
-                    job.features,
-                    field("top_k"),
-                    features.key,
-                    in_file()
-                ),
-            };
+            let ranked = ranked_spec(name, job, &features, item)
+                .map_err(|e| anyhow::anyhow!("{e:#} ({})", in_file()))?;
             let spec = JobSpec {
                 name: name.clone(),
-                features: FeatureSpec {
-                    name: job.features.clone(),
-                    key: features.key.clone(),
-                    sql: features.sql.clone(),
-                    entity_columns: features.entity_columns.clone(),
-                },
-                model: model.clone(),
+                features,
+                predictor,
                 sources: sources.clone(),
                 keep_versions: job.keep_versions,
                 checks: Checks {
@@ -373,6 +373,14 @@ impl Config {
                     expected_keys: job.checks.expected_keys.clone(),
                 },
                 ranked,
+                export: job.export.as_ref().map(|destination| ExportSpec {
+                    destination: if is_remote_url(destination) {
+                        destination.clone()
+                    } else {
+                        resolve(Path::new(destination)).display().to_string()
+                    },
+                    storage: storage_options(destination, &raw.storage),
+                }),
             };
             let serve = ServeJob {
                 name: name.clone(),
@@ -467,6 +475,218 @@ impl Config {
                 names(self.jobs.keys())
             )
         })
+    }
+}
+
+/// A job's feature query and what makes its predictions: `features` + `model`, or a
+/// `predictions` source read as it is.
+fn job_predictor(
+    name: &str,
+    job: &RawJob,
+    raw: &RawConfig,
+    models: &BTreeMap<String, ModelSpec>,
+) -> Result<(FeatureSpec, Predictor, Option<String>)> {
+    let field = |f: &str| format!("jobs.{name}.{f}");
+    if let Some(source) = &job.predictions {
+        if job.features.is_some() || job.model.is_some() {
+            bail!(
+                "{}: a job either scores (`features` + `model`) or imports predictions (`predictions`), not both",
+                field("predictions")
+            );
+        }
+        if !raw.sources.contains_key(source) {
+            bail!(
+                "{}: no source `{source}`; defined: {}",
+                field("predictions"),
+                names(raw.sources.keys())
+            );
+        }
+        let key = job.key.clone().with_context(|| {
+            format!(
+                "{}: needs `{}`, the column of `{source}` naming the entity",
+                field("predictions"),
+                field("key")
+            )
+        })?;
+        if job.item.is_some() != job.score.is_some() {
+            bail!(
+                "{}: a ranked list of imported predictions needs both `item` and `score` columns",
+                field("item")
+            );
+        }
+        let predictor = Predictor::Imported(ImportedPredictions {
+            source: source.clone(),
+            columns: job.columns.clone().unwrap_or_default(),
+            as_of_column: job.features_as_of.clone(),
+            score: job.score.clone(),
+        });
+        let features = FeatureSpec {
+            name: source.clone(),
+            key,
+            sql: format!("SELECT * FROM \"{}\"", source.replace('"', "\"\"")),
+            entity_columns: BTreeMap::new(),
+        };
+        return Ok((features, predictor, job.item.clone()));
+    }
+    for (f, set) in [
+        ("key", job.key.is_some()),
+        ("item", job.item.is_some()),
+        ("score", job.score.is_some()),
+        ("columns", job.columns.is_some()),
+        ("features_as_of", job.features_as_of.is_some()),
+    ] {
+        if set {
+            bail!(
+                "{}: belongs to jobs that import predictions (`predictions = \"SOURCE\"`)",
+                field(f)
+            );
+        }
+    }
+    let (Some(features_name), Some(model_name)) = (&job.features, &job.model) else {
+        bail!(
+            "jobs.{name}: needs `features` and `model` (score with a model), or `predictions` (a source holding predictions computed elsewhere)"
+        );
+    };
+    let features = raw.features.get(features_name).with_context(|| {
+        format!(
+            "{}: no feature set `{features_name}`; defined: {}",
+            field("features"),
+            names(raw.features.keys()),
+        )
+    })?;
+    let model = models.get(model_name).with_context(|| {
+        format!(
+            "{}: no model `{model_name}`; defined: {}",
+            field("model"),
+            names(raw.models.keys()),
+        )
+    })?;
+    let spec = FeatureSpec {
+        name: features_name.clone(),
+        key: features.key.clone(),
+        sql: features.sql.clone(),
+        entity_columns: features.entity_columns.clone(),
+    };
+    Ok((spec, Predictor::Model(model.clone()), features.item.clone()))
+}
+
+/// The ranked-list settings of a job whose rows are candidates (an `item` column in
+/// its feature set, or in its imported predictions).
+fn ranked_spec(
+    name: &str,
+    job: &RawJob,
+    features: &FeatureSpec,
+    item: Option<String>,
+) -> Result<Option<RankedSpec>> {
+    let field = |f: &str| format!("jobs.{name}.{f}");
+    let item_from = if job.predictions.is_some() {
+        format!("source `{}`", features.name)
+    } else {
+        format!("feature set `{}`", features.name)
+    };
+    Ok(match (item, job.top_k) {
+        (None, None) => None,
+        (Some(item), Some(top_k)) if (1..=MAX_TOP_K).contains(&top_k) => {
+            Some(RankedSpec { item, top_k })
+        }
+        (Some(_), Some(top_k)) => bail!(
+            "{}: `{top_k}` is out of range; expected 1 to {MAX_TOP_K}",
+            field("top_k"),
+        ),
+        (None, Some(_)) => bail!(
+            "{}: a ranked-list job needs candidate rows, but {item_from} has no `item` column; set `features.{}.item` (or `item` and `score` beside `predictions`)",
+            field("top_k"),
+            features.name,
+        ),
+        (Some(item), None) => bail!(
+            "{}: {item_from} yields candidate rows (`item = \"{item}\"`), so the job ranks them: set `{}` to the number of items to keep per `{}`",
+            field("top_k"),
+            field("top_k"),
+            features.key,
+        ),
+    })
+}
+
+/// One `[sources.NAME]` table as the source it describes.
+fn source_spec(
+    name: &str,
+    raw: &RawSource,
+    storage: &BTreeMap<String, RawStorage>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<SourceSpec> {
+    let partitions = raw
+        .partition_columns
+        .iter()
+        .map(|(column, type_name)| {
+            PartitionColumn::parse(column, type_name).map_err(|e| anyhow::anyhow!("{e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let connection = match (&raw.postgres, &raw.postgres_env) {
+        (Some(_), Some(_)) => bail!("set `postgres` or `postgres_env`, not both"),
+        (Some(url), None) => Some(PostgresConnection::Url(url.clone())),
+        (None, Some(var)) => Some(PostgresConnection::Env(var.clone())),
+        (None, None) => None,
+    };
+    if let Some(connection) = connection {
+        if raw.path.is_some() || raw.format.is_some() || !partitions.is_empty() {
+            bail!(
+                "a Postgres source takes `table` or `query`, not `path`, `format` or `partition_columns`"
+            );
+        }
+        let relation = match (&raw.table, &raw.query) {
+            (Some(table), None) => PostgresRelation::Table(table.clone()),
+            (None, Some(query)) => PostgresRelation::Query(query.clone()),
+            _ => bail!(
+                "a Postgres source needs one of `table = \"schema.table\"` or `query = \"SELECT …\"`"
+            ),
+        };
+        return Ok(SourceSpec::new(
+            name,
+            PostgresSource::new(connection, relation),
+        ));
+    }
+    if raw.table.is_some() || raw.query.is_some() {
+        bail!(
+            "`table` and `query` belong to Postgres sources; set `postgres` or `postgres_env` too"
+        );
+    }
+    let Some(path) = &raw.path else {
+        bail!("needs `path` (a file, folder, glob or object-storage URL) or `postgres`");
+    };
+    if is_remote_url(path) {
+        let storage = storage_options(path, storage);
+        return Ok(SourceSpec::new(
+            name,
+            ObjectSource::new(path, raw.format)
+                .with_partitions(partitions)
+                .with_storage(storage),
+        ));
+    }
+    Ok(SourceSpec::new(
+        name,
+        FileSource::new(resolve(Path::new(path)), raw.format).with_partitions(partitions),
+    ))
+}
+
+/// The settings of the longest `[storage."…"]` prefix of `url`, if any.
+fn storage_options(url: &str, storage: &BTreeMap<String, RawStorage>) -> StorageOptions {
+    let covers = |prefix: &str| {
+        let prefix = prefix.trim_end_matches('/');
+        url == prefix || url.starts_with(&format!("{prefix}/"))
+    };
+    let Some((_, raw)) = storage
+        .iter()
+        .filter(|(prefix, _)| covers(prefix))
+        .max_by_key(|(prefix, _)| prefix.len())
+    else {
+        return StorageOptions::default();
+    };
+    StorageOptions {
+        endpoint: raw.endpoint.clone(),
+        region: raw.region.clone(),
+        allow_http: raw.allow_http,
+        options: raw.options.clone(),
+        options_env: raw.env.clone(),
     }
 }
 

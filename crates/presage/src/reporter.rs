@@ -57,6 +57,7 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::Scoring { .. } => "scoring",
         Stage::Checking => "checking",
         Stage::Publishing => "publishing",
+        Stage::Exporting => "exporting",
     }
 }
 
@@ -107,6 +108,19 @@ impl Reporter for RunReporter {
         );
         if progress.bytes_read > 0 {
             line += &format!(", {}", ByteSize(progress.bytes_read));
+            let secs = elapsed.as_secs_f64();
+            if secs >= 1.0 {
+                line += &format!(
+                    " ({}/s)",
+                    ByteSize((progress.bytes_read as f64 / secs) as u64)
+                );
+            }
+        }
+        if progress.objects_fetched > 0 {
+            line += &format!(
+                ", {} objects fetched",
+                human_count(progress.objects_fetched)
+            );
         }
         if progress.spilled_bytes > 0 {
             line += &format!(", {} spilled", ByteSize(progress.spilled_bytes));

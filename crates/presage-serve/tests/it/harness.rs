@@ -74,6 +74,7 @@ impl Fixture {
             failed_checks: Vec::new(),
             error: None,
             stages: None,
+            export: None,
         };
         store.record_run(job, &run).await.expect("record run");
         published.id

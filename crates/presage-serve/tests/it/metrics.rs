@@ -140,6 +140,7 @@ async fn metrics_are_valid_prometheus_text() {
             ("presage_last_run_seconds", "gauge"),
             ("presage_last_run_rows_per_second", "gauge"),
             ("presage_last_run_outcome", "gauge"),
+            ("presage_last_export_ok", "gauge"),
             ("presage_last_run_finished_seconds", "gauge"),
             ("presage_lookup_seconds", "histogram"),
         ]

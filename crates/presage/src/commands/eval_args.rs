@@ -26,11 +26,17 @@ pub fn eval_job(config: &Config, job_name: &str) -> Result<EvalJob> {
             ranked.top_k
         );
     }
+    let Some(model) = job.spec.predictor.model() else {
+        bail!(
+            "job `{job_name}` imports predictions computed elsewhere (`predictions = \"{}\"`); backtests and staleness reports replay a model on past features, and this job has none",
+            job.spec.features.name
+        );
+    };
     Ok(EvalJob {
         name: job.spec.name.clone(),
         sources: job.spec.sources.clone(),
         features: job.spec.features.clone(),
-        model: job.spec.model.clone(),
+        model: model.clone(),
         default: job.serve.default.clone(),
     })
 }

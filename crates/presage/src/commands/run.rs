@@ -2,7 +2,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use presage_data::ByteSize;
 use presage_job::{JobError, RunOptions, RunOutcome};
-use presage_store::RunStages;
+use presage_store::{ExportRecord, RunStages};
 
 use crate::config::Config;
 use crate::reporter::RunReporter;
@@ -59,6 +59,19 @@ pub fn run(config: &Config, job: &str, options: Options) -> Result<RunOutcome> {
                 m.features_as_of.format("%Y-%m-%dT%H:%M:%SZ"),
             );
             println!("{}", stages_line(&outcome.stages));
+            match &outcome.export {
+                Some(ExportRecord {
+                    destination,
+                    error: None,
+                }) => println!("  exported to {destination}"),
+                Some(ExportRecord {
+                    destination,
+                    error: Some(error),
+                }) => eprintln!(
+                    "warning: the version is published, but exporting it to {destination} failed: {error}"
+                ),
+                None => {}
+            }
             if let Some(plan) = &outcome.explain {
                 println!(
                     "\nfeature query `{}`, as run:\n{plan}",

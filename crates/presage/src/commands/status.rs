@@ -120,10 +120,22 @@ fn read_keys(dir: &Path) -> Result<HashMap<(String, u64), HashSet<String>>> {
 fn describe_last_run(run: &LastRunStatus) -> String {
     let at = run.finished_at.format("%Y-%m-%dT%H:%M:%S");
     match run.outcome {
-        RunOutcomeKind::Published => match run.version {
-            Some(version) => format!("published version {version} at {at}"),
-            None => format!("published at {at}"),
-        },
+        RunOutcomeKind::Published => {
+            let published = match run.version {
+                Some(version) => format!("published version {version} at {at}"),
+                None => format!("published at {at}"),
+            };
+            match &run.export {
+                Some(export) => match &export.error {
+                    None => format!("{published}, exported to {}", export.destination),
+                    Some(error) => format!(
+                        "{published}; EXPORT FAILED to {}: {error}",
+                        export.destination
+                    ),
+                },
+                None => published,
+            }
+        }
         RunOutcomeKind::Blocked => {
             format!("blocked by {} at {at}", run.failed_checks.join(", "))
         }

@@ -3,6 +3,7 @@
 mod bad_input;
 mod crash;
 mod eval;
+mod lake;
 mod lifecycle;
 mod lookup_log;
 mod memory;

@@ -72,7 +72,9 @@ fn run_help() {
 
     Options:
           --as-of <AS_OF>        Feature cutoff, `{{as_of}}` in the SQL: RFC 3339 or `YYYY-MM-DD` (UTC).
-                                 Default: now
+                                 Default: now. For a job that imports predictions (`predictions =
+                                 "SOURCE"`), the version's `features_as_of` comes from the job's
+                                 `features_as_of` column when it names one, else from this flag
           --force                Publish even if checks fail; the override is recorded in the manifest
           --memory-limit <SIZE>  Memory the feature query may hold (`6GB`, `1.5GiB`, `50%` of the
                                  machine, or `none`); past it, aggregations, joins and sorts spill to
@@ -112,7 +114,7 @@ fn unknown_config_field() {
           |
         5 | pth = "data/rows.parquet"
           | ^^^
-        unknown field `pth`, expected `path` or `format`
+        unknown field `pth`, expected one of `path`, `format`, `partition_columns`, `postgres`, `postgres_env`, `table`, `query`
         "#);
     });
 }
