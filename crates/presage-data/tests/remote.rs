@@ -588,3 +588,56 @@ async fn a_local_partitioned_folder_is_one_table_with_typed_partitions() {
     let err = plan_error(not_a_folder).await;
     assert!(err.contains("a partitioned source is a folder"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_on_a_web_server_is_a_source() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("plans.csv"),
+        "plan,price\nbasic,5\npro,12\n",
+    )
+    .unwrap();
+    let port = presage_test::free_port();
+    let mut command = std::process::Command::new("python3");
+    command
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+            "--directory",
+        ])
+        .arg(dir.path());
+    let _server = presage_test::ChildProcess::spawn(command);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "python3 -m http.server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("http://127.0.0.1:{port}/plans.csv");
+    let session =
+        FeatureSession::new(&[SourceSpec::new("plans", ObjectSource::new(&url, None))]).unwrap();
+    let batches = session
+        .plan("q", "SELECT sum(price) AS total FROM plans")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        arrow::util::display::array_value_to_string(batches[0].column(0), 0).unwrap(),
+        "17"
+    );
+    assert_eq!(session.fingerprints()[0].path, url);
+
+    let missing = format!("http://127.0.0.1:{port}/nope.csv");
+    let err = plan_error(SourceSpec::new("t", ObjectSource::new(&missing, None))).await;
+    assert!(
+        err.starts_with(&format!("source `t` (`{missing}`): cannot read: not found")),
+        "{err}"
+    );
+}

@@ -246,12 +246,24 @@ impl Listing<'_> {
     /// a prefix of anything is read as one object.
     async fn list(&self, format: Option<SourceFormat>) -> Result<Vec<ObjectMeta>, DataError> {
         let prefix = self.table_url.prefix().clone();
-        let listed: Vec<ObjectMeta> = self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| self.error(store_message("list", &e)))?;
+        let listed: Result<Vec<ObjectMeta>, _> = self.store.list(Some(&prefix)).try_collect().await;
+        let listed = match listed {
+            Ok(listed) => listed,
+            // A plain web server cannot list (HTTP stores list with WebDAV): a URL
+            // without a pattern may still name one object.
+            Err(list_error) if self.table_url.get_glob().is_none() => {
+                match self.store.head(&prefix).await {
+                    Ok(meta) => vec![meta],
+                    // On a web server the object's own answer says more than the
+                    // listing's "unsupported".
+                    Err(e) if matches!(self.table_url.scheme(), "http" | "https") => {
+                        return Err(self.error(store_message("read", &e)));
+                    }
+                    Err(_) => return Err(self.error(store_message("list", &list_error))),
+                }
+            }
+            Err(e) => return Err(self.error(store_message("list", &e))),
+        };
         let mut objects: Vec<ObjectMeta> = listed
             .into_iter()
             .filter(|meta| {
@@ -922,7 +934,10 @@ impl ObjectStore for CountingStore {
         }
         let head = options.head;
         let result = self.inner.get_opts(location, options).await?;
-        if !head {
+        if head {
+            // A single object named by its URL is seen by a HEAD, not a listing.
+            self.cache.record(&result.meta);
+        } else {
             self.counter
                 .fetched(location, result.range.end - result.range.start);
         }
