@@ -4,9 +4,10 @@ its users in Postgres; and Postgres read throughput against psql's \\copy.
 
     python3 -m pip install -r benches/requirements.txt
     cargo build --release -p presage            # or pass --presage target/debug/presage
-    python3 benches/sources.py [--runs 5] [--pg-rows 1000000]
+    python3 benches/sources.py [--runs 5] [--pg-rows 1000000] [--s3s-fs PATH]
 
-Needs moto (S3 server, started here on a free loopback port), duckdb (to write the
+Needs moto (S3 server, started here on a free loopback port; or s3s-fs, a Rust
+S3 server, with --s3s-fs: cargo install s3s-fs --version 0.14.1 --features binary), duckdb (to write the
 hive-partitioned copy of the events), boto3 (to upload it) and PostgreSQL at
 $PRESAGE_TEST_POSTGRES or postgresql://postgres@127.0.0.1:5432/test with `psql` on
 PATH. Everything it makes lives in a temporary folder and the schema
@@ -23,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 AS_OF = "2026-11-28T00:00:00Z"
 SCHEMA = "presage_bench"
@@ -35,22 +35,23 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_moto():
+def start_s3(s3s_fs, root):
+    """moto, or s3s-fs (a Rust S3 server over a folder) when its binary is given."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
+    if s3s_fs:
+        cmd = [s3s_fs, "--host", "127.0.0.1", "--port", str(port), "--access-key", "testing",
+               "--secret-key", "testing", root]
+    else:
+        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-            return proc, endpoint
-        except Exception:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
             time.sleep(0.1)
     proc.kill()
-    sys.exit("moto did not start")
+    sys.exit(f"{cmd[0]} did not start")
 
 
 def psql(url, sql):
@@ -77,6 +78,8 @@ def main():
     parser.add_argument("--presage", default="target/release/presage")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--pg-rows", type=int, default=1_000_000)
+    parser.add_argument("--s3s-fs", help="serve S3 with this s3s-fs binary instead of moto "
+                        "(cargo install s3s-fs --features binary)")
     args = parser.parse_args()
     presage = os.path.abspath(args.presage)
     pg_url = os.environ.get("PRESAGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -85,7 +88,9 @@ def main():
     import duckdb
 
     work = tempfile.mkdtemp(prefix="presage-sources-bench-")
-    moto, endpoint = start_moto()
+    os.makedirs(os.path.join(work, "s3"))
+    moto, endpoint = start_s3(args.s3s_fs, os.path.join(work, "s3"))
+    server = "s3s-fs" if args.s3s_fs else "moto"
     try:
         subprocess.run([presage, "quickstart", "--dir", "demo", "--no-run"], cwd=work,
                        check=True, capture_output=True)
@@ -124,7 +129,7 @@ def main():
         local_users = '[sources.users]\npath = "data/users.csv"'
         configs = {
             "local files": base,
-            "events in S3": base.replace(local_events, s3_events) + storage,
+            f"events in S3 ({server})": base.replace(local_events, s3_events) + storage,
             "users in Postgres": base.replace(local_users, pg_users),
             "S3 + Postgres": base.replace(local_events, s3_events).replace(local_users, pg_users)
             + storage,
@@ -142,11 +147,11 @@ def main():
                                     f"{name.replace(' ', '-')}.toml"], demo)
                 times[name].append(seconds)
         local = statistics.median(times["local files"])
-        print(f"churn run, quickstart (100,000 users; events: {objects} day partitions), "
+        print(f"churn run, quickstart (100,000 users; events: {objects} day partitions in {server}), "
               f"median of {args.runs}")
         for name, values in times.items():
             median = statistics.median(values)
-            print(f"  {name:18} {median:6.2f} s   {median / local:4.2f}x local   "
+            print(f"  {name:22} {median:6.2f} s   {median / local:4.2f}x local   "
                   f"(runs: {', '.join(f'{v:.2f}' for v in values)})")
 
         # Postgres read throughput: presage's COPY reader against psql's \copy.

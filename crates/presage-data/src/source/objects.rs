@@ -854,11 +854,16 @@ impl CountingStore {
         match fetched {
             Ok((meta, bytes)) => {
                 self.counter.fetched(location, bytes.len() as u64);
-                self.cache
+                let replaced = self
+                    .cache
                     .kept
                     .lock()
                     .expect("not poisoned")
                     .insert(location.clone(), (meta.clone(), bytes.clone()));
+                if replaced.is_some() {
+                    // Two scans fetched it at once; it is held once.
+                    self.cache.held.fetch_sub(meta.size, Ordering::Relaxed);
+                }
                 Some((meta, bytes))
             }
             Err(_) => {
