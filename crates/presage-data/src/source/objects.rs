@@ -507,6 +507,16 @@ fn store_message(action: &str, error: &object_store::Error) -> String {
         Some(full[from..to].to_owned())
     };
     let status: Option<u16> = between("status code: ", " ").and_then(|s| s.parse().ok());
+    // Without credentials in the environment, object_store asks the cloud's instance
+    // metadata service last; its failure says nothing about the bucket.
+    if full.contains("169.254.169.254") || full.contains("metadata.google.internal") {
+        return format!(
+            "cannot {action}: no credentials found: set the cloud's variables (for S3 \
+             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) or name them in \
+             [storage.\"…\"] env, or run where instance credentials exist ({})",
+            one_line(&full)
+        );
+    }
     let what = match (error, status) {
         (object_store::Error::NotFound { .. }, _) | (_, Some(404)) => "not found",
         (object_store::Error::PermissionDenied { .. }, _)
