@@ -93,16 +93,21 @@ fn events_source(moto: &MotoServer) -> SourceSpec {
     )
 }
 
-/// Runs `sql` in a new session; the sum it returns and the objects it fetched.
-async fn sum_and_objects(source: &SourceSpec, sql: &str) -> (f64, u64) {
-    let session = FeatureSession::new(std::slice::from_ref(source)).unwrap();
-    let batches = session
+/// Every batch `sql` returns in `session`.
+async fn collect(session: &FeatureSession, sql: &str) -> Vec<RecordBatch> {
+    session
         .plan("q", sql)
         .await
         .unwrap()
         .collect()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `sql` in a new session; the sum it returns and the objects it fetched.
+async fn sum_and_objects(source: &SourceSpec, sql: &str) -> (f64, u64) {
+    let session = FeatureSession::new(std::slice::from_ref(source)).unwrap();
+    let batches = collect(&session, sql).await;
     let sum = batches[0].column(0).as_primitive::<Float64Type>().value(0);
     (sum, session.fetched().objects)
 }
@@ -132,13 +137,7 @@ async fn a_partition_filter_fetches_only_the_partitions_it_keeps() {
 
     // The partition column is typed: date arithmetic works on it.
     let session = FeatureSession::new(std::slice::from_ref(&source)).unwrap();
-    let batches = session
-        .plan("q", "SELECT max(date) - min(date) AS span FROM events")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let batches = collect(&session, "SELECT max(date) - min(date) AS span FROM events").await;
     let span = arrow::util::display::array_value_to_string(batches[0].column(0), 0).unwrap();
     assert!(span.contains("89"), "{span}");
 }
@@ -166,13 +165,7 @@ async fn plain_objects_a_glob_and_their_fingerprint() {
     };
     for url in ["s3://raw/t/", "s3://raw/t/*.parquet"] {
         let session = FeatureSession::new(&[object(url)]).unwrap();
-        let batches = session
-            .plan("q", "SELECT count(*) AS n, sum(n) AS total FROM t")
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        let batches = collect(&session, "SELECT count(*) AS n, sum(n) AS total FROM t").await;
         assert_eq!(
             batches[0].column(0).as_primitive::<Int64Type>().value(0),
             20,
@@ -184,13 +177,7 @@ async fn plain_objects_a_glob_and_their_fingerprint() {
         assert!(fingerprint.fingerprint.starts_with("sha256:"));
     }
     let session = FeatureSession::new(&[object("s3://raw/t/b.parquet")]).unwrap();
-    let batches = session
-        .plan("q", "SELECT min(n) FROM t")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let batches = collect(&session, "SELECT min(n) FROM t").await;
     assert_eq!(
         batches[0].column(0).as_primitive::<Int64Type>().value(0),
         101
@@ -370,19 +357,10 @@ async fn a_postgres_table_reads_every_type_with_filters_pushed_down() {
         .unwrap();
     let source = postgres(PostgresRelation::Table(format!("{schema}.accounts")));
     let session = FeatureSession::new(&[source]).unwrap();
-    let batches = session
-        .plan(
-            "q",
-            "SELECT id, small, n, score, ratio, price, plan, region, active, opened, seen, updated, token
+    let batches = collect(&session, "SELECT id, small, n, score, ratio, price, plan, region, active, opened, seen, updated, token
              FROM accounts
              WHERE seen < TIMESTAMP '2026-11-02T00:00:00' AND plan IN ('plan1', 'plan2')
-             ORDER BY id",
-        )
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+             ORDER BY id").await;
     let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
     // Hours 1..23 of Nov 1st, minus plan0 (every third).
     let ids: Vec<i64> = batch
@@ -449,13 +427,7 @@ async fn a_postgres_table_reads_every_type_with_filters_pushed_down() {
         "{schema}.accounts"
     )))])
     .unwrap();
-    let batches = session
-        .plan("q", "SELECT count(*) FROM accounts")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let batches = collect(&session, "SELECT count(*) FROM accounts").await;
     assert_eq!(
         batches[0].column(0).as_primitive::<Int64Type>().value(0),
         1000
@@ -476,13 +448,7 @@ async fn a_postgres_query_is_a_table_and_its_errors_are_postgres_own() {
         "SELECT id, v FROM {schema}.t WHERE id > 90"
     )))])
     .unwrap();
-    let batches = session
-        .plan("q", "SELECT sum(v) AS s FROM accounts")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let batches = collect(&session, "SELECT sum(v) AS s FROM accounts").await;
     assert_eq!(
         arrow::util::display::array_value_to_string(batches[0].column(0), 0).unwrap(),
         "9550"
@@ -564,13 +530,7 @@ async fn a_local_partitioned_folder_is_one_table_with_typed_partitions() {
             .with_partitions(vec![PartitionColumn::parse("shard", "bigint").unwrap()]),
     );
     let session = FeatureSession::new(&[source]).unwrap();
-    let batches = session
-        .plan("q", "SELECT shard, count(*) AS rows, sum(n) AS total FROM t WHERE shard > 0 GROUP BY shard ORDER BY shard")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let batches = collect(&session, "SELECT shard, count(*) AS rows, sum(n) AS total FROM t WHERE shard > 0 GROUP BY shard ORDER BY shard").await;
     let text = arrow::util::pretty::pretty_format_batches(&batches)
         .unwrap()
         .to_string();
@@ -621,13 +581,7 @@ async fn a_file_on_a_web_server_is_a_source() {
     let url = format!("http://127.0.0.1:{port}/plans.csv");
     let session =
         FeatureSession::new(&[SourceSpec::new("plans", ObjectSource::new(&url, None))]).unwrap();
-    let batches = session
-        .plan("q", "SELECT sum(price) AS total FROM plans")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let batches = collect(&session, "SELECT sum(price) AS total FROM plans").await;
     assert_eq!(
         arrow::util::display::array_value_to_string(batches[0].column(0), 0).unwrap(),
         "17"

@@ -7,6 +7,7 @@ use arrow::datatypes::{DataType, Schema, TimeUnit, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
 use presage_data::quoted_list;
 use presage_model::{BatchScorer, OutputField, OutputKind, ScoreError, column_index};
+use presage_store::lookup::FieldType;
 
 use crate::{ImportedPredictions, JobError};
 
@@ -202,27 +203,18 @@ impl ImportedColumns {
     }
 }
 
-/// The type a prediction column is stored as: as read, or the nearest type the store
-/// keeps (decimals as `Float64`, string views as strings); `None` for other types.
+/// The type a prediction column is stored as: as read when the lookup file stores it
+/// ([`FieldType::from_arrow`]), else the nearest type it does (decimals and `UInt64`
+/// as `Float64`, string views and dictionaries as strings); `None` for other types.
+/// Lists are the shapes of model outputs and ranked lists, not of imported columns.
 fn stored_type(data_type: &DataType) -> Option<DataType> {
     match data_type {
-        DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::Float32
-        | DataType::Float64
-        | DataType::Boolean
-        | DataType::Utf8
-        | DataType::LargeUtf8 => Some(data_type.clone()),
         DataType::Float16 => Some(DataType::Float32),
         DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::UInt64 => {
             Some(DataType::Float64)
         }
         DataType::Utf8View | DataType::Dictionary(..) => Some(DataType::Utf8),
-        _ => None,
+        DataType::FixedSizeList(..) | DataType::List(..) => None,
+        other => FieldType::from_arrow(other).map(|_| other.clone()),
     }
 }

@@ -42,21 +42,28 @@ fn read_sorted(path: &Path, order: &str) -> RecordBatch {
     })
 }
 
+/// A DataFusion context that reads and writes `s3://<bucket>` on `moto`.
+fn moto_context(moto: &MotoServer, bucket: &str) -> SessionContext {
+    let store = AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_endpoint(moto.endpoint())
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .build()
+        .unwrap();
+    let ctx = SessionContext::new();
+    let url = url::Url::parse(&format!("s3://{bucket}")).unwrap();
+    ctx.register_object_store(&url, Arc::new(store));
+    ctx
+}
+
 /// The quickstart's events, hive-partitioned by day under `s3://lake/events/`.
 fn upload_events(moto: &MotoServer, events: &Path) {
     moto.create_bucket("lake");
     runtime().block_on(async {
-        let store = AmazonS3Builder::new()
-            .with_bucket_name("lake")
-            .with_endpoint(moto.endpoint())
-            .with_allow_http(true)
-            .with_region("us-east-1")
-            .with_access_key_id("testing")
-            .with_secret_access_key("testing")
-            .build()
-            .unwrap();
-        let ctx = SessionContext::new();
-        ctx.register_object_store(&url::Url::parse("s3://lake").unwrap(), Arc::new(store));
+        let ctx = moto_context(moto, "lake");
         ctx.register_parquet(
             "events",
             events.to_str().unwrap(),
@@ -395,17 +402,7 @@ fn published_versions_are_exported_and_a_failed_export_keeps_the_version() {
     );
     // What analysts read: the version's rows and manifest, from the bucket.
     let exported = runtime().block_on(async {
-        let store = AmazonS3Builder::new()
-            .with_bucket_name("exports")
-            .with_endpoint(moto.endpoint())
-            .with_allow_http(true)
-            .with_region("us-east-1")
-            .with_access_key_id("testing")
-            .with_secret_access_key("testing")
-            .build()
-            .unwrap();
-        let ctx = SessionContext::new();
-        ctx.register_object_store(&url::Url::parse("s3://exports").unwrap(), Arc::new(store));
+        let ctx = moto_context(&moto, "exports");
         ctx.register_parquet(
             "t",
             "s3://exports/ltv/version=1/predictions.parquet",
