@@ -35,6 +35,11 @@ pub trait Reporter: Send + Sync {
     fn features(&self, progress: QueryProgress, elapsed: Duration);
     /// `rows` rows have been scored so far.
     fn rows(&self, rows: u64);
+    /// Something went wrong that does not stop the run (an unreadable `CURRENT`
+    /// the new version replaces). Printed to stderr unless a reporter shows it.
+    fn warning(&self, message: &str) {
+        eprintln!("warning: {message}");
+    }
 }
 
 /// A reporter that ignores everything (tests, embedding).

@@ -51,6 +51,9 @@ pub struct RunOptions {
     /// Keep the feature query's physical plan with per-operator metrics
     /// ([`RunOutcome::explain`]).
     pub explain: bool,
+    /// Make the new version current. A backfill (`run --as-of` a past time) is
+    /// published beside the current version unless promoted.
+    pub promote: bool,
 }
 
 impl RunOptions {
@@ -61,6 +64,7 @@ impl RunOptions {
             force: false,
             limits: QueryLimits::default(),
             explain: false,
+            promote: true,
         }
     }
 }
@@ -95,6 +99,9 @@ pub async fn run(
     reporter: &dyn Reporter,
 ) -> Result<RunOutcome, JobError> {
     let started = Instant::now();
+    // Before anything is recorded: a run refused here must not overwrite the record
+    // of the run in progress.
+    let _lock = store.lock_run(&spec.name).await?;
     let mut stages = RunStages::default();
     let result = run_once(spec, store, &options, reporter, &mut stages)
         .await
@@ -232,7 +239,21 @@ async fn run_once(
         )],
     };
 
-    let previous = store.current_manifest(&spec.name).await?;
+    // An unreadable pointer or current version does not stop the run: the new
+    // version replaces it. Checks that compare with the previous version are skipped.
+    let previous = match store.current_manifest(&spec.name).await {
+        Ok(previous) => previous,
+        Err(e) if e.kind() == presage_store::StoreErrorKind::Corrupt
+            || e.kind() == presage_store::StoreErrorKind::NotFound =>
+        {
+            reporter.warning(&format!(
+                "job `{}`: the current version cannot be read ({e}); publishing a new one without comparing to it",
+                spec.name
+            ));
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let writer = store
         .begin(
             &spec.name,
@@ -368,7 +389,7 @@ async fn run_once(
     let failed = checks.iter().any(|c| !c.passed);
     stages.checks = checking.elapsed().as_secs_f64();
     if failed && !options.force {
-        let kept = staged.block().await?;
+        let kept = staged.block(spec.keep_blocked).await?;
         return Err(JobError::Blocked { checks, kept });
     }
     let distributions = samples
@@ -464,7 +485,9 @@ async fn run_once(
         stages: Some(*stages),
     };
     let publishing = Instant::now();
-    let manifest = staged.publish(manifest, spec.keep_versions).await?;
+    let manifest = staged
+        .publish(manifest, spec.keep_versions, options.promote)
+        .await?;
     stages.publish = publishing.elapsed().as_secs_f64();
     let export = match (export_file, &spec.export) {
         (Some(file), Some(export)) => {

@@ -15,6 +15,8 @@ pub struct JobSpec {
     pub sources: Vec<SourceSpec>,
     /// How many versions to keep on disk, the current one included.
     pub keep_versions: usize,
+    /// How many blocked runs the embedded store keeps for inspection.
+    pub keep_blocked: usize,
     /// Gates that must pass before publish.
     pub checks: Checks,
     /// Set for a ranked-list job: the feature rows are candidates and each entity's

@@ -73,7 +73,7 @@ pub fn refuse_stale(
     if job.on_stale != OnStale::Error {
         return None;
     }
-    let staleness = Staleness::at(manifest.created_at, job.max_age, now);
+    let staleness = Staleness::at(manifest.aged_from(), job.max_age, now);
     (staleness.freshness == Freshness::Stale).then(|| StaleRefusal {
         job: job.name.clone(),
         version: manifest.id.0,
@@ -101,7 +101,7 @@ pub fn write_answer(
     out.extend_from_slice(b"{\"key\":");
     write_json_str(out, key);
     out.extend_from_slice(b",\"prediction\":");
-    let staleness = Staleness::at(manifest.created_at, job.max_age, now);
+    let staleness = Staleness::at(manifest.aged_from(), job.max_age, now);
     let stale = staleness.freshness == Freshness::Stale;
     let default_instead = stale && job.on_stale == OnStale::Default;
     let status = if !default_instead && let Some(prediction) = prediction {

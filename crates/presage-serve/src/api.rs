@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
-use presage_store::{JobStatus, JobStatuses, OpenVersion, VersionId};
+use presage_store::{JobStatus, JobStatuses, OpenVersion, VersionId, VersionList};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -73,13 +73,20 @@ async fn list_jobs(State(state): State<Arc<AppState>>) -> Result<Json<JobStatuse
     for (name, slot) in &state.jobs {
         let last_run = state.store.last_run(name).await?;
         let version = slot.current.load_full();
-        jobs.push(JobStatus::new(
+        let status = JobStatus::new(
             name,
             version.as_deref().map(OpenVersion::manifest),
             slot.spec.max_age,
             last_run.as_ref(),
             now,
-        ));
+        );
+        // A job serving an older version than `CURRENT` (a refused one) is failing;
+        // one that has simply loaded nothing yet says `none`.
+        let problem = slot.health.lock().expect("health lock").problem.clone();
+        jobs.push(match problem {
+            Some(problem) if version.is_some() => status.failing(problem),
+            _ => status,
+        });
     }
     Ok(Json(JobStatuses { jobs }))
 }
@@ -87,12 +94,10 @@ async fn list_jobs(State(state): State<Arc<AppState>>) -> Result<Json<JobStatuse
 async fn list_versions(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<VersionList>, ApiError> {
     let Path(job) = path?;
     slot(&state, &job)?;
-    let current = state.store.current(&job).await?;
-    let versions = state.store.versions(&job).await?;
-    Ok(Json(json!({ "current": current, "versions": versions })))
+    Ok(Json(state.store.version_list(&job).await?))
 }
 
 async fn get_prediction(
@@ -193,6 +198,9 @@ async fn batch_get(
 #[serde(deny_unknown_fields)]
 struct RollbackRequest {
     to: Option<VersionId>,
+    /// Serve `to` even though it was rolled back from before.
+    #[serde(default)]
+    force: bool,
 }
 
 async fn rollback(
@@ -222,20 +230,22 @@ async fn rollback(
             ApiError::BadRequest(format!("body must be {{\"to\": VERSION}} or empty: {e}"))
         })?
     };
-    let result = state.store.rollback(&job, request.to).await;
+    let result = state.store.rollback(&job, request.to, request.force).await;
     // Serve what the store now points at before answering, whatever the outcome.
     reload_all(&state).await;
     let (from, to) = result?;
     Ok(Json(json!({ "from": from, "to": to })).into_response())
 }
 
+/// 200 when every job serves its current version; 503 with each other job's reason.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.ready().await {
+    let not_ready = state.not_ready();
+    if not_ready.is_empty() {
         Json(json!({"status": "ready"})).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "loading"})),
+            Json(json!({"status": "not ready", "jobs": not_ready})),
         )
             .into_response()
     }

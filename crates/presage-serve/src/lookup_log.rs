@@ -93,7 +93,7 @@ impl LookupLog {
         let entry = Entry {
             time: Utc::now(),
             job: job.to_owned(),
-            key: key.to_owned(),
+            key: truncated(key, MAX_LOGGED_KEY_BYTES).to_owned(),
             version,
             status,
             age_seconds,
@@ -195,4 +195,32 @@ fn write_file(dir: &Path, entries: &[Entry], sequence: u64) -> Result<PathBuf, S
     let path = dir.join(name);
     std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
     Ok(path)
+}
+
+/// Longest key the log records, in bytes: a job with a `default` answers any key,
+/// and a client must not fill the log's disk with megabyte keys.
+pub const MAX_LOGGED_KEY_BYTES: usize = 1024;
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncated(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::truncated;
+
+    #[test]
+    fn long_keys_are_cut_at_a_character_boundary() {
+        assert_eq!(truncated("abc", 1024), "abc");
+        assert_eq!(truncated("aé", 2), "a");
+        assert_eq!(truncated(&"k".repeat(5000), 1024).len(), 1024);
+    }
 }

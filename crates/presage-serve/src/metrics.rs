@@ -142,7 +142,7 @@ impl Scrape {
                 let c = &slot.counters;
                 let version = slot.current.load().as_ref().map(|version| {
                     let manifest = version.manifest();
-                    let staleness = Staleness::at(manifest.created_at, slot.spec.max_age, now);
+                    let staleness = Staleness::at(manifest.aged_from(), slot.spec.max_age, now);
                     VersionScrape {
                         id: manifest.id.0,
                         rows: manifest.rows,

@@ -22,17 +22,36 @@ pub struct ServeJob {
     pub on_stale: OnStale,
 }
 
-/// A job's served version and what the watcher last failed to load.
+/// A job's served version and what the watcher found.
 pub(crate) struct JobSlot {
     pub(crate) spec: ServeJob,
     pub(crate) current: ArcSwapOption<OpenVersion>,
     /// Answers, swaps and refused loads, for `/metrics`.
     pub(crate) counters: JobCounters,
-    /// A version that failed to load (checksums), so it is not retried every poll.
-    pub(crate) rejected: Mutex<Option<VersionId>>,
-    /// The last error reading the job's pointer (a Redis outage), so it is logged
-    /// once, not at every poll.
-    pub(crate) last_error: Mutex<Option<String>>,
+    /// Whether the job serves its current version, and why not.
+    pub(crate) health: Mutex<JobHealth>,
+}
+
+/// What the watcher last found for a job.
+#[derive(Debug, Default)]
+pub(crate) struct JobHealth {
+    /// Why the job is not ready (`/readyz`); `None` when it serves its current
+    /// version. Empty until the watcher first looks.
+    pub(crate) problem: Option<String>,
+    /// The version that last failed to open, and when to try it again.
+    pub(crate) refused: Option<Refusal>,
+    /// The last line logged, so a lasting problem is logged once.
+    pub(crate) last_logged: Option<String>,
+}
+
+/// A version that failed to open (a checksum, a file still arriving).
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) id: VersionId,
+    /// The store's fingerprint of it when it failed: a change retries at once.
+    pub(crate) fingerprint: Option<u64>,
+    pub(crate) attempts: u32,
+    pub(crate) retry_at: std::time::Instant,
 }
 
 /// Everything handlers share.
@@ -62,8 +81,10 @@ impl AppState {
                         spec,
                         current: ArcSwapOption::empty(),
                         counters: JobCounters::default(),
-                        rejected: Mutex::new(None),
-                        last_error: Mutex::new(None),
+                        health: Mutex::new(JobHealth {
+                            problem: Some("not loaded yet".to_owned()),
+                            ..JobHealth::default()
+                        }),
                     },
                 )
             })
@@ -93,7 +114,7 @@ impl AppState {
         now: chrono::DateTime<chrono::Utc>,
     ) {
         if let (Some(log), Some(status)) = (self.lookup_log.get(), status) {
-            let age = (now - version.manifest().created_at).num_milliseconds() as f64 / 1000.0;
+            let age = (now - version.manifest().aged_from()).num_milliseconds() as f64 / 1000.0;
             log.record(job, key, version.id().0, status, age);
         }
     }
@@ -103,19 +124,16 @@ impl AppState {
         self.jobs.get(job)?.current.load_full()
     }
 
-    /// True when every job that has a published version has it loaded, and at least
-    /// one job is loaded.
-    pub async fn ready(&self) -> bool {
-        let mut any = false;
-        for (name, slot) in &self.jobs {
-            let published = self.store.current(name).await;
-            let loaded = slot.current.load();
-            match (published, loaded.as_ref()) {
-                (Ok(Some(_)), None) => return false,
-                (_, Some(_)) => any = true,
-                _ => {}
-            }
-        }
-        any
+    /// Why each job that is not ready is not: it serves no version, its pointer
+    /// cannot be read, or its current version was refused. Empty when every job
+    /// serves its current version.
+    pub fn not_ready(&self) -> BTreeMap<String, String> {
+        self.jobs
+            .iter()
+            .filter_map(|(name, slot)| {
+                let health = slot.health.lock().expect("health lock");
+                Some((name.clone(), health.problem.clone()?))
+            })
+            .collect()
     }
 }

@@ -1,69 +1,198 @@
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::state::{AppState, JobSlot};
+use presage_store::{OpenVersion, StoreErrorKind, VersionId};
+
+use crate::state::{AppState, JobHealth, JobSlot, Refusal};
+
+/// The first retry of a refused version comes after this, then twice as long each
+/// time up to [`MAX_RETRY`]; a change of the version's files retries at once.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(60);
 
 /// Loads every job's current version where it changed. Returns one line per
 /// change or failure (for logs). Opening an embedded version (checksums) runs on
 /// the blocking pool; a Redis version is its manifest.
+///
+/// A version that fails to open is refused and retried with backoff, and at once
+/// when its files change. While a job's pointer cannot be read or its version is
+/// refused, the job keeps the version it serves; a job serving nothing (a restart)
+/// falls back to its newest version that opens. Either way `/readyz` says why.
 pub async fn reload_all(state: &AppState) -> Vec<String> {
     let mut events = Vec::new();
     for (name, slot) in &state.jobs {
-        if let Some(event) = reload_job(state, name, slot).await {
+        let problem = reload_job(state, name, slot).await;
+        let mut health = slot.health.lock().expect("health lock");
+        // A lasting problem is logged once, when it starts or changes.
+        if let Some(event) = problem.log
+            && health.last_logged.as_deref() != Some(event.as_str())
+        {
+            health.last_logged = Some(event.clone());
             events.push(event);
         }
+        if problem.not_ready.is_none() {
+            health.last_logged = None;
+        }
+        health.problem = problem.not_ready;
     }
     events
 }
 
-async fn reload_job(state: &AppState, name: &str, slot: &JobSlot) -> Option<String> {
+/// What one look at a job found.
+struct Outcome {
+    /// A line for the log (a swap, a refusal, an unreadable pointer).
+    log: Option<String>,
+    /// Why the job is not ready, `None` when it serves its current version.
+    not_ready: Option<String>,
+}
+
+impl Outcome {
+    fn ready(log: Option<String>) -> Outcome {
+        Outcome {
+            log,
+            not_ready: None,
+        }
+    }
+
+    fn not_ready(log: Option<String>, why: String) -> Outcome {
+        Outcome {
+            log,
+            not_ready: Some(why),
+        }
+    }
+}
+
+async fn reload_job(state: &AppState, name: &str, slot: &JobSlot) -> Outcome {
+    let loaded = slot.current.load().as_ref().map(|v| v.id());
     let wanted = match state.store.current(name).await {
-        Ok(current) => {
-            *slot.last_error.lock().expect("last error lock") = None;
-            current?
+        Ok(Some(wanted)) => wanted,
+        Ok(None) if loaded.is_some() => {
+            // The pointer is gone (a deleted `CURRENT`): keep answering.
+            let why = format!("job `{name}`: no current version is published any more");
+            return Outcome::not_ready(Some(why.clone()), why);
+        }
+        Ok(None) => {
+            return Outcome::not_ready(None, format!("job `{name}` has no published version yet"));
         }
         Err(e) => {
-            let event = format!("job `{name}`: {e}");
-            let mut last = slot.last_error.lock().expect("last error lock");
-            if last.as_deref() == Some(event.as_str()) {
-                return None;
-            }
-            *last = Some(event.clone());
-            return Some(event);
+            let why = format!("job `{name}`: the current version cannot be read: {e}");
+            return match loaded {
+                Some(id) => Outcome::not_ready(Some(format!("{why}; still serving version {id}")), why),
+                // Without a pointer, serve the newest version that opens (a garbage
+                // `CURRENT` must not take the job out), unless the store is down.
+                None if e.kind() != StoreErrorKind::Unavailable => {
+                    fall_back(state, name, slot, None, why).await
+                }
+                None => Outcome::not_ready(Some(why.clone()), why),
+            };
         }
     };
-    let loaded = slot.current.load().as_ref().map(|v| v.id());
     if loaded == Some(wanted) {
-        return None;
+        slot.health.lock().expect("health lock").refused = None;
+        return Outcome::ready(None);
     }
-    if *slot.rejected.lock().expect("rejected lock") == Some(wanted) {
-        return None;
+    let fingerprint = state.store.fingerprint(name, wanted).await;
+    if let Some(refused) = waiting_refusal(&slot.health, wanted, fingerprint) {
+        return Outcome::not_ready(None, refused);
     }
-    let opened = state.store.open(name, wanted).await;
-    let mut rejected = slot.rejected.lock().expect("rejected lock");
-    match opened {
+    match state.store.open(name, wanted).await {
         Ok(version) => {
-            slot.current.store(Some(Arc::new(version)));
-            *rejected = None;
-            slot.counters
-                .swaps
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Some(match loaded {
+            slot.health.lock().expect("health lock").refused = None;
+            swap_in(slot, version);
+            Outcome::ready(Some(match loaded {
                 Some(old) => format!("job `{name}`: now serving version {wanted} (was {old})"),
                 None => format!("job `{name}`: serving version {wanted}"),
-            })
+            }))
         }
         Err(e) => {
-            *rejected = Some(wanted);
             slot.counters
                 .load_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let keeping = loaded.map_or("nothing".to_owned(), |id| format!("version {id}"));
-            Some(format!(
-                "job `{name}`: refusing version {wanted}, still serving {keeping}: {e}"
-            ))
+            let retry_in = refuse(&slot.health, wanted, fingerprint);
+            let why = format!(
+                "job `{name}`: version {wanted} is refused: {e}; retrying in {}s",
+                retry_in.as_secs()
+            );
+            match loaded {
+                Some(id) => Outcome::not_ready(
+                    Some(format!("{why}; still serving version {id}")),
+                    format!("{why}; still serving version {id}"),
+                ),
+                None => fall_back(state, name, slot, Some(wanted), why).await,
+            }
         }
     }
+}
+
+/// The refusal of `wanted` while its retry is not due and its files did not change.
+fn waiting_refusal(
+    health: &std::sync::Mutex<JobHealth>,
+    wanted: VersionId,
+    fingerprint: Option<u64>,
+) -> Option<String> {
+    let health = health.lock().expect("health lock");
+    let refused = health.refused.as_ref()?;
+    let waiting = refused.id == wanted
+        && refused.fingerprint == fingerprint
+        && Instant::now() < refused.retry_at;
+    waiting.then(|| health.problem.clone().unwrap_or_default())
+}
+
+/// Records that `id` was refused; returns the wait before the next try.
+fn refuse(
+    health: &std::sync::Mutex<JobHealth>,
+    id: VersionId,
+    fingerprint: Option<u64>,
+) -> Duration {
+    let mut health = health.lock().expect("health lock");
+    let attempts = match &health.refused {
+        Some(refused) if refused.id == id => refused.attempts + 1,
+        _ => 1,
+    };
+    let wait = FIRST_RETRY
+        .saturating_mul(1 << (attempts - 1).min(16))
+        .min(MAX_RETRY);
+    health.refused = Some(Refusal {
+        id,
+        fingerprint,
+        attempts,
+        retry_at: Instant::now() + wait,
+    });
+    wait
+}
+
+/// Serves the newest version other than `refused` that opens, for a job serving
+/// nothing whose pointer is unusable; `why` says what was wrong with the pointer.
+async fn fall_back(
+    state: &AppState,
+    name: &str,
+    slot: &JobSlot,
+    refused: Option<VersionId>,
+    why: String,
+) -> Outcome {
+    let ids = match state.store.version_ids(name).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            let why = format!("{why}; listing its versions failed too: {e}");
+            return Outcome::not_ready(Some(why.clone()), why);
+        }
+    };
+    for id in ids.into_iter().rev().filter(|&id| Some(id) != refused) {
+        if let Ok(version) = state.store.open(name, id).await {
+            swap_in(slot, version);
+            let why = format!("{why}; serving version {id} instead, the newest that opens");
+            return Outcome::not_ready(Some(why.clone()), why);
+        }
+    }
+    let why = format!("{why}; no other version opens");
+    Outcome::not_ready(Some(why.clone()), why)
+}
+
+fn swap_in(slot: &JobSlot, version: OpenVersion) {
+    slot.current.store(Some(Arc::new(version)));
+    slot.counters
+        .swaps
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Polls every job's pointer (`CURRENT`, or the Redis pointer key) every `interval`

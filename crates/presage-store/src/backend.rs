@@ -25,7 +25,21 @@ use arrow::array::ArrayRef;
 use arrow::datatypes::Field;
 use async_trait::async_trait;
 
-use crate::{LastRun, Manifest, StoreError, VersionId};
+use crate::{History, LastRun, Manifest, StoreError, VersionId};
+
+/// A job's run lock, held until dropped (see [`Backend::lock_run`]).
+pub struct RunLock {
+    _guard: Box<dyn Send + Sync>,
+}
+
+impl RunLock {
+    /// A lock held as long as `guard` lives.
+    pub fn new(guard: impl Send + Sync + 'static) -> RunLock {
+        RunLock {
+            _guard: Box::new(guard),
+        }
+    }
+}
 
 /// Where versions live, and everything done to a job's versions as a whole.
 #[async_trait]
@@ -42,13 +56,35 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Every kept version's manifest, newest first.
     async fn versions(&self, job: &str) -> Result<Vec<Manifest>, StoreError>;
 
-    /// Points the job back at `to`, or at the newest version older than the current
-    /// one; on any error nothing changes. Returns `(previous, new)` current ids.
+    /// Points the job back at `to`, or at the version served before the current one
+    /// ([`History::rollback_target`]); a version rolled away from before needs
+    /// `force`. On any error nothing changes. Returns `(previous, new)` current ids,
+    /// and records the change in the history.
     async fn rollback(
         &self,
         job: &str,
         to: Option<VersionId>,
+        force: bool,
     ) -> Result<(VersionId, VersionId), StoreError>;
+
+    /// Ids of the job's published versions, oldest first.
+    async fn version_ids(&self, job: &str) -> Result<Vec<VersionId>, StoreError>;
+
+    /// A value that changes when the pointer or the version's stored data is
+    /// rewritten in place (a copy still arriving, a file restored), so a server retries
+    /// a version it refused at once instead of at its next backoff. `None` where
+    /// versions cannot change in place.
+    async fn fingerprint(&self, _job: &str, _id: VersionId) -> Option<u64> {
+        None
+    }
+
+    /// The job's publishes, backfills and rollbacks, oldest first.
+    async fn history(&self, job: &str) -> Result<History, StoreError>;
+
+    /// Takes the job's run lock: one run of a job at a time. Fails at once with
+    /// [`StoreError::RunInProgress`] naming the holder; released when the returned
+    /// guard drops, and when its process dies.
+    async fn lock_run(&self, job: &str) -> Result<RunLock, StoreError>;
 
     /// Records the outcome of a run, replacing the previous record.
     async fn record_run(&self, job: &str, run: &LastRun) -> Result<(), StoreError>;
@@ -106,17 +142,21 @@ pub trait BackendStaged: Send + Sync {
     async fn contains(&self, keys: &[&str]) -> Result<Vec<bool>, StoreError>;
 
     /// Publishes: takes the next id, stores the manifest (its `id`, `parent`, `rows`
-    /// and `files` are filled in here), makes the version current atomically, and
-    /// drops the versions beyond `keep_versions`. Returns the manifest as stored.
+    /// and `files` are filled in here), makes the version current atomically when
+    /// `promote` (a backfill is published beside the current version), records it in
+    /// the history, and drops the versions beyond `keep_versions`; a failure to drop
+    /// them is a warning, not an error. Returns the manifest as stored.
     async fn publish(
         self: Box<Self>,
         manifest: Manifest,
         keep_versions: usize,
+        promote: bool,
     ) -> Result<Manifest, StoreError>;
 
-    /// Gives the version up (a blocked run); it is never published. Returns what
-    /// happened to what was staged, for the run's error message.
-    async fn block(self: Box<Self>) -> Result<String, StoreError>;
+    /// Gives the version up (a blocked run); it is never published. A backend that
+    /// keeps blocked runs for inspection keeps the newest `keep_blocked`. Returns
+    /// what happened to what was staged, for the run's error message.
+    async fn block(self: Box<Self>, keep_blocked: usize) -> Result<String, StoreError>;
 }
 
 /// A published version opened for lookups.

@@ -12,11 +12,18 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .expect("a file path has a name")
         .to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut file = fs_err::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs_err::rename(&tmp, path)?;
+    let written = (|| {
+        let mut file = fs_err::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs_err::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        // A full disk must not also keep the half-written copy.
+        let _ = fs_err::remove_file(&tmp);
+    }
+    written?;
     sync_dir(dir)
 }
 

@@ -70,6 +70,24 @@ pub enum StoreError {
         /// What it holds.
         content: String,
     },
+    /// `rollback --to` a version an operator rolled away from, without force.
+    #[error(
+        "job `{job}`: version {id} was rolled back from; pass --force to serve it again"
+    )]
+    RolledBackVersion {
+        /// The job.
+        job: String,
+        /// The version asked for.
+        id: VersionId,
+    },
+    /// Another run of the job holds its run lock.
+    #[error("a run of job `{job}` is in progress ({holder}); wait for it or stop it")]
+    RunInProgress {
+        /// The job.
+        job: String,
+        /// Who holds the lock: `pid N since T`.
+        holder: String,
+    },
     /// There is no earlier version to roll back to.
     #[error("job `{job}` has no version before `{current}` to roll back to")]
     NothingToRollBackTo {
@@ -151,7 +169,9 @@ impl StoreError {
             StoreError::ChecksumMismatch { .. }
             | StoreError::BadManifest { .. }
             | StoreError::BadPointer { .. } => Corrupt,
-            StoreError::NothingToRollBackTo { .. } => Conflict,
+            StoreError::NothingToRollBackTo { .. }
+            | StoreError::RolledBackVersion { .. }
+            | StoreError::RunInProgress { .. } => Conflict,
         }
     }
 

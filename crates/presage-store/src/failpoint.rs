@@ -14,3 +14,16 @@ pub fn pause(point: &str) {
         std::thread::sleep(std::time::Duration::from_secs(120));
     }
 }
+
+/// The environment variable that names the operation to fail.
+pub const FAIL_ENV: &str = "PRESAGE_TEST_FAIL";
+
+/// An error when `PRESAGE_TEST_FAIL` names this point.
+pub fn fail(point: &str) -> std::io::Result<()> {
+    if std::env::var(FAIL_ENV).is_ok_and(|p| p == point) {
+        return Err(std::io::Error::other(format!(
+            "failed on purpose at {point} ({FAIL_ENV})"
+        )));
+    }
+    Ok(())
+}

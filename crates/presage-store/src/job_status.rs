@@ -22,15 +22,19 @@ pub enum VersionStatus {
     /// No version (not published yet, or not loaded yet by a server).
     #[serde(rename = "none")]
     NoVersion,
+    /// The current version cannot be served: its pointer cannot be read, or it
+    /// failed its checks when opened (see the status's `problem`).
+    Failing,
 }
 
 impl VersionStatus {
-    /// `fresh`, `stale` or `none`, as serialized.
+    /// `fresh`, `stale`, `none`, or `FAILING` (it must stand out in a table).
     pub fn as_str(self) -> &'static str {
         match self {
             VersionStatus::Fresh => "fresh",
             VersionStatus::Stale => "stale",
             VersionStatus::NoVersion => "none",
+            VersionStatus::Failing => "FAILING",
         }
     }
 }
@@ -82,6 +86,10 @@ pub struct JobStatus {
     /// --lookup-log`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_keys: Option<u64>,
+    /// Why the current version cannot be served (status `failing`), and what is
+    /// served instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// What a job's last run did, as a status shows it.
@@ -119,7 +127,7 @@ impl JobStatus {
         last_run: Option<&LastRun>,
         now: DateTime<Utc>,
     ) -> JobStatus {
-        let staleness = version.map(|m| Staleness::at(m.created_at, max_age, now));
+        let staleness = version.map(|m| Staleness::at(m.aged_from(), max_age, now));
         JobStatus {
             job: job.to_owned(),
             version: version.map(|m| m.id),
@@ -132,7 +140,15 @@ impl JobStatus {
             status: staleness.map_or(VersionStatus::NoVersion, |s| s.freshness.into()),
             last_run: last_run.map(LastRunStatus::from),
             read_keys: None,
+            problem: None,
         }
+    }
+
+    /// The status of a job whose current version cannot be served, for `problem`.
+    pub fn failing(mut self, problem: String) -> JobStatus {
+        self.status = VersionStatus::Failing;
+        self.problem = Some(problem);
+        self
     }
 }
 

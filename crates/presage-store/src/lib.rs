@@ -22,6 +22,7 @@ mod durable;
 mod embedded;
 mod error;
 pub mod failpoint;
+mod history;
 mod job_status;
 mod last_run;
 pub mod lookup;
@@ -31,9 +32,10 @@ mod staleness;
 mod store;
 
 pub use crate::redis::{RedisOptions, RedisStore};
-pub use backend::{Backend, BackendStaged, BackendVersion, BackendWriter};
+pub use backend::{Backend, BackendStaged, BackendVersion, BackendWriter, RunLock};
 pub use embedded::{EmbeddedStore, LoadedVersion, StagedVersion, VersionWriter};
 pub use error::{StoreError, StoreErrorKind};
+pub use history::{History, HistoryEntry, HistoryEvent, RollbackRefusal, VersionState};
 pub use job_status::{JobStatus, JobStatuses, LastRunStatus, VersionStatus};
 pub use last_run::{ExportRecord, LastRun, RunOutcomeKind};
 pub use manifest::{
@@ -41,4 +43,6 @@ pub use manifest::{
     OutputColumn, RankedInfo, RunStages, SourceInfo, VersionId,
 };
 pub use staleness::{Freshness, Staleness};
-pub use store::{OpenVersion, StagedRun, Store, StoreWriter};
+pub use store::{
+    ListedVersion, OpenVersion, StagedRun, Store, StoreWriter, VersionList, job_name_problem,
+};

@@ -69,6 +69,15 @@ pub struct Manifest {
     pub ranked: Option<RankedInfo>,
 }
 
+impl Manifest {
+    /// The instant the version's age counts from: when it was computed, or when its
+    /// features were cut off if that is older. A version computed today from
+    /// month-old features is a month old.
+    pub fn aged_from(&self) -> DateTime<Utc> {
+        self.created_at.min(self.features_as_of)
+    }
+}
+
 /// Where a run's time went, in seconds per stage, and what its feature query spilled.
 ///
 /// Each stage is the time the run was busy with it. The feature query, scoring and

@@ -10,15 +10,54 @@ use std::sync::Arc;
 use arrow::array::ArrayRef;
 use arrow::datatypes::Field;
 
-use crate::backend::{Backend, BackendStaged, BackendVersion, BackendWriter};
+use crate::backend::{Backend, BackendStaged, BackendVersion, BackendWriter, RunLock};
 use crate::redis::{RedisOptions, RedisStore};
-use crate::{EmbeddedStore, LastRun, Manifest, StoreError, VersionId};
+use crate::{EmbeddedStore, History, LastRun, Manifest, StoreError, VersionId, VersionState};
+
+/// Why `name` cannot name a job, or `None` when it can. One rule for every backend:
+/// a job name is a folder of the embedded store, part of Redis keys, and the part
+/// before `:` in a Redis-protocol `GET job:key`.
+pub fn job_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > 128 {
+        Some("it is longer than 128 bytes")
+    } else if name.starts_with('.') {
+        Some("it starts with `.`")
+    } else if name
+        .chars()
+        .any(|c| matches!(c, '{' | '}' | ':' | '/' | '\\') || c.is_whitespace() || c.is_control())
+    {
+        Some("it contains `:`, `/`, `\\`, `{`, `}`, whitespace or a control character")
+    } else {
+        None
+    }
+}
 
 /// Where versions live: files under a data folder, a Redis server or cluster, or any
 /// other [`Backend`].
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
+}
+
+/// A job's versions as listed by [`Store::version_list`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionList {
+    /// The version served now.
+    pub current: Option<VersionId>,
+    /// Every kept version, newest first.
+    pub versions: Vec<ListedVersion>,
+}
+
+/// A kept version and how it stands.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ListedVersion {
+    /// Current, served before, rolled back from, or an unpromoted backfill.
+    pub state: VersionState,
+    /// Its manifest.
+    #[serde(flatten)]
+    pub manifest: Manifest,
 }
 
 /// A version being written; nothing is visible until [`StagedRun::publish`].
@@ -78,14 +117,56 @@ impl Store {
         self.backend.versions(job).await
     }
 
-    /// Points the job back at `to`, or at the newest version older than the current
-    /// one; on any error nothing changes. Returns `(previous, new)` current ids.
+    /// Points the job back at `to`, or at the version served before the current one,
+    /// skipping versions rolled away from; `to` a version rolled away from needs
+    /// `force`. On any error nothing changes. Returns `(previous, new)` current ids.
     pub async fn rollback(
         &self,
         job: &str,
         to: Option<VersionId>,
+        force: bool,
     ) -> Result<(VersionId, VersionId), StoreError> {
-        self.backend.rollback(job, to).await
+        self.backend.rollback(job, to, force).await
+    }
+
+    /// The current version and every kept version, newest first, each with how it
+    /// stands (current, served before, rolled back from, an unpromoted backfill):
+    /// what `presage versions` and `GET /v1/jobs/{job}/versions` show.
+    pub async fn version_list(&self, job: &str) -> Result<VersionList, StoreError> {
+        let current = self.current(job).await?;
+        let history = self.history(job).await?;
+        let versions = self
+            .versions(job)
+            .await?
+            .into_iter()
+            .map(|manifest| ListedVersion {
+                state: history.state(manifest.id, current),
+                manifest,
+            })
+            .collect();
+        Ok(VersionList { current, versions })
+    }
+
+    /// Ids of the job's published versions, oldest first.
+    pub async fn version_ids(&self, job: &str) -> Result<Vec<VersionId>, StoreError> {
+        self.backend.version_ids(job).await
+    }
+
+    /// Changes when the pointer or the version's stored data is rewritten in place;
+    /// see [`Backend::fingerprint`].
+    pub async fn fingerprint(&self, job: &str, id: VersionId) -> Option<u64> {
+        self.backend.fingerprint(job, id).await
+    }
+
+    /// The job's publishes, backfills and rollbacks, oldest first.
+    pub async fn history(&self, job: &str) -> Result<History, StoreError> {
+        self.backend.history(job).await
+    }
+
+    /// Takes the job's run lock: fails at once, naming the holder, while another run
+    /// of the job is in progress. Released when dropped or when the process dies.
+    pub async fn lock_run(&self, job: &str) -> Result<RunLock, StoreError> {
+        self.backend.lock_run(job).await
     }
 
     /// Records the outcome of a run, replacing the previous record.
@@ -156,22 +237,25 @@ impl StagedRun {
         self.0.contains(keys).await
     }
 
-    /// Publishes: takes the id, stores the manifest, flips the pointer, and drops the
-    /// versions beyond `keep_versions`. Returns the manifest as stored.
+    /// Publishes: takes the id, stores the manifest, flips the pointer (unless
+    /// `promote` is false: a backfill is kept beside the current version), and drops
+    /// the versions beyond `keep_versions`. Returns the manifest as stored.
     pub async fn publish(
         self,
         manifest: Manifest,
         keep_versions: usize,
+        promote: bool,
     ) -> Result<Manifest, StoreError> {
-        self.0.publish(manifest, keep_versions).await
+        self.0.publish(manifest, keep_versions, promote).await
     }
 
     /// A blocked run: the version is never published. The embedded store keeps the
     /// staged files for inspection (`staging/blocked-<time>/`); the Redis store
     /// deletes the staged keys at once (Redis memory is the serving tier's). Returns
-    /// what happened to them, for the error message.
-    pub async fn block(self) -> Result<String, StoreError> {
-        self.0.block().await
+    /// what happened to them, for the error message. Only the newest `keep_blocked`
+    /// blocked runs are kept.
+    pub async fn block(self, keep_blocked: usize) -> Result<String, StoreError> {
+        self.0.block(keep_blocked).await
     }
 }
 

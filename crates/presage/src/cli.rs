@@ -78,11 +78,16 @@ pub enum Command {
         /// The job (a `[jobs.NAME]` table in the config).
         job: String,
         /// Feature cutoff, `{{as_of}}` in the SQL: RFC 3339 or `YYYY-MM-DD` (UTC). Default: now.
-        /// For a job that imports predictions (`predictions = "SOURCE"`), the version's
-        /// `features_as_of` comes from the job's `features_as_of` column when it names
-        /// one, else from this flag.
+        /// A past cutoff is a backfill: its version is published beside the current one,
+        /// not served, unless `--promote`. For a job that imports predictions
+        /// (`predictions = "SOURCE"`), the version's `features_as_of` comes from the
+        /// job's `features_as_of` column when it names one, else from this flag.
         #[arg(long)]
         as_of: Option<String>,
+        /// Serve the version of a backfill (`--as-of` in the past) at once. Without it,
+        /// serve it later with `presage rollback JOB --to VERSION`.
+        #[arg(long)]
+        promote: bool,
         /// Publish even if checks fail; the override is recorded in the manifest.
         #[arg(long)]
         force: bool,
@@ -153,9 +158,13 @@ pub enum Command {
     Rollback {
         /// The job.
         job: String,
-        /// The version to serve; default: the one before the current.
+        /// The version to serve; default: the one served before the current one,
+        /// skipping versions rolled back from.
         #[arg(long)]
         to: Option<u64>,
+        /// Serve `--to` even though it was rolled back from before.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         config: ConfigArg,
     },

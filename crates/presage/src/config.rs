@@ -149,6 +149,8 @@ struct RawJob {
     max_age: Option<String>,
     #[serde(default = "default_keep_versions")]
     keep_versions: usize,
+    #[serde(default = "default_keep_blocked")]
+    keep_blocked: usize,
     default: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     on_stale: OnStale,
@@ -163,6 +165,10 @@ const MAX_TOP_K: usize = 1000;
 
 fn default_keep_versions() -> usize {
     5
+}
+
+fn default_keep_blocked() -> usize {
+    3
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -303,6 +309,12 @@ impl Config {
             .collect();
         let mut jobs = BTreeMap::new();
         for (name, job) in &raw.jobs {
+            if let Some(problem) = presage_store::job_name_problem(name) {
+                bail!(
+                    "[jobs.{name:?}]: a job name must be non-empty, at most 128 bytes, not start with `.`, and hold no `:`, `/`, `\\`, `{{`, `}}`, whitespace or control character; {problem} ({})",
+                    in_file()
+                );
+            }
             let field = |f: &str| format!("jobs.{name}.{f}");
             let (features, predictor, item) = job_predictor(name, job, &raw, &models)
                 .map_err(|e| anyhow::anyhow!("{e:#} ({})", in_file()))?;
@@ -365,6 +377,7 @@ impl Config {
                 predictor,
                 sources: sources.clone(),
                 keep_versions: job.keep_versions,
+                keep_blocked: job.keep_blocked,
                 checks: Checks {
                     min_rows: job.checks.min_rows,
                     max_row_change: job.checks.max_row_change,

@@ -191,7 +191,10 @@ async fn health_and_readiness() {
     let answer = get(&loading, "/readyz").await;
     assert_eq!(
         (answer.status, answer.json()),
-        (503, json!({"status": "loading"}))
+        (
+            503,
+            json!({"status": "not ready", "jobs": {JOB: "not loaded yet"}})
+        )
     );
     let answer = get(&loading, "/healthz").await;
     assert_eq!(

@@ -48,6 +48,20 @@ impl Fixture {
     /// Publishes a version of `job` with keys `u1`, `u2`, `u3` computed at
     /// `computed_at`, and records the run; returns its id.
     pub async fn publish(&self, job: &str, computed_at: DateTime<Utc>) -> VersionId {
+        let features_as_of = computed_at - chrono::Duration::seconds(1);
+        self.publish_version(job, computed_at, features_as_of, true)
+            .await
+    }
+
+    /// [`Fixture::publish`] with its features cut off at `features_as_of`, made
+    /// current only when `promote` (else a backfill).
+    pub async fn publish_version(
+        &self,
+        job: &str,
+        computed_at: DateTime<Utc>,
+        features_as_of: DateTime<Utc>,
+        promote: bool,
+    ) -> VersionId {
         let store = self.store();
         let mut writer = store
             .begin(
@@ -62,7 +76,7 @@ impl Fixture {
         writer.write(&keys, &[probabilities]).await.expect("write");
         let staged = writer.finish().await.expect("finish");
         let published = staged
-            .publish(manifest(computed_at), 5)
+            .publish(manifest(computed_at, features_as_of), 5, promote)
             .await
             .expect("publish");
         let run = LastRun {
@@ -82,13 +96,13 @@ impl Fixture {
 }
 
 /// The manifest a run would hand to `publish` (the store fills in id, rows, files).
-fn manifest(computed_at: DateTime<Utc>) -> Manifest {
+fn manifest(computed_at: DateTime<Utc>, features_as_of: DateTime<Utc>) -> Manifest {
     Manifest {
         format: MANIFEST_FORMAT,
         id: VersionId(0),
         job: String::new(),
         created_at: computed_at,
-        features_as_of: computed_at - chrono::Duration::seconds(1),
+        features_as_of,
         model: ModelInfo {
             name: "churn".into(),
             path: "churn.onnx".into(),

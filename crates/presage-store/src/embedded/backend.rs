@@ -13,9 +13,9 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{EmbeddedStore, LoadedVersion, PARQUET_FILE, StagedVersion, VersionWriter};
-use crate::backend::{Backend, BackendStaged, BackendVersion, BackendWriter};
+use crate::backend::{Backend, BackendStaged, BackendVersion, BackendWriter, RunLock};
 use crate::lookup::Key;
-use crate::{LastRun, Manifest, StoreError, VersionId};
+use crate::{History, LastRun, Manifest, StoreError, VersionId};
 
 /// Runs blocking work off the async workers.
 async fn blocking<T: Send + 'static>(
@@ -49,9 +49,26 @@ impl Backend for EmbeddedStore {
         &self,
         job: &str,
         to: Option<VersionId>,
+        force: bool,
     ) -> Result<(VersionId, VersionId), StoreError> {
         let (store, job) = (self.clone(), job.to_owned());
-        blocking(move || store.rollback(&job, to)).await
+        blocking(move || store.rollback(&job, to, force)).await
+    }
+
+    async fn history(&self, job: &str) -> Result<History, StoreError> {
+        EmbeddedStore::history(self, job)
+    }
+
+    async fn version_ids(&self, job: &str) -> Result<Vec<VersionId>, StoreError> {
+        EmbeddedStore::published_ids(self, job)
+    }
+
+    async fn fingerprint(&self, job: &str, id: VersionId) -> Option<u64> {
+        EmbeddedStore::fingerprint(self, job, id)
+    }
+
+    async fn lock_run(&self, job: &str) -> Result<RunLock, StoreError> {
+        EmbeddedStore::lock_run(self, job)
     }
 
     async fn record_run(&self, job: &str, run: &LastRun) -> Result<(), StoreError> {
@@ -159,12 +176,13 @@ impl BackendStaged for StagedVersion {
         self: Box<Self>,
         manifest: Manifest,
         keep_versions: usize,
+        promote: bool,
     ) -> Result<Manifest, StoreError> {
-        StagedVersion::publish(*self, manifest, keep_versions)
+        blocking(move || StagedVersion::publish(*self, manifest, keep_versions, promote)).await
     }
 
-    async fn block(self: Box<Self>) -> Result<String, StoreError> {
-        let kept = self.keep()?;
+    async fn block(self: Box<Self>, keep_blocked: usize) -> Result<String, StoreError> {
+        let kept = self.keep(keep_blocked)?;
         Ok(format!("staged files kept in `{}`", kept.display()))
     }
 }

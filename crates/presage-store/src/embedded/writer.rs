@@ -9,9 +9,10 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use super::{
-    EmbeddedStore, JobLock, LOOKUP_FILE, MANIFEST, PARQUET_FILE, STAGING, VERSIONS, sha256_bytes,
-    sha256_file,
+    EmbeddedStore, JobLock, LOOKUP_FILE, MANIFEST, MANIFEST_SHA256, PARQUET_FILE,
+    STAGING, VERSIONS, sha256_bytes, sha256_file,
 };
+use crate::history::HistoryEvent;
 use crate::durable::{sync_dir, sync_file, write_atomic};
 use crate::lookup::{FieldType, KeyType, LookupWriter, ValueField};
 use crate::{FileEntry, Manifest, StoreError, VersionId};
@@ -41,6 +42,7 @@ impl EmbeddedStore {
         let staging = self.job_dir(job).join(STAGING);
         fs_err::create_dir_all(&staging)?;
         remove_dead_runs(&staging)?;
+        self.remove_leftovers(job)?;
         let dir = staging.join(format!(
             "run-{}-{}",
             std::process::id(),
@@ -211,20 +213,27 @@ impl StagedVersion {
         )?)
     }
 
-    /// Publishes: takes the next id, writes the manifest, moves the folder into
-    /// `versions/`, swaps `CURRENT`, and drops versions beyond `keep_versions`.
+    /// Publishes: takes the next id, writes the manifest and its checksum, moves the
+    /// folder into `versions/`, swaps `CURRENT` (unless `promote` is false: a
+    /// backfill is kept beside the current version), records the change in the
+    /// history, and drops versions beyond `keep_versions`.
     ///
     /// `manifest`'s `id`, `parent`, `rows` and `files` are filled in here. A crash
-    /// before the `CURRENT` swap leaves the previous version current.
+    /// before the `CURRENT` swap leaves the previous version current, and the next
+    /// run removes the version that was moved but never published. Once `CURRENT` is
+    /// swapped the version is published: a failure to delete old versions is a
+    /// warning on stderr, not an error.
     pub fn publish(
         mut self,
         mut manifest: Manifest,
         keep_versions: usize,
+        promote: bool,
     ) -> Result<Manifest, StoreError> {
         let job_dir = self.store.job_dir(&self.job);
         let _lock = JobLock::acquire(&job_dir)?;
         let ids = self.store.version_ids(&self.job)?;
-        let parent = self.store.current(&self.job)?;
+        // An unreadable pointer does not stop a run: the new version replaces it.
+        let parent = self.store.current(&self.job).ok().flatten();
         let next = ids
             .last()
             .copied()
@@ -237,6 +246,10 @@ impl StagedVersion {
         manifest.files = std::mem::take(&mut self.files);
         let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
         write_atomic(&self.dir.join(MANIFEST), &json)?;
+        write_atomic(
+            &self.dir.join(MANIFEST_SHA256),
+            format!("{}\n", sha256_bytes(&json)).as_bytes(),
+        )?;
 
         let versions = job_dir.join(VERSIONS);
         fs_err::create_dir_all(&versions)?;
@@ -246,23 +259,60 @@ impl StagedVersion {
         sync_dir(&versions)?;
         sync_dir(&job_dir.join(STAGING))?;
         crate::failpoint::pause("publish");
-        write_atomic(
-            &self.store.current_path(&self.job),
-            format!("{next}\n").as_bytes(),
-        )?;
-
-        self.store.retain(&self.job, manifest.id, keep_versions)?;
+        let event = if promote {
+            write_atomic(
+                &self.store.current_path(&self.job),
+                format!("{next}\n").as_bytes(),
+            )?;
+            HistoryEvent::Published
+        } else {
+            HistoryEvent::Backfilled
+        };
+        crate::failpoint::pause("history");
+        if let Err(e) = self.store.append_history(&self.job, manifest.id, event) {
+            if !promote {
+                // Without a history entry a backfill would be taken for a leftover.
+                let _ = fs_err::remove_dir_all(&target);
+                return Err(e);
+            }
+            eprintln!(
+                "warning: job `{}`: version {next} is published, but recording it in the history failed: {e}",
+                self.job
+            );
+        }
+        let current = self.store.current(&self.job).ok().flatten();
+        if let Err(e) = self.store.retain(&self.job, current, keep_versions) {
+            eprintln!(
+                "warning: job `{}`: version {next} is published, but deleting old versions failed: {e}",
+                self.job
+            );
+        }
         Ok(manifest)
     }
 
     /// Keeps the staged files for inspection (a blocked publish) and returns where.
-    pub fn keep(mut self) -> Result<PathBuf, StoreError> {
+    ///
+    /// Only the newest `keep_blocked` blocked runs stay (at least this one), so a
+    /// check failing at every scheduled refresh does not fill the disk.
+    pub fn keep(mut self, keep_blocked: usize) -> Result<PathBuf, StoreError> {
         let kept = self.dir.with_file_name(format!(
             "blocked-{}",
             Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
         ));
         fs_err::rename(&self.dir, &kept)?;
         self.dir = PathBuf::new();
+        let staging = kept.parent().expect("staging folder");
+        let mut blocked: Vec<PathBuf> = fs_err::read_dir(staging)?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("blocked-"))
+            .map(|e| e.path())
+            .collect();
+        // The names hold the time, so they sort oldest first.
+        blocked.sort();
+        let excess = blocked.len().saturating_sub(keep_blocked.max(1));
+        for old in blocked.into_iter().take(excess) {
+            fs_err::remove_dir_all(old)?;
+        }
         Ok(kept)
     }
 }
@@ -277,16 +327,59 @@ impl Drop for StagedVersion {
 
 impl EmbeddedStore {
     /// Deletes the oldest versions so at most `keep` remain; never the current one.
-    fn retain(&self, job: &str, current: VersionId, keep: usize) -> Result<(), StoreError> {
+    fn retain(&self, job: &str, current: Option<VersionId>, keep: usize) -> Result<(), StoreError> {
+        crate::failpoint::fail("retention")?;
         let ids = self.version_ids(job)?;
         let excess = ids.len().saturating_sub(keep.max(1));
-        for id in ids.into_iter().filter(|&id| id != current).take(excess) {
+        for id in ids.into_iter().filter(|&id| Some(id) != current).take(excess) {
             // Readers that still map a deleted version's files keep them alive until
             // they swap; the folder is only unlinked.
             fs_err::remove_dir_all(self.version_dir(job, id))?;
         }
         Ok(())
     }
+}
+
+impl EmbeddedStore {
+    /// Removes what crashed runs left behind: versions moved into `versions/` but
+    /// never published (killed between the move and the pointer swap), and temporary
+    /// files of atomic writes whose process is gone.
+    fn remove_leftovers(&self, job: &str) -> Result<(), StoreError> {
+        let job_dir = self.job_dir(job);
+        let _lock = JobLock::acquire(&job_dir)?;
+        let history = self.history(job)?;
+        if !history.is_empty() {
+            let current = self.current(job).ok().flatten();
+            for id in self.version_ids(job)? {
+                if Some(id) != current && !history.knows(id) {
+                    eprintln!(
+                        "job `{job}`: removing version {id}, moved into place by a run that never published it"
+                    );
+                    fs_err::remove_dir_all(self.version_dir(job, id))?;
+                }
+            }
+        }
+        for entry in fs_err::read_dir(&job_dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix('.')
+                .and_then(|rest| rest.rsplit_once(".tmp-"))
+                .and_then(|(_, pid)| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !process_runs(pid) {
+                fs_err::remove_file(job_dir.join(&name))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// True when a process with `pid` runs (always true where `/proc` is missing, so
+/// nothing of a live run is removed).
+fn process_runs(pid: u32) -> bool {
+    !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Removes `run-<pid>-*` staging folders whose process no longer runs (killed runs).
@@ -304,7 +397,7 @@ fn remove_dead_runs(staging: &Path) -> Result<(), StoreError> {
         else {
             continue;
         };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        if !process_runs(pid) {
             fs_err::remove_dir_all(entry.path())?;
         }
     }

@@ -5,8 +5,8 @@ use arrow::datatypes::Field;
 use async_trait::async_trait;
 
 use super::{RedisStagedVersion, RedisStore, RedisVersion, RedisVersionWriter};
-use crate::backend::{Backend, BackendStaged, BackendVersion, BackendWriter};
-use crate::{LastRun, Manifest, StoreError, VersionId};
+use crate::backend::{Backend, BackendStaged, BackendVersion, BackendWriter, RunLock};
+use crate::{History, LastRun, Manifest, StoreError, VersionId};
 
 #[async_trait]
 impl Backend for RedisStore {
@@ -30,8 +30,21 @@ impl Backend for RedisStore {
         &self,
         job: &str,
         to: Option<VersionId>,
+        force: bool,
     ) -> Result<(VersionId, VersionId), StoreError> {
-        Ok(RedisStore::rollback(self, job, to).await?)
+        RedisStore::rollback(self, job, to, force).await
+    }
+
+    async fn version_ids(&self, job: &str) -> Result<Vec<VersionId>, StoreError> {
+        Ok(RedisStore::version_ids(self, job).await?)
+    }
+
+    async fn history(&self, job: &str) -> Result<History, StoreError> {
+        Ok(RedisStore::history(self, job).await?)
+    }
+
+    async fn lock_run(&self, job: &str) -> Result<RunLock, StoreError> {
+        RedisStore::lock_run(self, job).await
     }
 
     async fn record_run(&self, job: &str, run: &LastRun) -> Result<(), StoreError> {
@@ -100,11 +113,13 @@ impl BackendStaged for RedisStagedVersion {
         self: Box<Self>,
         manifest: Manifest,
         keep_versions: usize,
+        promote: bool,
     ) -> Result<Manifest, StoreError> {
-        Ok(RedisStagedVersion::publish(*self, manifest, keep_versions).await?)
+        Ok(RedisStagedVersion::publish(*self, manifest, keep_versions, promote).await?)
     }
 
-    async fn block(self: Box<Self>) -> Result<String, StoreError> {
+    // Redis keeps no blocked runs: their keys are deleted at once.
+    async fn block(self: Box<Self>, _keep_blocked: usize) -> Result<String, StoreError> {
         let prefix = self.prefix().to_owned();
         self.discard().await?;
         Ok(format!("staged keys `{prefix}*` deleted"))

@@ -60,7 +60,7 @@ pub enum RedisStoreError {
     },
     /// The job name cannot be part of a Redis key layout.
     #[error(
-        "job name `{job}` cannot be used in redis keys: it must be non-empty, without `{{`, `}}`, `:` or whitespace"
+        "job name `{job}` cannot be used in redis keys: it must be non-empty, at most 128 bytes, not start with `.`, and hold no `:`, `/`, `\\`, `{{`, `}}`, whitespace or control character"
     )]
     BadJobName {
         /// The job.

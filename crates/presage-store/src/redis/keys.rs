@@ -21,11 +21,7 @@ impl JobKeys {
     /// The keys of `job` under `namespace`, or an error if the job name would break
     /// the layout (a `{` would move the hash tag, a `:` would make prefixes ambiguous).
     pub(crate) fn new(namespace: &str, job: &str) -> Result<JobKeys, RedisStoreError> {
-        let bad = job.is_empty()
-            || job
-                .chars()
-                .any(|c| matches!(c, '{' | '}' | ':') || c.is_whitespace() || c.is_control());
-        if bad {
+        if crate::job_name_problem(job).is_some() {
             return Err(RedisStoreError::BadJobName {
                 job: job.to_owned(),
             });
@@ -58,6 +54,14 @@ impl JobKeys {
     }
 
     /// The last run record (JSON).
+    pub(crate) fn history(&self) -> String {
+        format!("{}history", self.tagged)
+    }
+
+    pub(crate) fn run_lock(&self) -> String {
+        format!("{}run_lock", self.tagged)
+    }
+
     pub(crate) fn last_run(&self) -> String {
         format!("{}last_run", self.tagged)
     }

@@ -78,7 +78,8 @@ pub use writer::{RedisStagedVersion, RedisVersionWriter};
 
 use self::conn::{Conn, Timeouts};
 use self::keys::JobKeys;
-use crate::{LastRun, Manifest, VersionId};
+use crate::history::{History, HistoryEntry, HistoryEvent};
+use crate::{LastRun, Manifest, StoreError, VersionId};
 
 /// How the Redis store writes and connects.
 #[derive(Debug, Clone)]
@@ -297,43 +298,129 @@ impl RedisStore {
         Ok(published)
     }
 
-    /// Points the job back at `to`, or at the newest version older than the current
-    /// one. The target must be a kept, published version; otherwise nothing changes.
-    /// Returns `(previous, new)` current ids.
+    /// Points the job back at `to`, or at the version served before the current one
+    /// (skipping versions rolled away from); `to` a version rolled away from needs
+    /// `force`. The target must be a kept, published version; otherwise nothing
+    /// changes. Returns `(previous, new)` current ids.
     pub async fn rollback(
         &self,
         job: &str,
         to: Option<VersionId>,
-    ) -> Result<(VersionId, VersionId), RedisStoreError> {
+        force: bool,
+    ) -> Result<(VersionId, VersionId), StoreError> {
         let keys = self.keys(job)?;
-        let reply: Vec<String> = scripts::ROLLBACK
-            .key(keys.current())
-            .key(keys.versions())
-            .arg(to.map(|id| id.to_string()).unwrap_or_default())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(self.command_error(job, "rolling back"))?;
-        let id = |i: usize| -> Result<VersionId, RedisStoreError> {
-            let text = reply.get(i).cloned().unwrap_or_default();
-            text.parse().map_err(|_| RedisStoreError::BadPointer {
-                key: keys.current(),
-                content: text,
-            })
-        };
-        match reply.first().map(String::as_str) {
-            Some("ok") => Ok((id(1)?, id(2)?)),
-            Some("none") => Err(RedisStoreError::NoVersion {
+        // The choice is made from a snapshot; the script refuses it if the pointer
+        // moved meanwhile, and the choice is made again.
+        for _ in 0..writer::PUBLISH_ATTEMPTS {
+            let current = self.current(job).await?.ok_or_else(|| StoreError::NoVersion {
                 job: job.to_owned(),
-            }),
-            Some("unknown") => Err(RedisStoreError::UnknownVersion {
-                job: job.to_owned(),
-                id: to.unwrap_or(VersionId(0)),
-            }),
-            _ => Err(RedisStoreError::NothingToRollBackTo {
-                job: job.to_owned(),
-                current: id(1)?,
-            }),
+            })?;
+            let history = self.history(job).await?;
+            let kept = self.version_ids(job).await?;
+            let target = history
+                .resolve_rollback(current, to, force, &kept)
+                .map_err(|refusal| refusal.into_error(job, current))?;
+            let entry = HistoryEntry {
+                version: target,
+                at: chrono::Utc::now(),
+                event: HistoryEvent::RolledBack { from: current },
+            };
+            let reply: Vec<String> = scripts::ROLLBACK
+                .key(keys.current())
+                .key(keys.versions())
+                .key(keys.history())
+                .arg(target.0)
+                .arg(current.0)
+                .arg(serde_json::to_vec(&entry).expect("history entry serialises"))
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(self.command_error(job, "rolling back"))?;
+            match reply.first().map(String::as_str) {
+                Some("ok") => return Ok((current, target)),
+                Some("unknown") => {
+                    return Err(StoreError::UnknownVersion {
+                        job: job.to_owned(),
+                        id: target,
+                    });
+                }
+                _ => continue,
+            }
         }
+        Err(RedisStoreError::Contended {
+            job: job.to_owned(),
+            id: to.unwrap_or(VersionId(0)),
+        }
+        .into())
+    }
+
+    /// The job's publishes, backfills and rollbacks (the newest 1,000), oldest first.
+    /// An entry that does not parse is skipped.
+    pub async fn history(&self, job: &str) -> Result<History, RedisStoreError> {
+        let entries: Vec<Vec<u8>> = self
+            .conn()
+            .lrange(self.keys(job)?.history(), 0, -1)
+            .await
+            .map_err(self.command_error(job, "reading the history of"))?;
+        Ok(History::new(
+            entries
+                .iter()
+                .filter_map(|entry| serde_json::from_slice(entry).ok())
+                .collect(),
+        ))
+    }
+
+    /// Takes the job's run lock: a key holding `pid N on HOST since T`, set only if
+    /// absent, with an expiry a background task keeps extending. A crashed run's lock
+    /// expires within [`RUN_LOCK_EXPIRY`].
+    pub async fn lock_run(&self, job: &str) -> Result<crate::RunLock, StoreError> {
+        let key = self.keys(job)?.run_lock();
+        let holder = format!(
+            "pid {} on {} since {}",
+            std::process::id(),
+            hostname(),
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        let taken: Option<String> = ::redis::cmd("SET")
+            .arg(&key)
+            .arg(&holder)
+            .arg("NX")
+            .arg("PX")
+            .arg(RUN_LOCK_EXPIRY.as_millis() as u64)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(self.command_error(job, "locking the run of"))?;
+        if taken.is_none() {
+            let holder: Option<String> = self
+                .conn()
+                .get(&key)
+                .await
+                .map_err(self.command_error(job, "locking the run of"))?;
+            return Err(StoreError::RunInProgress {
+                job: job.to_owned(),
+                holder: holder.unwrap_or_else(|| "holder unknown".to_owned()),
+            });
+        }
+        let conn = self.conn();
+        let refresh = tokio::spawn({
+            let (key, holder, mut conn) = (key.clone(), holder.clone(), conn.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(RUN_LOCK_EXPIRY / 3).await;
+                    let _: Result<i64, _> = scripts::EXTEND_RUN_LOCK
+                        .key(&key)
+                        .arg(&holder)
+                        .arg(RUN_LOCK_EXPIRY.as_millis() as u64)
+                        .invoke_async(&mut conn)
+                        .await;
+                }
+            }
+        });
+        Ok(crate::RunLock::new(RedisRunLock {
+            key,
+            holder,
+            conn,
+            refresh,
+        }))
     }
 
     /// Records the outcome of a run (replacing the previous record).
@@ -363,6 +450,41 @@ impl RedisStore {
     pub async fn clean(&self, job: &str) -> Result<CleanupReport, RedisStoreError> {
         cleanup::clean(self, job).await
     }
+}
+
+/// How long a run lock outlives a run that stopped extending it (a crash).
+pub const RUN_LOCK_EXPIRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A held run lock: extended in the background, released when dropped.
+struct RedisRunLock {
+    key: String,
+    holder: String,
+    conn: Conn,
+    refresh: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RedisRunLock {
+    fn drop(&mut self) {
+        self.refresh.abort();
+        let (key, holder, mut conn) = (self.key.clone(), self.holder.clone(), self.conn.clone());
+        // Released in the background; if the runtime is gone, the lock expires.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _: Result<i64, _> = scripts::RELEASE_RUN_LOCK
+                    .key(&key)
+                    .arg(&holder)
+                    .invoke_async(&mut conn)
+                    .await;
+            });
+        }
+    }
+}
+
+/// This machine's name, for lock holders; `unknown host` where it cannot be read.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown host".to_owned())
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(

@@ -60,8 +60,9 @@ return 1
 /// replaces is dropped: servers still read the replaced one until they notice the
 /// new pointer, so with `keep = 1` it goes at the next publish.
 ///
-/// KEYS: current, versions, manifest, staging. ARGV: id, manifest JSON, the current
-/// id the manifest names as parent (`''` for none), keep, manifest key prefix.
+/// KEYS: current, versions, manifest, staging, history. ARGV: id, manifest JSON, the
+/// current id the manifest names as parent (`''` for none), keep, manifest key
+/// prefix, `1` to make the version current (`0` for a backfill), the history entry.
 /// Returns `{'ok', dropped ids...}`, `{'moved'}` when the current version changed
 /// since the manifest was built, or `{'lost'}` when the staging entry is gone.
 pub(crate) static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
@@ -73,8 +74,10 @@ local current = redis.call('GET', KEYS[1]) or ''
 if current ~= ARGV[3] then return {'moved'} end
 redis.call('SET', KEYS[3], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
-redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[6] == '1' then redis.call('SET', KEYS[1], ARGV[1]) end
 redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('RPUSH', KEYS[5], ARGV[7])
+redis.call('LTRIM', KEYS[5], -1000, -1)
 local out = {'ok'}
 local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
 local excess = #ids - tonumber(ARGV[4])
@@ -93,26 +96,46 @@ return out
     )
 });
 
-/// Points the pointer at a published version.
+/// Points the pointer at a published version chosen from the history, unless the
+/// pointer moved since it was read.
 ///
-/// KEYS: current, versions. ARGV: target id, or `''` for the newest older than the
-/// current one. Returns `{'ok', previous, target}`, `{'none'}` (nothing published),
-/// `{'unknown', current}` or `{'nothing', current}`.
+/// KEYS: current, versions, history. ARGV: target id, the current id it was chosen
+/// against, the history entry. Returns `{'ok'}`, `{'moved'}` or `{'unknown'}`.
 pub(crate) static ROLLBACK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local current = redis.call('GET', KEYS[1])
-if not current then return {'none'} end
-local target = ARGV[1]
-if target == '' then
-  local older = redis.call('ZREVRANGEBYSCORE', KEYS[2], '(' .. current, '-inf', 'LIMIT', 0, 1)
-  if #older == 0 then return {'nothing', current} end
-  target = older[1]
-elseif not redis.call('ZSCORE', KEYS[2], target) then
-  return {'unknown', current}
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[2] then return {'moved'} end
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {'unknown'} end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+redis.call('LTRIM', KEYS[3], -1000, -1)
+return {'ok'}
+",
+    )
+});
+
+/// Extends a run lock's expiry while its holder still owns it.
+///
+/// KEYS: run lock. ARGV: holder, expiry (ms). Returns 1 when extended.
+pub(crate) static EXTEND_RUN_LOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-redis.call('SET', KEYS[1], target)
-return {'ok', current, target}
+return 0
+",
+    )
+});
+
+/// Releases a run lock its holder still owns.
+///
+/// KEYS: run lock. ARGV: holder.
+pub(crate) static RELEASE_RUN_LOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 ",
     )
 });

@@ -17,10 +17,11 @@ use super::keys::{JobKeys, jobs_key};
 use super::slot::slot;
 use super::{RedisStore, RedisStoreError, reader, scripts};
 use crate::lookup::KeyType;
+use crate::history::{HistoryEntry, HistoryEvent};
 use crate::{Manifest, VersionId};
 
 /// Publish attempts when other publishers of the same job keep moving the pointer.
-const PUBLISH_ATTEMPTS: usize = 10;
+pub(crate) const PUBLISH_ATTEMPTS: usize = 10;
 
 /// Keys per `MSETNX` on a standalone server: large enough that the server's
 /// per-command cost is spread thin, small enough that one command holds the server
@@ -442,6 +443,7 @@ impl RedisStagedVersion {
         mut self,
         mut manifest: Manifest,
         keep_versions: usize,
+        promote: bool,
     ) -> Result<Manifest, RedisStoreError> {
         let claim = self.claim();
         let store = claim.store.clone();
@@ -466,16 +468,28 @@ impl RedisStagedVersion {
             manifest.rows = self.rows;
             manifest.files = Vec::new();
             let json = serde_json::to_vec(&manifest).expect("manifest serialises");
+            let entry = HistoryEntry {
+                version: id,
+                at: chrono::Utc::now(),
+                event: if promote {
+                    HistoryEvent::Published
+                } else {
+                    HistoryEvent::Backfilled
+                },
+            };
             let reply: Vec<String> = scripts::PUBLISH
                 .key(keys.current())
                 .key(keys.versions())
                 .key(keys.manifest(id))
                 .key(keys.staging())
+                .key(keys.history())
                 .arg(id.0)
                 .arg(json)
                 .arg(parent.map(|p| p.to_string()).unwrap_or_default())
                 .arg(keep_versions.max(1))
                 .arg(keys.manifest_prefix())
+                .arg(if promote { "1" } else { "0" })
+                .arg(serde_json::to_vec(&entry).expect("history entry serialises"))
                 .invoke_async(&mut conn)
                 .await
                 .map_err(store.command_error(&job, "publishing"))?;

@@ -30,6 +30,7 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::Run {
             job,
             as_of,
+            promote,
             force,
             memory_limit,
             explain,
@@ -43,6 +44,7 @@ pub fn dispatch(command: Command) -> Result<()> {
             let as_of = as_of.as_deref().map(parse_instant).transpose()?;
             let options = run::Options {
                 as_of,
+                promote: promote || as_of.is_none_or(|as_of| as_of >= chrono::Utc::now()),
                 force,
                 explain,
             };
@@ -67,9 +69,12 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::Versions { job, json, config } => {
             versions::versions(&Config::load(&config.config)?, &job, json)
         }
-        Command::Rollback { job, to, config } => {
-            rollback::rollback(&Config::load(&config.config)?, &job, to)
-        }
+        Command::Rollback {
+            job,
+            to,
+            force,
+            config,
+        } => rollback::rollback(&Config::load(&config.config)?, &job, to, force),
         Command::Status {
             json,
             lookup_log,

@@ -8,14 +8,28 @@ use crate::config::Config;
 use crate::reporter::RunReporter;
 
 /// `presage run`'s flags.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// The feature cutoff; now when `None`.
     pub as_of: Option<DateTime<Utc>>,
+    /// Make the new version current (false for an unpromoted backfill).
+    pub promote: bool,
     /// Publish even if checks fail.
     pub force: bool,
     /// Print the feature query's plan with its metrics after the run.
     pub explain: bool,
+}
+
+impl Default for Options {
+    /// A run now, published and served.
+    fn default() -> Options {
+        Options {
+            as_of: None,
+            promote: true,
+            force: false,
+            explain: false,
+        }
+    }
 }
 
 /// `presage run JOB`: one run, ending with a summary of where its time went.
@@ -28,6 +42,7 @@ pub fn run(config: &Config, job: &str, options: Options) -> Result<RunOutcome> {
         force: options.force,
         limits: config.limits.clone(),
         explain: options.explain,
+        promote: options.promote,
     };
     let reporter = RunReporter::new(&job.spec.name);
     let result = runtime.block_on(presage_job::run(&job.spec, &store, run_options, &reporter));
@@ -58,6 +73,12 @@ pub fn run(config: &Config, job: &str, options: Options) -> Result<RunOutcome> {
                 scored as f64 / outcome.seconds.max(1e-9),
                 m.features_as_of.format("%Y-%m-%dT%H:%M:%SZ"),
             );
+            if !options.promote {
+                println!(
+                    "  a backfill: not served; serve it with `presage rollback {} --to {}`",
+                    m.job, m.id
+                );
+            }
             println!("{}", stages_line(&outcome.stages));
             match &outcome.export {
                 Some(ExportRecord {

@@ -21,19 +21,38 @@ pub fn status(config: &Config, as_json: bool, lookup_log: Option<&Path>) -> Resu
     let read = lookup_log.map(read_keys).transpose()?;
     let mut statuses = Vec::new();
     for (name, job) in &config.jobs {
-        let (manifest, last_run) = runtime.block_on(async {
-            anyhow::Ok((
-                store.current_manifest(name).await?,
-                store.last_run(name).await?,
-            ))
-        })?;
-        let mut status = JobStatus::new(
-            name,
-            manifest.as_ref(),
-            job.serve.max_age,
-            last_run.as_ref(),
-            now,
-        );
+        // Each job on its own: one job's bad pointer or manifest is its own row.
+        let (status, last_run) = runtime.block_on(async {
+            let last_run = store.last_run(name).await;
+            let current = match store.current_manifest(name).await {
+                // Opened as a server would (checksums), so a version a server
+                // refuses is not called fresh here.
+                Ok(Some(manifest)) => match store.open(name, manifest.id).await {
+                    Ok(_) => Ok(Some(manifest)),
+                    Err(e) => Err(format!("version {} is refused: {e}", manifest.id)),
+                },
+                Ok(None) => Ok(None),
+                Err(e) => Err(format!("the current version cannot be read: {e}")),
+            };
+            (current, last_run)
+        });
+        let last_run = last_run.unwrap_or_else(|e| {
+            eprintln!("job `{name}`: reading its last run: {e}");
+            None
+        });
+        let mut status = match status {
+            Ok(manifest) => JobStatus::new(
+                name,
+                manifest.as_ref(),
+                job.serve.max_age,
+                last_run.as_ref(),
+                now,
+            ),
+            Err(problem) => {
+                JobStatus::new(name, None, job.serve.max_age, last_run.as_ref(), now)
+                    .failing(problem)
+            }
+        };
         if let (Some(read), Some(version)) = (&read, status.version) {
             let keys = read.get(&(name.clone(), version.0)).map_or(0, HashSet::len);
             status.read_keys = Some(keys as u64);
@@ -67,6 +86,9 @@ pub fn status(config: &Config, as_json: bool, lookup_log: Option<&Path>) -> Resu
                 .map_or_else(dash, |secs| super::human_age(secs as f64)),
             s.status.as_str(),
         );
+        if let Some(problem) = &s.problem {
+            println!("{:<16} {problem}", "");
+        }
         if let (Some(read), Some(total)) = (s.read_keys, s.rows) {
             println!(
                 "{:<16} read: {read} of its {total} predictions ({:.1}%) in the lookup log",

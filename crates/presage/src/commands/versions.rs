@@ -1,29 +1,22 @@
 use std::fmt::Write;
 
 use anyhow::Result;
-use presage_store::CheckResult;
+use presage_store::{CheckResult, VersionState};
 
 use crate::config::Config;
 
 /// `presage versions JOB`.
 pub fn versions(config: &Config, job: &str, json: bool) -> Result<()> {
     let job = config.job(job)?;
-    let (current, versions) = super::runtime()?.block_on(async {
+    let list = super::runtime()?.block_on(async {
         let store = config.store().await?;
-        let current = store.current(&job.spec.name).await?;
-        let versions = store.versions(&job.spec.name).await?;
-        anyhow::Ok((current, versions))
+        anyhow::Ok(store.version_list(&job.spec.name).await?)
     })?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "current": current, "versions": versions })
-            )?
-        );
+        println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
-    if versions.is_empty() {
+    if list.versions.is_empty() {
         println!(
             "{}: no versions yet; run `presage run {}`",
             job.spec.name, job.spec.name
@@ -34,7 +27,8 @@ pub fn versions(config: &Config, job: &str, json: bool) -> Result<()> {
         "{:>2} {:>7}  {:<20}  {:<20}  {:>10}  {:>8}  checks",
         "", "version", "computed_at", "features_as_of", "rows", "run"
     );
-    for m in &versions {
+    for listed in &list.versions {
+        let m = &listed.manifest;
         let passed = m.checks.iter().filter(|c| c.passed).count();
         let checks = if m.checks.is_empty() {
             "none".to_owned()
@@ -43,9 +37,18 @@ pub fn versions(config: &Config, job: &str, json: bool) -> Result<()> {
         } else {
             format!("{passed}/{} passed", m.checks.len())
         };
+        let state = match listed.state {
+            VersionState::Current | VersionState::Served => "",
+            VersionState::RolledBack => "  (rolled back from)",
+            VersionState::Backfill => "  (backfill, never served)",
+        };
         println!(
-            "{:>2} {:>7}  {:<20}  {:<20}  {:>10}  {:>7.1}s  {checks}",
-            if Some(m.id) == current { "*" } else { "" },
+            "{:>2} {:>7}  {:<20}  {:<20}  {:>10}  {:>7.1}s  {checks}{state}",
+            if listed.state == VersionState::Current {
+                "*"
+            } else {
+                ""
+            },
             m.id,
             m.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
             m.features_as_of.format("%Y-%m-%dT%H:%M:%SZ"),

@@ -29,6 +29,12 @@ fn kill_at(point: &str) {
     let versions = p.run(&["versions", "score", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&versions.stdout).unwrap();
     assert_eq!(listed["current"], json!(1));
+    // A version moved into place but never made current is not offered.
+    assert_eq!(
+        listed["versions"].as_array().unwrap().len(),
+        1,
+        "{listed:#}"
+    );
 
     let again = p.run(&["run", "score"]);
     assert!(

@@ -9,6 +9,7 @@ mod lookup_log;
 mod memory;
 mod project;
 mod ranked;
+mod recovery;
 mod redis_store;
 mod refresh;
 mod resp;
