@@ -4,4 +4,5 @@
 
 mod api;
 mod harness;
+mod hostile;
 mod metrics;
