@@ -879,7 +879,7 @@ mod tests {
 /// Property tests of the parser: whatever the bytes, it does not panic and names only
 /// bytes it was given, and a command parses the same however it is split into reads.
 ///
-/// A longer run (about a minute here):
+/// A longer run (10 s on 2 cores; 2,000,000 cases take 90 s):
 /// `PROPTEST_CASES=200000 cargo test -p presage-serve --lib resp::fuzz`
 #[cfg(test)]
 mod fuzz {
