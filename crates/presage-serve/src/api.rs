@@ -2,14 +2,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
-use presage_store::{JobStatus, JobStatuses, OpenVersion, VersionId, VersionList};
+use presage_store::{JobStatus, JobStatuses, Manifest, OpenVersion, VersionId, VersionList};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -97,7 +97,28 @@ async fn list_versions(
 ) -> Result<Json<VersionList>, ApiError> {
     let Path(job) = path?;
     slot(&state, &job)?;
-    Ok(Json(state.store.version_list(&job).await?))
+    let mut list = state.store.version_list(&job).await?;
+    for listed in &mut list.versions {
+        cut_server_paths(&mut listed.manifest);
+    }
+    Ok(Json(list))
+}
+
+/// `manifest` with the model's and sources' paths cut to their last part where they
+/// are absolute: where the server's files lie is no client's business.
+fn cut_server_paths(manifest: &mut Manifest) {
+    let cut = |path: &mut String| {
+        let file = std::path::Path::new(path.as_str());
+        if file.is_absolute()
+            && let Some(name) = file.file_name()
+        {
+            *path = name.to_string_lossy().into_owned();
+        }
+    };
+    cut(&mut manifest.model.path);
+    for source in &mut manifest.sources {
+        cut(&mut source.path);
+    }
 }
 
 async fn get_prediction(
@@ -138,15 +159,36 @@ struct BatchGet {
     keys: Vec<String>,
 }
 
+/// A request body of at most [`MAX_BODY_BYTES`]; one whose `Content-Length` says it is
+/// larger is refused before any of it is read.
+struct Body(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Body, ApiError> {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+            return Err(ApiError::BodyTooLarge {
+                max: MAX_BODY_BYTES,
+            });
+        }
+        Ok(Body(Bytes::from_request(request, state).await?))
+    }
+}
+
 async fn batch_get(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<Body, ApiError>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let Path(job) = path?;
     let slot = slot(&state, &job)?;
-    let body = body?;
+    let Body(body) = body?;
     let request: BatchGet = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("body must be {{\"keys\": [\"...\"]}}: {e}")))?;
     if request.keys.len() > MAX_BATCH_KEYS {
@@ -207,7 +249,7 @@ async fn rollback(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<Body, ApiError>,
 ) -> Result<Response, ApiError> {
     let token = state
         .admin_token
@@ -215,14 +257,13 @@ async fn rollback(
         .ok_or(ApiError::AdminDisabled)?;
     let given = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if given != Some(token) {
+        .and_then(|v| bearer_token(v.as_bytes()));
+    if !given.is_some_and(|given| same_secret(given, token.as_bytes())) {
         return Err(ApiError::Unauthorized);
     }
     let Path(job) = path?;
     slot(&state, &job)?;
-    let body = body?;
+    let Body(body) = body?;
     let request: RollbackRequest = if body.is_empty() {
         RollbackRequest::default()
     } else {
@@ -235,6 +276,24 @@ async fn rollback(
     reload_all(&state).await;
     let (from, to) = result?;
     Ok(Json(json!({ "from": from, "to": to })).into_response())
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header; the scheme's name is
+/// case-insensitive (RFC 9110 §11.1).
+fn bearer_token(authorization: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = authorization.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"Bearer ").then_some(token)
+}
+
+/// `given == secret` in a time that depends on their lengths only, so that timing
+/// answers does not reveal how much of a guess was right.
+fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    let differences = given
+        .iter()
+        .zip(secret)
+        .fold(0u8, |differences, (a, b)| differences | (a ^ b));
+    // `black_box` keeps the compiler from stopping at the first difference.
+    std::hint::black_box(differences) == 0 && given.len() == secret.len()
 }
 
 /// 200 when every job serves its current version; 503 with each other job's reason.

@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use presage_store::{StoreError, StoreErrorKind};
 
+use crate::http::BodyTimedOut;
 use crate::limits::MAX_BODY_BYTES;
 
 /// An error answered to a client as `{"error": "..."}` with its HTTP status.
@@ -50,6 +51,12 @@ pub enum ApiError {
     BodyTooLarge {
         /// The limit.
         max: usize,
+    },
+    /// The client sent the request body too slowly.
+    #[error("the request body took too long to arrive: at most {seconds}s")]
+    BodyTimeout {
+        /// The limit, in seconds.
+        seconds: f64,
     },
     /// Admin endpoints need the bearer token.
     #[error("missing or wrong bearer token")]
@@ -107,6 +114,15 @@ impl From<StoreError> for ApiError {
 
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> ApiError {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+        while let Some(error) = cause {
+            if let Some(timed_out) = error.downcast_ref::<BodyTimedOut>() {
+                return ApiError::BodyTimeout {
+                    seconds: timed_out.limit.as_secs_f64(),
+                };
+            }
+            cause = error.source();
+        }
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::BodyTooLarge {
                 max: MAX_BODY_BYTES,
@@ -126,12 +142,12 @@ impl From<PathRejection> for ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::UnknownJob(_) | ApiError::UnknownKey { .. } | ApiError::NotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
-            ApiError::NoSuchEndpoint | ApiError::BadRequest(_) | ApiError::StoreInvalid { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::UnknownJob(_)
+            | ApiError::UnknownKey { .. }
+            | ApiError::NotFound(_)
+            | ApiError::NoSuchEndpoint => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) | ApiError::StoreInvalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooManyKeys { .. } | ApiError::BodyTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE

@@ -13,6 +13,8 @@ mod answer;
 mod api;
 pub mod busy_poll;
 mod error;
+mod http;
+pub mod limits;
 mod lookup_log;
 mod metrics;
 mod resp;
@@ -22,15 +24,8 @@ mod watcher;
 pub use answer::{OnStale, StaleRefusal, Status, refuse_stale, write_answer};
 pub use api::router;
 pub use error::ApiError;
+pub use http::{HttpLimits, serve_http};
 pub use lookup_log::{LookupLog, ROLL_EVERY, ROLL_ROWS, lookup_log_schema};
 pub use resp::{RespOptions, spawn_resp};
 pub use state::{AppState, ServeJob};
 pub use watcher::{reload_all, spawn_watcher};
-
-/// Limits on request size.
-pub mod limits {
-    /// Largest request body accepted (bytes).
-    pub const MAX_BODY_BYTES: usize = 1 << 20;
-    /// Most keys in one `batchGet`.
-    pub const MAX_BATCH_KEYS: usize = 1000;
-}

@@ -29,6 +29,13 @@ pub const ROLL_EVERY: Duration = Duration::from_secs(5);
 /// Answers waiting for the writer before new ones are dropped.
 const QUEUE: usize = 65_536;
 
+/// What the writer thread is sent.
+enum Message {
+    Entry(Entry),
+    /// Write what is buffered now, then say so.
+    Flush(SyncSender<()>),
+}
+
 /// One logged answer.
 struct Entry {
     time: DateTime<Utc>,
@@ -57,7 +64,7 @@ pub fn lookup_log_schema() -> Arc<Schema> {
 
 /// A sampled log of answers into a folder of Parquet files.
 pub struct LookupLog {
-    sender: Option<SyncSender<Entry>>,
+    sender: Option<SyncSender<Message>>,
     writer: Option<std::thread::JoinHandle<()>>,
     /// Answers kept: `sample` of 2^64.
     threshold: u64,
@@ -98,8 +105,20 @@ impl LookupLog {
             status,
             age_seconds,
         };
-        if let Err(TrySendError::Full(_)) = sender.try_send(entry) {
+        if let Err(TrySendError::Full(_)) = sender.try_send(Message::Entry(entry)) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes every answer logged so far into a file and returns once it is written:
+    /// what a server does before it exits, since the writer otherwise waits up to
+    /// [`ROLL_EVERY`].
+    pub fn flush(&self) {
+        let Some(sender) = &self.sender else { return };
+        let (done, written) = sync_channel(1);
+        // Blocks while the queue is full: the writer is draining it.
+        if sender.send(Message::Flush(done)).is_ok() {
+            let _ = written.recv();
         }
     }
 
@@ -127,17 +146,22 @@ impl Drop for LookupLog {
     }
 }
 
-fn write_files(dir: &Path, receiver: &Receiver<Entry>) {
+fn write_files(dir: &Path, receiver: &Receiver<Message>) {
     let mut buffer: Vec<Entry> = Vec::new();
     let mut since = Instant::now();
     let mut sequence = 0u64;
     loop {
+        let mut flushed = None;
         let open = match receiver.recv_timeout(Duration::from_millis(200)) {
-            Ok(entry) => {
+            Ok(Message::Entry(entry)) => {
                 if buffer.is_empty() {
                     since = Instant::now();
                 }
                 buffer.push(entry);
+                true
+            }
+            Ok(Message::Flush(done)) => {
+                flushed = Some(done);
                 true
             }
             Err(RecvTimeoutError::Timeout) => true,
@@ -145,11 +169,14 @@ fn write_files(dir: &Path, receiver: &Receiver<Entry>) {
         };
         let due =
             buffer.len() >= ROLL_ROWS || (!buffer.is_empty() && since.elapsed() >= ROLL_EVERY);
-        if due || (!open && !buffer.is_empty()) {
+        if !buffer.is_empty() && (due || !open || flushed.is_some()) {
             sequence += 1;
             if let Err(e) = write_file(dir, &std::mem::take(&mut buffer), sequence) {
                 eprintln!("lookup log: writing into `{}`: {e}", dir.display());
             }
+        }
+        if let Some(done) = flushed {
+            let _ = done.send(());
         }
         if !open {
             return;

@@ -104,6 +104,13 @@ impl AppState {
         let _ = self.lookup_log.set(log);
     }
 
+    /// Writes what the lookup log holds, if there is one; see [`LookupLog::flush`].
+    pub fn flush_lookup_log(&self) {
+        if let Some(log) = self.lookup_log.get() {
+            log.flush();
+        }
+    }
+
     /// Records an answer in the lookup log, if there is one.
     pub(crate) fn log_answer(
         &self,

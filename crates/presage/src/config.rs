@@ -11,7 +11,7 @@ use presage_data::{
 };
 use presage_job::{Checks, ExportSpec, ImportedPredictions, JobSpec, Predictor, RankedSpec};
 use presage_model::ModelSpec;
-use presage_serve::{OnStale, ServeJob};
+use presage_serve::{HttpLimits, OnStale, ServeJob};
 use presage_store::{EmbeddedStore, RedisOptions, Store};
 use serde::Deserialize;
 
@@ -24,6 +24,8 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     run: RawRun,
+    #[serde(default)]
+    serve: RawServe,
     #[serde(default)]
     sources: BTreeMap<String, RawSource>,
     #[serde(default)]
@@ -75,6 +77,18 @@ pub enum StoreKind {
 struct RawRun {
     memory_limit: Option<String>,
     spill_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServe {
+    header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
+    shutdown_grace: Option<String>,
+    max_connections: Option<usize>,
+    resp_max_connections: Option<usize>,
+    /// `0s` (the default) keeps idle connections, as Redis' `timeout 0`.
+    resp_idle_timeout: Option<String>,
 }
 
 /// The memory limit of a run when neither `[run] memory_limit` nor `--memory-limit`
@@ -200,6 +214,19 @@ pub struct Config {
     pub lookup_log_sample: f64,
     /// `[run]`: what a run's feature query may use.
     pub limits: QueryLimits,
+    /// `[serve]`: how long clients of `presage serve` may take, how many may connect.
+    pub serve: ServeLimits,
+}
+
+/// The `[serve]` section, validated; unset fields are `presage_serve::limits`' defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServeLimits {
+    /// Timeouts and connections of the HTTP API, and the grace at shutdown.
+    pub http: HttpLimits,
+    /// Redis-protocol connections open at once.
+    pub resp_max_connections: usize,
+    /// Redis-protocol connections idle this long are closed; `None` keeps them.
+    pub resp_idle_timeout: Option<Duration>,
 }
 
 /// The `[store]` section, validated.
@@ -263,6 +290,8 @@ impl Config {
 
         let store =
             store_config(&raw.store).map_err(|e| anyhow::anyhow!("{e:#} ({})", in_file()))?;
+        let serve =
+            serve_limits(&raw.serve).map_err(|e| anyhow::anyhow!("{e:#} ({})", in_file()))?;
 
         for prefix in raw.storage.keys() {
             if !is_remote_url(prefix) {
@@ -444,6 +473,7 @@ impl Config {
         };
         Ok(Config {
             limits,
+            serve,
             path: path.to_path_buf(),
             models,
             data_dir: resolve(&raw.data_dir),
@@ -836,6 +866,58 @@ fn store_config(raw: &RawStore) -> Result<StoreConfig> {
     })
 }
 
+fn serve_limits(raw: &RawServe) -> Result<ServeLimits> {
+    let defaults = HttpLimits::default();
+    let timeout = |name: &str, text: &Option<String>, default: Duration| -> Result<Duration> {
+        let Some(text) = text else {
+            return Ok(default);
+        };
+        let timeout = parse_duration(text).with_context(|| format!("serve.{name}"))?;
+        anyhow::ensure!(!timeout.is_zero(), "serve.{name}: must be longer than 0s");
+        Ok(timeout)
+    };
+    let connections = |name: &str, max: Option<usize>, default: usize| -> Result<usize> {
+        let max = max.unwrap_or(default);
+        anyhow::ensure!(max > 0, "serve.{name}: must be at least 1");
+        Ok(max)
+    };
+    let resp_idle_timeout = match &raw.resp_idle_timeout {
+        Some(text) => Some(parse_duration(text).context("serve.resp_idle_timeout")?)
+            .filter(|idle| !idle.is_zero()),
+        None => None,
+    };
+    Ok(ServeLimits {
+        http: HttpLimits {
+            header_read_timeout: timeout(
+                "header_read_timeout",
+                &raw.header_read_timeout,
+                defaults.header_read_timeout,
+            )?,
+            body_read_timeout: timeout(
+                "body_read_timeout",
+                &raw.body_read_timeout,
+                defaults.body_read_timeout,
+            )?,
+            max_connections: connections(
+                "max_connections",
+                raw.max_connections,
+                defaults.max_connections,
+            )?,
+            shutdown_grace: timeout(
+                "shutdown_grace",
+                &raw.shutdown_grace,
+                defaults.shutdown_grace,
+            )?,
+        },
+        resp_max_connections: connections(
+            "resp_max_connections",
+            raw.resp_max_connections,
+            presage_serve::limits::MAX_RESP_CONNECTIONS,
+        )?,
+        resp_idle_timeout,
+    })
+}
+
 /// Parses `26h`, `30m`, `7d`, `1h 30m`.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     humantime::parse_duration(text.trim())
@@ -885,5 +967,57 @@ mod tests {
                 .starts_with("run.memory_limit (in `p.toml`): invalid memory limit `2 parsecs`"),
             "{error:#}"
         );
+    }
+
+    #[test]
+    fn the_serve_table_sets_the_limits_on_clients() {
+        let config = Config::parse(Path::new("/p/presage.toml"), "").unwrap();
+        assert_eq!(config.serve.http, HttpLimits::default());
+        assert_eq!(
+            config.serve.resp_max_connections,
+            presage_serve::limits::MAX_RESP_CONNECTIONS
+        );
+        assert_eq!(config.serve.resp_idle_timeout, None);
+
+        let config = Config::parse(
+            Path::new("/p/presage.toml"),
+            "[serve]\nheader_read_timeout = \"2s\"\nbody_read_timeout = \"5s\"\n\
+             shutdown_grace = \"1s\"\nmax_connections = 10\nresp_max_connections = 20\n\
+             resp_idle_timeout = \"5m\"\n",
+        )
+        .unwrap();
+        let expected = ServeLimits {
+            http: HttpLimits {
+                header_read_timeout: Duration::from_secs(2),
+                body_read_timeout: Duration::from_secs(5),
+                max_connections: 10,
+                shutdown_grace: Duration::from_secs(1),
+            },
+            resp_max_connections: 20,
+            resp_idle_timeout: Some(Duration::from_secs(300)),
+        };
+        assert_eq!(config.serve, expected);
+        let config =
+            Config::parse(Path::new("p.toml"), "[serve]\nresp_idle_timeout = \"0s\"\n").unwrap();
+        assert_eq!(config.serve.resp_idle_timeout, None);
+
+        for (bad, message) in [
+            (
+                "max_connections = 0",
+                "serve.max_connections: must be at least 1",
+            ),
+            (
+                "header_read_timeout = \"0s\"",
+                "serve.header_read_timeout: must be longer than 0s",
+            ),
+            (
+                "body_read_timeout = \"soon\"",
+                "serve.body_read_timeout: invalid duration `soon`",
+            ),
+        ] {
+            let error =
+                Config::parse(Path::new("p.toml"), &format!("[serve]\n{bad}\n")).unwrap_err();
+            assert!(format!("{error:#}").starts_with(message), "{error:#}");
+        }
     }
 }

@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::{Request, header};
 use chrono::Utc;
 use presage_serve::ServeJob;
 use presage_serve::limits::{MAX_BATCH_KEYS, MAX_BODY_BYTES};
 use presage_store::{JobStatuses, RunOutcomeKind, VersionId, VersionStatus};
 use serde_json::json;
 
-use crate::harness::{Fixture, JOB, TOKEN, call, get, job, serve, strict_job};
+use crate::harness::{Fixture, JOB, TOKEN, call, get, job, send, serve, strict_job};
 
 #[tokio::test]
 async fn a_known_key_answers_its_document() {
@@ -60,10 +61,25 @@ async fn unknown_keys_jobs_and_endpoints_are_json_errors() {
         assert_eq!(message, "unknown job `nojob`", "{method} {uri}");
     }
 
-    get(&state, "/v2/nothing").await.assert_error(400, &dir);
-    call(&state, "DELETE", "/v1/jobs", None, Body::empty())
-        .await
-        .assert_error(405, &dir);
+    for uri in [
+        "/v2/nothing",
+        "/v1/nothing",
+        "/v1/jobs/churn/predictions/",
+        "/",
+    ] {
+        let message = get(&state, uri).await.assert_error(404, &dir);
+        assert_eq!(message, "no such endpoint; see /v1/jobs", "{uri}");
+    }
+    for (method, uri) in [
+        ("DELETE", "/v1/jobs"),
+        ("PUT", "/v1/jobs/churn/predictions/u1"),
+        ("GET", "/v1/jobs/churn/predictions:batchGet"),
+        ("GET", "/v1/jobs/churn/rollback"),
+    ] {
+        call(&state, method, uri, None, Body::empty())
+            .await
+            .assert_error(405, &dir);
+    }
     // A path that does not decode to text.
     get(&state, "/v1/jobs/%FF/versions")
         .await
@@ -119,6 +135,25 @@ async fn batch_get_answers_found_and_missing_keys_within_its_limits() {
         .assert_error(413, &dir);
     assert!(message.contains(&MAX_BODY_BYTES.to_string()), "{message}");
 
+    // A `Content-Length` over the limit is refused before any body is read: here
+    // there is none, which would otherwise be a 400.
+    let request = Request::post(uri)
+        .header(header::CONTENT_LENGTH, "1000000000")
+        .body(Body::empty())
+        .unwrap();
+    let message = send(&state, request).await.assert_error(413, &dir);
+    assert!(message.contains(&MAX_BODY_BYTES.to_string()), "{message}");
+
+    // The body is read whatever its declared type.
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", "%%%"] {
+        let request = Request::post(uri)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(r#"{"keys":["u1"]}"#))
+            .unwrap();
+        let answer = send(&state, request).await;
+        assert_eq!(answer.status, 200, "{content_type}: {}", answer.text());
+    }
+
     for bad in [
         r#"{"keys": ["u1""#,
         r#"{"nope": 1}"#,
@@ -146,10 +181,37 @@ async fn rollback_needs_the_admin_token() {
     assert!(message.contains("PRESAGE_ADMIN_TOKEN"), "{message}");
 
     let state = serve(&fixture, vec![job(JOB)], Some(TOKEN)).await;
-    for token in [None, Some("wrong")] {
+    for token in [
+        None,
+        Some("wrong"),
+        Some("s3cre"),
+        Some("s3cret2"),
+        Some(""),
+    ] {
         call(&state, "POST", uri, token, Body::empty())
             .await
             .assert_error(401, &dir);
+    }
+    for authorization in [
+        format!("Basic {TOKEN}"),
+        format!("Bearer  {TOKEN}"),
+        format!("Bearer{TOKEN}"),
+        TOKEN.to_owned(),
+    ] {
+        let request = Request::post(uri)
+            .header(header::AUTHORIZATION, authorization)
+            .body(Body::empty())
+            .unwrap();
+        send(&state, request).await.assert_error(401, &dir);
+    }
+    // The scheme's name is case-insensitive (RFC 9110): these get past the token
+    // check, to the store's answer that there is nothing to roll back to.
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let request = Request::post(uri)
+            .header(header::AUTHORIZATION, format!("{scheme} {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        send(&state, request).await.assert_error(409, &dir);
     }
 
     // Only version 1: nothing before it.
@@ -272,6 +334,18 @@ async fn versions_newest_first_with_the_current_one() {
         .collect();
     assert_eq!(ids, [2, 1]);
     assert_eq!(body["versions"][1]["rows"], json!(3));
+    // The model's and sources' paths were absolute: only their file names are shown.
+    assert_eq!(body["versions"][0]["model"]["path"], json!("churn.onnx"));
+    assert_eq!(
+        body["versions"][0]["sources"][0]["path"],
+        json!("events.parquet")
+    );
+    let root = fixture.data_dir().parent().unwrap().to_owned();
+    assert!(
+        !answer.text().contains(root.to_str().unwrap()),
+        "{}",
+        answer.text()
+    );
 }
 
 #[tokio::test]

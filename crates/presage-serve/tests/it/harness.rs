@@ -1,6 +1,7 @@
 //! A store with published versions, a serving state over it, and requests through the
 //! router.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +11,18 @@ use arrow::datatypes::{DataType, Field};
 use axum::body::Body;
 use axum::http::{Request, header};
 use chrono::{DateTime, Utc};
-use presage_serve::{AppState, OnStale, ServeJob, reload_all, router};
+use presage_serve::{
+    AppState, HttpLimits, OnStale, RespOptions, ServeJob, reload_all, router, serve_http,
+    spawn_resp,
+};
 use presage_store::{
-    KeyInfo, LastRun, MANIFEST_FORMAT, Manifest, ModelInfo, OutputColumn, RunOutcomeKind, Store,
-    VersionId,
+    KeyInfo, LastRun, MANIFEST_FORMAT, Manifest, ModelInfo, OutputColumn, RunOutcomeKind,
+    SourceInfo, Store, VersionId,
 };
 use presage_test::TestProject;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tower::ServiceExt;
 
 /// The admin token of [`Served::new`]'s server.
@@ -76,7 +83,11 @@ impl Fixture {
         writer.write(&keys, &[probabilities]).await.expect("write");
         let staged = writer.finish().await.expect("finish");
         let published = staged
-            .publish(manifest(computed_at, features_as_of), 5, promote)
+            .publish(
+                manifest(computed_at, features_as_of, self.project.path()),
+                5,
+                promote,
+            )
             .await
             .expect("publish");
         let run = LastRun {
@@ -95,8 +106,10 @@ impl Fixture {
     }
 }
 
-/// The manifest a run would hand to `publish` (the store fills in id, rows, files).
-fn manifest(computed_at: DateTime<Utc>, features_as_of: DateTime<Utc>) -> Manifest {
+/// The manifest a run would hand to `publish` (the store fills in id, rows, files),
+/// its model and source under `root` as a config with absolute paths gives them.
+fn manifest(computed_at: DateTime<Utc>, features_as_of: DateTime<Utc>, root: &Path) -> Manifest {
+    let absolute = |relative: &str| root.join(relative).to_str().expect("UTF-8").to_owned();
     Manifest {
         format: MANIFEST_FORMAT,
         id: VersionId(0),
@@ -105,13 +118,19 @@ fn manifest(computed_at: DateTime<Utc>, features_as_of: DateTime<Utc>) -> Manife
         features_as_of,
         model: ModelInfo {
             name: "churn".into(),
-            path: "churn.onnx".into(),
+            path: absolute("models/churn.onnx"),
             sha256: String::new(),
             format: "ONNX".into(),
             engine: "tree".into(),
             inputs: Vec::new(),
         },
-        sources: Vec::new(),
+        sources: vec![SourceInfo {
+            name: "events".into(),
+            path: absolute("data/events.parquet"),
+            files: 1,
+            bytes: 100,
+            fingerprint: "sha256:0".into(),
+        }],
         rows: 0,
         key: KeyInfo {
             column: "user_id".into(),
@@ -211,7 +230,11 @@ pub async fn call(
     if let Some(token) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
-    let request = request.body(body.into()).expect("a request");
+    send(state, request.body(body.into()).expect("a request")).await
+}
+
+/// Sends `request` through the router.
+pub async fn send(state: &Arc<AppState>, request: Request<Body>) -> Answer {
     let response = router(state.clone())
         .oneshot(request)
         .await
@@ -236,4 +259,101 @@ pub async fn call(
 /// `GET uri`.
 pub async fn get(state: &Arc<AppState>, uri: &str) -> Answer {
     call(state, "GET", uri, None, Body::empty()).await
+}
+
+/// Limits short enough for tests: 200 ms to send headers or a body, `max_connections`
+/// open, 5 s to finish at shutdown.
+pub fn short_limits(max_connections: usize) -> HttpLimits {
+    HttpLimits {
+        header_read_timeout: Duration::from_millis(200),
+        body_read_timeout: Duration::from_millis(200),
+        max_connections,
+        shutdown_grace: Duration::from_secs(5),
+    }
+}
+
+/// An HTTP server on a loopback port, stopped when `stop` is sent or dropped.
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    pub stop: Option<oneshot::Sender<()>>,
+    pub stopped: tokio::task::JoinHandle<()>,
+}
+
+/// Serves `state` with `limits` on a free loopback port.
+pub async fn start_http(state: &Arc<AppState>, limits: HttpLimits) -> HttpServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    let (stop, stopping) = oneshot::channel();
+    let stopped = tokio::spawn(serve_http(listener, router(state.clone()), limits, async {
+        let _ = stopping.await;
+    }));
+    HttpServer {
+        addr,
+        stop: Some(stop),
+        stopped,
+    }
+}
+
+/// Serves the Redis protocol for `state` with `options` on a free loopback port.
+pub fn start_resp(state: &Arc<AppState>, options: RespOptions) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    spawn_resp(listener, state.clone(), options).expect("the Redis protocol endpoint");
+    addr
+}
+
+/// What the server sends on `stream` until it closes it; panics if it is still open
+/// after `within`.
+pub async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(within, async {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "still open after {within:?}; received: {}",
+        String::from_utf8_lossy(&received)
+    );
+    received
+}
+
+/// Reads from `stream` until what was received ends with `end`.
+pub async fn read_until(stream: &mut TcpStream, end: &[u8]) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !received.ends_with(end) {
+            let n = stream.read(&mut chunk).await.expect("reading");
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&received));
+            received.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no end after 10 s: {}", String::from_utf8_lossy(&received)));
+    received
+}
+
+/// An HTTP/1.1 answer read off a socket: its status line and JSON body.
+pub fn parse_http(raw: &[u8]) -> (u16, serde_json::Value) {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text}"));
+    let status = head[9..12].parse().expect("a status");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, body)
 }

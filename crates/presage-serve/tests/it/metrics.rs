@@ -201,15 +201,7 @@ async fn a_redis_protocol_mget_is_one_latency_observation() {
     let state = serve(&fixture, vec![job(JOB)], None).await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    spawn_resp(
-        listener,
-        state.clone(),
-        RespOptions {
-            threads: 1,
-            busy_poll: None,
-        },
-    )
-    .unwrap();
+    spawn_resp(listener, state.clone(), RespOptions::default()).unwrap();
 
     let mut client = std::net::TcpStream::connect(addr).unwrap();
     client

@@ -6,10 +6,12 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use presage_data::QueryLimits;
 use presage_job::{JobSpec, RunOptions};
-use presage_serve::{AppState, LookupLog, RespOptions, reload_all, router, spawn_watcher};
+use presage_serve::{
+    AppState, LookupLog, RespOptions, reload_all, router, serve_http, spawn_watcher,
+};
 use presage_store::Store;
 
-use crate::config::Config;
+use crate::config::{Config, ServeLimits};
 use crate::env_vars;
 
 /// How often servers look at `CURRENT` for a new version.
@@ -24,7 +26,8 @@ pub struct RespEndpoint {
     pub busy_poll: Option<Duration>,
 }
 
-/// `presage serve`: the HTTP API until Ctrl-C; with `refresh`, also the scheduler.
+/// `presage serve`: the HTTP API until Ctrl-C or SIGTERM; with `refresh`, also the
+/// scheduler.
 pub fn serve(
     config: &Config,
     addr: SocketAddr,
@@ -74,7 +77,7 @@ pub fn serve(
             ));
         }
     }
-    runtime.block_on(serve_state(state, addr, resp, Vec::new()))
+    runtime.block_on(serve_state(state, addr, resp, config.serve, Vec::new()))
 }
 
 /// Runs `spec` whenever its current version is older than `every`; one run at a time.
@@ -112,12 +115,14 @@ async fn refresh_loop(store: Store, spec: JobSpec, limits: QueryLimits, every: D
     }
 }
 
-/// Serves `state` on `addr` until Ctrl-C; prints where, and a `curl` line to try
-/// for each `(job, key)` of `examples`.
+/// Serves `state` on `addr` within `limits` until Ctrl-C or SIGTERM, then lets
+/// requests in flight finish and writes the lookup log; prints where, and a `curl`
+/// line to try for each `(job, key)` of `examples`.
 pub async fn serve_state(
     state: std::sync::Arc<AppState>,
     addr: SocketAddr,
     resp: Option<RespEndpoint>,
+    limits: ServeLimits,
     examples: Vec<(String, String)>,
 ) -> Result<()> {
     for event in reload_all(&state).await {
@@ -144,6 +149,8 @@ pub async fn serve_state(
             RespOptions {
                 threads,
                 busy_poll: resp.busy_poll,
+                max_connections: limits.resp_max_connections,
+                idle_timeout: limits.resp_idle_timeout,
             },
         )
         .context("starting the Redis protocol endpoint")?;
@@ -166,10 +173,18 @@ pub async fn serve_state(
         }
         println!("  curl http://{local}/v1/jobs");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("serving HTTP")
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    let stop = async move {
+        // SIGTERM is how service managers and `kill` stop a server: the same as Ctrl-C.
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        eprintln!("stopping: finishing requests in flight");
+    };
+    serve_http(listener, router(state.clone()), limits.http, stop).await;
+    state.flush_lookup_log();
+    eprintln!("stopped");
+    Ok(())
 }

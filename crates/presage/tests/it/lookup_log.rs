@@ -69,3 +69,56 @@ fn logged_answers_show_what_was_read() {
         "{table}"
     );
 }
+
+#[test]
+fn sigterm_finishes_requests_in_flight_and_writes_the_lookup_log() {
+    use std::io::{Read, Write};
+
+    let project = SmallProject::new();
+    let out = project.run(&["run", "score"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = project.path().join("lookups");
+    let (mut server, base) = serve_in(project.path(), &["--lookup-log", log.to_str().unwrap()]);
+    for i in 0..3 {
+        let url = format!("{base}/v1/jobs/score/predictions/e{i:06}");
+        let (status, answer) = http_json("GET", &url, None, None);
+        assert_eq!(status, 200, "{answer}");
+    }
+    // A request in flight when SIGTERM arrives: headers sent, body not yet.
+    let body = br#"{"keys": ["e000003"]}"#;
+    let mut client = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    write!(
+        client,
+        "POST /v1/jobs/score/predictions:batchGet HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    server.terminate();
+    server.wait_for_stderr("stopping", Duration::from_secs(10));
+    client.write_all(body).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = client.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"e000003\""), "{answer}");
+
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("the server exits after SIGTERM");
+    assert!(status.success(), "{status}");
+    // Written at exit, not at the next roll: the four answers are in the log now.
+    let out = run_in(
+        project.path(),
+        &["status", "--json", "--lookup-log", log.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        status["jobs"][0]["read_keys"],
+        serde_json::json!(4),
+        "{status}"
+    );
+}

@@ -72,6 +72,7 @@ pub fn quickstart(dir: &Path, addr: SocketAddr, no_serve: bool, no_run: bool) ->
         state,
         addr,
         None,
+        config.serve,
         vec![
             (JOB.to_owned(), example_key.clone()),
             (RANKED_JOB.to_owned(), example_key),
