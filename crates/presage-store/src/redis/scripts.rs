@@ -54,14 +54,16 @@ return 1
     )
 });
 
-/// Publishes a staged version: stores its manifest, adds it to the versions, flips
-/// the pointer, drops it from staging, and hands the versions beyond `keep` over to
-/// deletion by marking them `0` in staging. Neither the new version nor the one it
-/// replaces is dropped: servers still read the replaced one until they notice the
-/// new pointer, so with `keep = 1` it goes at the next publish.
+/// Publishes a staged version: stores its manifest and completeness record, adds it
+/// to the versions, flips the pointer, drops it from staging, and hands the versions
+/// beyond `keep` over to deletion by marking them `0` in staging (their manifests
+/// and records go at once). Neither the new version nor the one it replaces is
+/// dropped: servers still read the replaced one until they notice the new pointer,
+/// so with `keep = 1` it goes at the next publish.
 ///
-/// KEYS: current, versions, manifest, staging. ARGV: id, manifest JSON, the current
-/// id the manifest names as parent (`''` for none), keep, manifest key prefix.
+/// KEYS: current, versions, manifest, staging, complete. ARGV: id, manifest JSON, the
+/// current id the manifest names as parent (`''` for none), keep, manifest key
+/// prefix, completeness record JSON.
 /// Returns `{'ok', dropped ids...}`, `{'moved'}` when the current version changed
 /// since the manifest was built, or `{'lost'}` when the staging entry is gone.
 pub(crate) static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
@@ -72,6 +74,8 @@ if not lease or lease == '0' then return {'lost'} end
 local current = redis.call('GET', KEYS[1]) or ''
 if current ~= ARGV[3] then return {'moved'} end
 redis.call('SET', KEYS[3], ARGV[2])
+redis.call('HSETNX', KEYS[5], 'since', ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
@@ -83,6 +87,7 @@ for _, old in ipairs(ids) do
   if old ~= ARGV[1] and old ~= ARGV[3] then
     redis.call('ZREM', KEYS[2], old)
     redis.call('DEL', ARGV[5] .. old)
+    redis.call('HDEL', KEYS[5], old)
     redis.call('HSET', KEYS[4], old, '0')
     table.insert(out, old)
     excess = excess - 1
