@@ -158,12 +158,13 @@ impl StoreError {
                 | R::FieldType { .. }
                 | R::Batch { .. }
                 | R::NullKey { .. }
-                | R::DuplicateKey { .. } => Invalid,
+                | R::DuplicateKey { .. }
+                | R::UnsupportedUrl { .. } => Invalid,
                 R::StagingLost { .. } | R::Contended { .. } | R::NothingToRollBackTo { .. } => {
                     Conflict
                 }
                 R::NoVersion { .. } | R::UnknownVersion { .. } => NotFound,
-                R::BadPointer { .. } | R::BadManifest { .. } => Corrupt,
+                R::BadPointer { .. } | R::BadManifest { .. } | R::Incomplete { .. } => Corrupt,
             },
             StoreError::NoVersion { .. } | StoreError::UnknownVersion { .. } => NotFound,
             StoreError::ChecksumMismatch { .. }

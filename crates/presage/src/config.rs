@@ -12,7 +12,7 @@ use presage_data::{
 use presage_job::{Checks, ExportSpec, ImportedPredictions, JobSpec, Predictor, RankedSpec};
 use presage_model::ModelSpec;
 use presage_serve::{HttpLimits, OnStale, ServeJob};
-use presage_store::{EmbeddedStore, RedisOptions, Store};
+use presage_store::{EmbeddedStore, RedisOptions, RedisStore, Store};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -833,10 +833,9 @@ fn store_config(raw: &RawStore) -> Result<StoreConfig> {
             "store.url: expected a URL (`\"redis://host:6379\"`) or a list of cluster node URLs, found `{other}`"
         ),
     };
+    // The store's own check: `rediss://` (TLS, not supported yet) fails here, at load.
     for url in &urls {
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            bail!("store.url: `{url}` is not a redis URL; expected `redis://host:port`");
-        }
+        RedisStore::check_url(url).map_err(|e| anyhow::anyhow!("store.url: {e}"))?;
     }
     let namespace = raw
         .namespace

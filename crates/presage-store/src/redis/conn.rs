@@ -72,9 +72,33 @@ pub(crate) fn redact(urls: &[String]) -> String {
         .join(", ")
 }
 
+/// Refuses a URL the store cannot connect with, before any connection is tried.
+///
+/// TLS is refused rather than supported: the client would need rustls with a crypto
+/// provider and a way to trust a private CA, and the tests a TLS server with
+/// certificates; until then `rediss://` fails here, at config load, instead of at the
+/// first run. Unix sockets are refused too: the config only ever accepted `redis://`.
+pub(crate) fn check_url(url: &str) -> Result<(), RedisStoreError> {
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+    let reason = match scheme.map(str::to_ascii_lowercase).as_deref() {
+        Some("redis") => return Ok(()),
+        Some("rediss") => {
+            "asks for TLS (`rediss://`), which presage does not support yet; connect with `redis://host:port` (through a TLS tunnel such as stunnel where the server requires TLS)"
+        }
+        _ => "is not a redis URL; expected `redis://host:port`",
+    };
+    Err(RedisStoreError::UnsupportedUrl {
+        url: redact(std::slice::from_ref(&url.to_owned())),
+        reason,
+    })
+}
+
 /// Connects to `urls`: one URL is a standalone server unless the server says it is a
 /// cluster node (`cluster_enabled:1`); several URLs are seed nodes of a cluster.
 pub(crate) async fn connect(urls: &[String], timeouts: Timeouts) -> Result<Conn, RedisStoreError> {
+    for url in urls {
+        check_url(url)?;
+    }
     let shown = redact(urls);
     let fail = |error| RedisStoreError::Connect {
         url: shown.clone(),
@@ -410,7 +434,7 @@ impl ConnectionLike for Conn {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{check_url, redact};
 
     #[test]
     fn passwords_are_hidden() {
@@ -426,5 +450,23 @@ mod tests {
             redact(&["redis://127.0.0.1:6379".to_owned()]),
             "redis://127.0.0.1:6379"
         );
+    }
+
+    #[test]
+    fn only_plain_redis_urls_are_accepted() {
+        assert!(check_url("redis://127.0.0.1:6379").is_ok());
+        assert!(check_url("REDIS://h").is_ok());
+        let tls = check_url("rediss://:secret@h:6380")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            tls.starts_with("`rediss://:***@h:6380` asks for TLS (`rediss://`)")
+                && tls.contains("not support yet"),
+            "{tls}"
+        );
+        for url in ["http://x", "redis+unix:///tmp/r.sock", "h:6379", ""] {
+            let error = check_url(url).unwrap_err().to_string();
+            assert!(error.contains("is not a redis URL"), "{url}: {error}");
+        }
     }
 }

@@ -14,6 +14,15 @@ pub enum RedisStoreError {
         /// The client's error.
         error: Box<::redis::RedisError>,
     },
+    /// The URL is not one the store connects with: only `redis://` is; `rediss://`
+    /// (TLS) is not supported yet.
+    #[error("`{url}` {reason}")]
+    UnsupportedUrl {
+        /// The URL (password hidden).
+        url: String,
+        /// Why, and what to use instead.
+        reason: &'static str,
+    },
     /// `CLUSTER SLOTS` gave an answer that is not a slot map.
     #[error("reading the slot map of the redis cluster at `{url}`: {message}")]
     Topology {
@@ -144,6 +153,22 @@ pub enum RedisStoreError {
         job: String,
         /// The version being published.
         id: VersionId,
+    },
+    /// A published version lost keys since it was published (evicted under
+    /// `maxmemory`, deleted by hand, a node's data lost): answering from it would turn
+    /// its predictions into misses, so it is refused.
+    #[error(
+        "version `{id}` of job `{job}` in redis at `{url}` is incomplete: {message}; roll back to an earlier version or publish a new one"
+    )]
+    Incomplete {
+        /// The server or cluster nodes.
+        url: String,
+        /// The job.
+        job: String,
+        /// The version.
+        id: VersionId,
+        /// What is missing.
+        message: String,
     },
     /// The job has no published version.
     #[error("job `{job}` has no published version")]

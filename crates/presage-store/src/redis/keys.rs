@@ -53,6 +53,12 @@ impl JobKeys {
         format!("{}staging", self.tagged)
     }
 
+    /// A hash: version id → the version's completeness record (JSON: its row count
+    /// and a sample of its keys), and `since` → the first version published with one.
+    pub(crate) fn complete(&self) -> String {
+        format!("{}complete", self.tagged)
+    }
+
     /// The last run record (JSON).
     pub(crate) fn history(&self) -> String {
         format!("{}history", self.tagged)

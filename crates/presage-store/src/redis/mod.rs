@@ -14,6 +14,8 @@
 //! presage:{churn}:staging          hash: id → lease deadline (ms) of versions being
 //!                                  written, or 0 for versions whose keys are to go
 //! presage:{churn}:next_id          the id counter
+//! presage:{churn}:complete         hash: id → row count and sampled keys of each
+//!                                  published version, checked when it is opened
 //! presage:{churn}:last_run         the last run's outcome (JSON)
 //! presage:churn:v3:<key>           version 3's prediction for <key>, a JSON object
 //! presage:jobs                     set of jobs that published
@@ -51,11 +53,17 @@
 //! here the check results are in the job's `last_run` record).
 //!
 //! Readers (`presage serve`) poll the pointer, open a new version by reading its
-//! manifest, and answer each lookup with one `GET` (`MGET` for a batch) under the
+//! manifest and checking that a sample of its keys is still there (see
+//! `complete.rs`: a version that lost keys is refused rather than answered with
+//! misses), and answer each lookup with one `GET` (`MGET` for a batch) under the
 //! version's prefix.
+//!
+//! Only `redis://` URLs are accepted; TLS (`rediss://`) is refused when connecting,
+//! so at config load, until it is supported.
 
 mod backend;
 mod cleanup;
+mod complete;
 mod conn;
 mod encode;
 mod error;
@@ -139,6 +147,13 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
+    /// Checks that `url` is one the store can connect with (`redis://`; TLS is not
+    /// supported yet), without connecting: for config validation. [`RedisStore::connect`]
+    /// checks the same first.
+    pub fn check_url(url: &str) -> Result<(), RedisStoreError> {
+        conn::check_url(url)
+    }
+
     /// Connects with default options. One URL is a standalone server, or a cluster
     /// when that node has cluster mode on; several URLs are nodes of one cluster.
     pub async fn connect(urls: &[String]) -> Result<RedisStore, RedisStoreError> {

@@ -1,5 +1,6 @@
 //! Point lookups in a published version.
 
+use super::complete;
 use super::encode::normalise_key;
 use super::{RedisStore, RedisStoreError};
 use crate::lookup::KeyType;
@@ -7,7 +8,8 @@ use crate::{Manifest, VersionId};
 
 /// A published version opened for lookups: its manifest, key prefix and key type.
 ///
-/// Opening reads the manifest once; each lookup is then one `GET` (or one `MGET`).
+/// Opening reads the manifest once and checks that a sample of the version's keys is
+/// still there; each lookup is then one `GET` (or one `MGET`).
 /// A server holds the `RedisVersion` of each job's current version and swaps it when
 /// the pointer changes.
 #[derive(Debug, Clone)]
@@ -19,16 +21,22 @@ pub struct RedisVersion {
 }
 
 impl RedisStore {
-    /// Opens a published version for lookups.
+    /// Opens a published version for lookups. A version that lost keys since it was
+    /// published (evicted, deleted) is refused with [`RedisStoreError::Incomplete`];
+    /// the check reads one hash field and sends one `EXISTS` of a sample of its keys,
+    /// so it is cheap enough for every swap.
     pub async fn open(&self, job: &str, id: VersionId) -> Result<RedisVersion, RedisStoreError> {
         let manifest = self.manifest(job, id).await?;
+        let keys = self.keys(job)?;
+        let prefix = keys.data_prefix(id);
+        complete::check(self, job, id, &keys, &manifest, &prefix).await?;
         let key_type = if manifest.key.key_type == "int" {
             KeyType::Int
         } else {
             KeyType::Str
         };
         Ok(RedisVersion {
-            prefix: self.data_prefix(job, id)?,
+            prefix,
             store: self.clone(),
             manifest,
             key_type,
@@ -37,8 +45,8 @@ impl RedisStore {
 
     /// The prediction JSON for `key` in version `id` of `job`, `None` if absent.
     ///
-    /// This reads the manifest first (for the key type); to look up many keys, open
-    /// the version once with [`RedisStore::open`].
+    /// This opens the version first (its manifest, for the key type, and the
+    /// completeness check); to look up many keys, open it once with [`RedisStore::open`].
     pub async fn get_json(
         &self,
         job: &str,

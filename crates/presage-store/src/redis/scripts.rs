@@ -54,15 +54,17 @@ return 1
     )
 });
 
-/// Publishes a staged version: stores its manifest, adds it to the versions, flips
-/// the pointer, drops it from staging, and hands the versions beyond `keep` over to
-/// deletion by marking them `0` in staging. Neither the new version nor the one it
-/// replaces is dropped: servers still read the replaced one until they notice the
-/// new pointer, so with `keep = 1` it goes at the next publish.
+/// Publishes a staged version: stores its manifest and completeness record, adds it
+/// to the versions, flips the pointer, drops it from staging, and hands the versions
+/// beyond `keep` over to deletion by marking them `0` in staging (their manifests
+/// and records go at once). Neither the new version nor the one it replaces is
+/// dropped: servers still read the replaced one until they notice the new pointer,
+/// so with `keep = 1` it goes at the next publish.
 ///
-/// KEYS: current, versions, manifest, staging, history. ARGV: id, manifest JSON, the
-/// current id the manifest names as parent (`''` for none), keep, manifest key
-/// prefix, `1` to make the version current (`0` for a backfill), the history entry.
+/// KEYS: current, versions, manifest, staging, complete, history. ARGV: id, manifest
+/// JSON, the current id the manifest names as parent (`''` for none), keep, manifest
+/// key prefix, completeness record JSON, `1` to make the version current (`0` for a
+/// backfill), the history entry.
 /// Returns `{'ok', dropped ids...}`, `{'moved'}` when the current version changed
 /// since the manifest was built, or `{'lost'}` when the staging entry is gone.
 pub(crate) static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
@@ -73,11 +75,13 @@ if not lease or lease == '0' then return {'lost'} end
 local current = redis.call('GET', KEYS[1]) or ''
 if current ~= ARGV[3] then return {'moved'} end
 redis.call('SET', KEYS[3], ARGV[2])
+redis.call('HSETNX', KEYS[5], 'since', ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
-if ARGV[6] == '1' then redis.call('SET', KEYS[1], ARGV[1]) end
+if ARGV[7] == '1' then redis.call('SET', KEYS[1], ARGV[1]) end
 redis.call('HDEL', KEYS[4], ARGV[1])
-redis.call('RPUSH', KEYS[5], ARGV[7])
-redis.call('LTRIM', KEYS[5], -1000, -1)
+redis.call('RPUSH', KEYS[6], ARGV[8])
+redis.call('LTRIM', KEYS[6], -1000, -1)
 local out = {'ok'}
 local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
 local excess = #ids - tonumber(ARGV[4])
@@ -86,6 +90,7 @@ for _, old in ipairs(ids) do
   if old ~= ARGV[1] and old ~= ARGV[3] then
     redis.call('ZREM', KEYS[2], old)
     redis.call('DEL', ARGV[5] .. old)
+    redis.call('HDEL', KEYS[5], old)
     redis.call('HSET', KEYS[4], old, '0')
     table.insert(out, old)
     excess = excess - 1

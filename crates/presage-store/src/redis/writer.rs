@@ -11,6 +11,7 @@ use arrow::array::ArrayRef;
 use arrow::datatypes::Field;
 use tokio::task::JoinHandle;
 
+use super::complete::Sample;
 use super::conn::{Batch, Conn};
 use super::encode::{Encoder, KeyColumn, key_type};
 use super::keys::{JobKeys, jobs_key};
@@ -57,6 +58,8 @@ pub struct RedisVersionWriter {
     hashes: Vec<(u64, u32)>,
     in_flight: VecDeque<Flight>,
     max_in_flight: usize,
+    /// Keys the completeness record names, checked whenever the version is opened.
+    sample: Sample,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
 }
@@ -67,6 +70,7 @@ pub struct RedisStagedVersion {
     prefix: String,
     key_type: KeyType,
     rows: u64,
+    sample: Sample,
 }
 
 /// A reserved version id held under a lease: what publishing or cleaning up needs.
@@ -131,6 +135,7 @@ impl RedisStore {
             hashes: Vec::new(),
             in_flight: VecDeque::new(),
             max_in_flight: options.max_in_flight.max(1) * batches_per_flush,
+            sample: Sample::default(),
             value_buf: Vec::new(),
         })
     }
@@ -184,6 +189,8 @@ impl RedisVersionWriter {
             key_column.write(row, &mut self.key_buf);
             self.value_buf.clear();
             self.encoder.write_json(&columns, row, &mut self.value_buf);
+            let hash = twox_hash::XxHash3_64::oneshot(&self.key_buf);
+            self.sample.offer(hash, &self.key_buf[prefix_len..]);
             if self.cluster {
                 // Keys spread over every slot: one `SET NX` each, grouped by node.
                 let mut cmd = Cmd::with_capacity(4, self.key_buf.len() + self.value_buf.len() + 5);
@@ -200,10 +207,7 @@ impl RedisVersionWriter {
                     cmd
                 });
                 cmd.arg(&self.key_buf[..]).arg(&self.value_buf[..]);
-                self.hashes.push((
-                    twox_hash::XxHash3_64::oneshot(&self.key_buf),
-                    self.pending_rows as u32,
-                ));
+                self.hashes.push((hash, self.pending_rows as u32));
                 self.mset_rows += 1;
                 if self.mset_rows == MSET_KEYS {
                     self.pending.push(self.mset.take().expect("filled"));
@@ -296,6 +300,7 @@ impl RedisVersionWriter {
             prefix: std::mem::take(&mut self.prefix),
             key_type: self.key_type,
             rows: self.rows,
+            sample: std::mem::take(&mut self.sample),
         })
     }
 
@@ -430,9 +435,10 @@ impl RedisStagedVersion {
         reader::mget_json(&self.claim().store, &self.prefix, self.key_type, keys).await
     }
 
-    /// Publishes: writes the manifest and flips the pointer in one script, then
-    /// deletes the versions beyond `keep_versions` (at least 1; never the new one,
-    /// nor the one it replaces, which servers may still be reading).
+    /// Publishes: writes the manifest and the completeness record (the row count and
+    /// a sample of the keys, which opening checks) and flips the pointer in one
+    /// script, then deletes the versions beyond `keep_versions` (at least 1; never
+    /// the new one, nor the one it replaces, which servers may still be reading).
     ///
     /// `manifest`'s `id`, `job`, `parent`, `rows` and `files` (none: the version is
     /// keys, not files) are filled in here. If another run publishes the same job at
@@ -450,6 +456,8 @@ impl RedisStagedVersion {
         let job = claim.job.clone();
         let keys = claim.keys.clone();
         let id = claim.id;
+        let record = serde_json::to_vec(&self.sample.record(self.rows))
+            .expect("completeness record serialises");
         let mut conn = store.conn();
         // Listed before the flip, so a published job is always listed.
         ::redis::cmd("SADD")
@@ -482,12 +490,14 @@ impl RedisStagedVersion {
                 .key(keys.versions())
                 .key(keys.manifest(id))
                 .key(keys.staging())
+                .key(keys.complete())
                 .key(keys.history())
                 .arg(id.0)
                 .arg(json)
                 .arg(parent.map(|p| p.to_string()).unwrap_or_default())
                 .arg(keep_versions.max(1))
                 .arg(keys.manifest_prefix())
+                .arg(&record)
                 .arg(if promote { "1" } else { "0" })
                 .arg(serde_json::to_vec(&entry).expect("history entry serialises"))
                 .invoke_async(&mut conn)

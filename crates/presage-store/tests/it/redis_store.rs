@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Field};
 use chrono::Utc;
 use presage_store::redis::{RedisOptions, RedisStore, RedisStoreError};
 use presage_store::{KeyInfo, MANIFEST_FORMAT, Manifest, ModelInfo, VersionId};
-use presage_test::{RedisServer, count_keys, redis_cli};
+use presage_test::{RedisCluster, RedisServer, count_keys, redis_cli};
 
 fn manifest(key_type: &str) -> Manifest {
     let now = Utc::now();
@@ -193,4 +193,204 @@ fn a_duplicate_key_in_an_earlier_pipeline_is_found() {
             other => panic!("expected a duplicate key error, got {other:?}"),
         }
     });
+}
+
+/// Publishes `n` string keys `k0`, `k1`, ... as a new version of `job`.
+async fn publish_keys(store: &RedisStore, job: &str, n: usize) -> VersionId {
+    let mut writer = store
+        .begin(job, Field::new("id", DataType::Utf8, false), &outputs())
+        .await
+        .unwrap();
+    let keys: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..n).map(|i| format!("k{i}")),
+    ));
+    writer.write(&keys, &probabilities(n)).await.unwrap();
+    let staged = writer.finish().await.unwrap();
+    staged.publish(manifest("str"), 3).await.unwrap().id
+}
+
+/// The keys a version's completeness record sampled, from its JSON (`-c`: in a
+/// cluster, the hash may sit on another node).
+fn sampled_keys(port: u16, job: &str, id: VersionId) -> Vec<String> {
+    let record = redis_cli(
+        port,
+        &[
+            "-c",
+            "HGET",
+            &format!("presage:{{{job}}}:complete"),
+            &id.to_string(),
+        ],
+    );
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    record["sample"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn assert_incomplete(result: Result<impl std::fmt::Debug, RedisStoreError>, needle: &str) {
+    let error = result.expect_err("an incomplete version must be refused");
+    let message = error.to_string();
+    assert!(
+        matches!(error, RedisStoreError::Incomplete { .. }) && message.contains(needle),
+        "{message}"
+    );
+    assert_eq!(
+        presage_store::StoreError::from(error).kind(),
+        presage_store::StoreErrorKind::Corrupt
+    );
+}
+
+#[test]
+fn a_version_that_lost_a_key_is_refused_not_answered_with_misses() {
+    let server = RedisServer::start();
+    let port = server.port();
+    runtime().block_on(async {
+        let store = RedisStore::connect(&[server.url()]).await.unwrap();
+        let id = publish_keys(&store, "lost", 1000).await;
+        store.open("lost", id).await.unwrap();
+        let sample = sampled_keys(port, "lost", id);
+        assert_eq!(sample.len(), 64);
+        // One sampled key gone, as eviction or a hand-made DEL would leave it.
+        redis_cli(port, &["DEL", &format!("presage:lost:v{id}:{}", sample[17])]);
+        assert_incomplete(
+            store.open("lost", id).await,
+            &format!(
+                "version `{id}` of job `lost` in redis at `{}` is incomplete: 1 of 64 sampled keys under `presage:lost:v{id}:` are gone",
+                server.url()
+            ),
+        );
+        assert_incomplete(store.get_json("lost", id, "k1").await, "1 of 64");
+    });
+}
+
+#[test]
+fn a_version_whose_completeness_record_is_gone_is_refused() {
+    let server = RedisServer::start();
+    let port = server.port();
+    runtime().block_on(async {
+        let store = RedisStore::connect(&[server.url()]).await.unwrap();
+        let first = publish_keys(&store, "rec", 10).await;
+        let second = publish_keys(&store, "rec", 10).await;
+        redis_cli(
+            port,
+            &["HDEL", "presage:{rec}:complete", &second.to_string()],
+        );
+        assert_incomplete(
+            store.open("rec", second).await,
+            "its completeness record (field `2` of `presage:{rec}:complete`) is gone",
+        );
+        // A record that disagrees with the manifest.
+        redis_cli(
+            port,
+            &[
+                "HSET",
+                "presage:{rec}:complete",
+                &first.to_string(),
+                r#"{"rows":9,"sample":[]}"#,
+            ],
+        );
+        assert_incomplete(
+            store.open("rec", first).await,
+            "its manifest says 10 keys, its completeness record 9",
+        );
+    });
+}
+
+#[test]
+fn versions_published_before_completeness_records_open_unchecked() {
+    let server = RedisServer::start();
+    let port = server.port();
+    runtime().block_on(async {
+        let store = RedisStore::connect(&[server.url()]).await.unwrap();
+        let old = publish_keys(&store, "old", 10).await;
+        let new = publish_keys(&store, "old", 10).await;
+        // As an upgrade leaves them: the old version without a record, records kept
+        // from the new one on.
+        redis_cli(port, &["HDEL", "presage:{old}:complete", &old.to_string()]);
+        redis_cli(
+            port,
+            &["HSET", "presage:{old}:complete", "since", &new.to_string()],
+        );
+        let version = store.open("old", old).await.unwrap();
+        assert!(version.get_json("k3").await.unwrap().is_some());
+        store.open("old", new).await.unwrap();
+        // A job that never had a record at all.
+        redis_cli(port, &["DEL", "presage:{old}:complete"]);
+        store.open("old", old).await.unwrap();
+        store.open("old", new).await.unwrap();
+    });
+}
+
+#[test]
+fn retention_drops_the_records_of_dropped_versions() {
+    let server = RedisServer::start();
+    let port = server.port();
+    runtime().block_on(async {
+        let store = RedisStore::connect(&[server.url()]).await.unwrap();
+        for _ in 0..5 {
+            publish_keys(&store, "keep", 3).await;
+        }
+    });
+    // Kept: 3 versions, plus the `since` field.
+    assert_eq!(redis_cli(port, &["HLEN", "presage:{keep}:complete"]), "4");
+    assert_eq!(
+        redis_cli(port, &["HGET", "presage:{keep}:complete", "since"]),
+        "1"
+    );
+}
+
+#[test]
+fn a_cluster_version_that_lost_a_key_is_refused() {
+    let cluster = RedisCluster::start();
+    let ports = cluster.ports();
+    runtime().block_on(async {
+        let store = RedisStore::connect(&cluster.urls()).await.unwrap();
+        assert!(store.is_cluster());
+        let id = publish_keys(&store, "spread", 2000).await;
+        // The sampled keys sit on every node: one EXISTS split by slot, counts added.
+        store.open("spread", id).await.unwrap();
+        let sample = sampled_keys(ports[0], "spread", id);
+        redis_cli(
+            ports[0],
+            &["-c", "DEL", &format!("presage:spread:v{id}:{}", sample[0])],
+        );
+        assert_incomplete(store.open("spread", id).await, "1 of 64 sampled keys");
+    });
+}
+
+#[test]
+fn tls_urls_are_refused_before_connecting() {
+    runtime().block_on(async {
+        // Nothing listens there: the refusal must come from the URL, not the network.
+        let url = "rediss://:secret@127.0.0.1:1".to_owned();
+        let error = RedisStore::connect(std::slice::from_ref(&url))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, RedisStoreError::UnsupportedUrl { .. }),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "`rediss://:***@127.0.0.1:1` asks for TLS (`rediss://`), which presage does not support yet; connect with `redis://host:port` (through a TLS tunnel such as stunnel where the server requires TLS)"
+        );
+        // The path config loading takes.
+        let error = presage_store::Store::redis(&[url], RedisOptions::default())
+            .await
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(error.kind(), presage_store::StoreErrorKind::Invalid);
+        assert!(error.to_string().contains("asks for TLS"), "{error}");
+        // One TLS node among cluster seeds is refused as well.
+        let nodes = ["redis://127.0.0.1:1".to_owned(), "rediss://127.0.0.1:2".to_owned()];
+        assert!(matches!(
+            RedisStore::connect(&nodes).await,
+            Err(RedisStoreError::UnsupportedUrl { .. })
+        ));
+    });
+    assert!(RedisStore::check_url("redis://127.0.0.1:6379").is_ok());
+    assert!(RedisStore::check_url("rediss://127.0.0.1:6379").is_err());
 }

@@ -347,6 +347,17 @@ fn redis_config_and_connection_errors_name_the_field_and_url() {
 
     fs_err::write(
         &path,
+        format!("{base}\n[store]\nkind = \"redis\"\nurl = \"rediss://127.0.0.1:1\"\n"),
+    )
+    .unwrap();
+    let err = stderr(&project.run(&["versions", "score"]));
+    assert!(
+        err.contains("store.url: `rediss://127.0.0.1:1` asks for TLS (`rediss://`), which presage does not support yet"),
+        "{err}"
+    );
+
+    fs_err::write(
+        &path,
         format!("{base}\n[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:1\"\nnamespace = \"a b\"\n"),
     )
     .unwrap();
