@@ -101,7 +101,7 @@ pub async fn run(
     let started = Instant::now();
     // Before anything is recorded: a run refused here must not overwrite the record
     // of the run in progress.
-    let _lock = store.lock_run(&spec.name).await?;
+    let lock = store.lock_run(&spec.name).await?;
     let mut stages = RunStages::default();
     let result = run_once(spec, store, &options, reporter, &mut stages)
         .await
@@ -140,7 +140,9 @@ pub async fn run(
         },
     };
     // A job name that cannot be a folder fails here too; the run's own error matters more.
-    if let Err(record_error) = store.record_run(&spec.name, &record).await
+    let recorded = store.record_run(&spec.name, &record).await;
+    lock.release().await;
+    if let Err(record_error) = recorded
         && result.is_ok()
     {
         return Err(record_error.into());
@@ -243,8 +245,9 @@ async fn run_once(
     // version replaces it. Checks that compare with the previous version are skipped.
     let previous = match store.current_manifest(&spec.name).await {
         Ok(previous) => previous,
-        Err(e) if e.kind() == presage_store::StoreErrorKind::Corrupt
-            || e.kind() == presage_store::StoreErrorKind::NotFound =>
+        Err(e)
+            if e.kind() == presage_store::StoreErrorKind::Corrupt
+                || e.kind() == presage_store::StoreErrorKind::NotFound =>
         {
             reporter.warning(&format!(
                 "job `{}`: the current version cannot be read ({e}); publishing a new one without comparing to it",

@@ -1,7 +1,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use presage_store::{OpenVersion, StoreErrorKind, VersionId};
+use presage_store::{OpenVersion, StoreError, StoreErrorKind, VersionId};
+
+use crate::ApiError;
 
 use crate::state::{AppState, JobHealth, JobSlot, Refusal};
 
@@ -62,6 +64,13 @@ impl Outcome {
     }
 }
 
+/// A store error for the log (whole) and for clients (without the store's paths,
+/// servers or keys, as [`ApiError`] answers it).
+fn described(e: StoreError) -> (String, String) {
+    let detail = e.to_string();
+    (detail, ApiError::from(e).to_string())
+}
+
 async fn reload_job(state: &AppState, name: &str, slot: &JobSlot) -> Outcome {
     let loaded = slot.current.load().as_ref().map(|v| v.id());
     let wanted = match state.store.current(name).await {
@@ -75,15 +84,22 @@ async fn reload_job(state: &AppState, name: &str, slot: &JobSlot) -> Outcome {
             return Outcome::not_ready(None, format!("job `{name}` has no published version yet"));
         }
         Err(e) => {
-            let why = format!("job `{name}`: the current version cannot be read: {e}");
+            let unavailable = e.kind() == StoreErrorKind::Unavailable;
+            let (detail, public) = described(e);
+            let why = |reason: &str| {
+                format!("job `{name}`: the current version cannot be read: {reason}")
+            };
             return match loaded {
-                Some(id) => Outcome::not_ready(Some(format!("{why}; still serving version {id}")), why),
+                Some(id) => Outcome::not_ready(
+                    Some(format!("{}; still serving version {id}", why(&detail))),
+                    format!("{}; still serving version {id}", why(&public)),
+                ),
                 // Without a pointer, serve the newest version that opens (a garbage
                 // `CURRENT` must not take the job out), unless the store is down.
-                None if e.kind() != StoreErrorKind::Unavailable => {
-                    fall_back(state, name, slot, None, why).await
+                None if !unavailable => {
+                    fall_back(state, name, slot, None, (why(&detail), why(&public))).await
                 }
-                None => Outcome::not_ready(Some(why.clone()), why),
+                None => Outcome::not_ready(Some(why(&detail)), why(&public)),
             };
         }
     };
@@ -109,16 +125,28 @@ async fn reload_job(state: &AppState, name: &str, slot: &JobSlot) -> Outcome {
                 .load_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let retry_in = refuse(&slot.health, wanted, fingerprint);
-            let why = format!(
-                "job `{name}`: version {wanted} is refused: {e}; retrying in {}s",
-                retry_in.as_secs()
-            );
+            let (detail, public) = described(e);
+            let why = |reason: &str| {
+                format!(
+                    "job `{name}`: version {wanted} is refused: {reason}; retrying in {}s",
+                    retry_in.as_secs()
+                )
+            };
             match loaded {
                 Some(id) => Outcome::not_ready(
-                    Some(format!("{why}; still serving version {id}")),
-                    format!("{why}; still serving version {id}"),
+                    Some(format!("{}; still serving version {id}", why(&detail))),
+                    format!("{}; still serving version {id}", why(&public)),
                 ),
-                None => fall_back(state, name, slot, Some(wanted), why).await,
+                None => {
+                    fall_back(
+                        state,
+                        name,
+                        slot,
+                        Some(wanted),
+                        (why(&detail), why(&public)),
+                    )
+                    .await
+                }
             }
         }
     }
@@ -162,30 +190,39 @@ fn refuse(
 }
 
 /// Serves the newest version other than `refused` that opens, for a job serving
-/// nothing whose pointer is unusable; `why` says what was wrong with the pointer.
+/// nothing whose pointer is unusable; `why` says what was wrong with the pointer, for
+/// the log and for clients.
 async fn fall_back(
     state: &AppState,
     name: &str,
     slot: &JobSlot,
     refused: Option<VersionId>,
-    why: String,
+    (detail, public): (String, String),
 ) -> Outcome {
     let ids = match state.store.version_ids(name).await {
         Ok(ids) => ids,
         Err(e) => {
-            let why = format!("{why}; listing its versions failed too: {e}");
-            return Outcome::not_ready(Some(why.clone()), why);
+            let (error, public_error) = described(e);
+            return Outcome::not_ready(
+                Some(format!(
+                    "{detail}; listing its versions failed too: {error}"
+                )),
+                format!("{public}; listing its versions failed too: {public_error}"),
+            );
         }
     };
     for id in ids.into_iter().rev().filter(|&id| Some(id) != refused) {
         if let Ok(version) = state.store.open(name, id).await {
             swap_in(slot, version);
-            let why = format!("{why}; serving version {id} instead, the newest that opens");
-            return Outcome::not_ready(Some(why.clone()), why);
+            let instead = format!("; serving version {id} instead, the newest that opens");
+            return Outcome::not_ready(
+                Some(format!("{detail}{instead}")),
+                format!("{public}{instead}"),
+            );
         }
     }
-    let why = format!("{why}; no other version opens");
-    Outcome::not_ready(Some(why.clone()), why)
+    let none = "; no other version opens";
+    Outcome::not_ready(Some(format!("{detail}{none}")), format!("{public}{none}"))
 }
 
 fn swap_in(slot: &JobSlot, version: OpenVersion) {

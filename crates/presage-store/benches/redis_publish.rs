@@ -172,7 +172,7 @@ async fn publish_once(
     }
     let staged = writer.finish().await.expect("finish");
     let prefix = staged.prefix().to_owned();
-    staged.publish(manifest(), 5).await.expect("publish");
+    staged.publish(manifest(), 5, true).await.expect("publish");
     (rows as f64 / started.elapsed().as_secs_f64(), prefix)
 }
 

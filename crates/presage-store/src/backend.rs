@@ -27,17 +27,31 @@ use async_trait::async_trait;
 
 use crate::{History, LastRun, Manifest, StoreError, VersionId};
 
-/// A job's run lock, held until dropped (see [`Backend::lock_run`]).
+/// A job's run lock (see [`Backend::lock_run`]). Release it with
+/// [`RunLock::release`]; dropping it releases it too, as soon as the backend can
+/// (a lock in another server may then wait for its expiry).
 pub struct RunLock {
-    _guard: Box<dyn Send + Sync>,
+    held: Box<dyn HeldRunLock>,
+}
+
+/// What a backend holds while a run holds its lock.
+#[async_trait]
+pub trait HeldRunLock: Send + Sync {
+    /// Gives the lock up.
+    async fn release(self: Box<Self>);
 }
 
 impl RunLock {
-    /// A lock held as long as `guard` lives.
-    pub fn new(guard: impl Send + Sync + 'static) -> RunLock {
+    /// A lock held as long as `held` is.
+    pub fn new(held: impl HeldRunLock + 'static) -> RunLock {
         RunLock {
-            _guard: Box::new(guard),
+            held: Box::new(held),
         }
+    }
+
+    /// Gives the lock up, waiting until it is free for the next run.
+    pub async fn release(self) {
+        self.held.release().await
     }
 }
 

@@ -70,10 +70,16 @@ pub enum StoreError {
         /// What it holds.
         content: String,
     },
+    /// `rollback --to` the version served now.
+    #[error("job `{job}` already serves version {id}")]
+    AlreadyCurrent {
+        /// The job.
+        job: String,
+        /// The current version.
+        id: VersionId,
+    },
     /// `rollback --to` a version an operator rolled away from, without force.
-    #[error(
-        "job `{job}`: version {id} was rolled back from; pass --force to serve it again"
-    )]
+    #[error("job `{job}`: version {id} was rolled back from; pass --force to serve it again")]
     RolledBackVersion {
         /// The job.
         job: String,
@@ -172,6 +178,7 @@ impl StoreError {
             | StoreError::BadPointer { .. } => Corrupt,
             StoreError::NothingToRollBackTo { .. }
             | StoreError::RolledBackVersion { .. }
+            | StoreError::AlreadyCurrent { .. }
             | StoreError::RunInProgress { .. } => Conflict,
         }
     }

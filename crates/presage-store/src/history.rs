@@ -101,7 +101,9 @@ impl History {
         let mut state = None;
         for entry in &self.entries {
             match entry.event {
-                HistoryEvent::Published | HistoryEvent::RolledBack { .. } if entry.version == id => {
+                HistoryEvent::Published | HistoryEvent::RolledBack { .. }
+                    if entry.version == id =>
+                {
                     state = Some(VersionState::Served)
                 }
                 HistoryEvent::Backfilled if entry.version == id => {
@@ -154,6 +156,7 @@ impl History {
         kept: &[VersionId],
     ) -> Result<VersionId, RollbackRefusal> {
         match to {
+            Some(id) if id == current => Err(RollbackRefusal::AlreadyCurrent(id)),
             Some(id) if !kept.contains(&id) => Err(RollbackRefusal::Unknown(id)),
             Some(id) if !force && self.state(id, Some(current)) == VersionState::RolledBack => {
                 Err(RollbackRefusal::RolledBack(id))
@@ -169,6 +172,8 @@ impl History {
 /// Why [`History::resolve_rollback`] found no target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RollbackRefusal {
+    /// The version asked for is the current one.
+    AlreadyCurrent(VersionId),
     /// The version asked for is not kept.
     Unknown(VersionId),
     /// The version asked for was rolled away from; it needs force.
@@ -182,6 +187,7 @@ impl RollbackRefusal {
     pub fn into_error(self, job: &str, current: VersionId) -> crate::StoreError {
         let job = job.to_owned();
         match self {
+            RollbackRefusal::AlreadyCurrent(id) => crate::StoreError::AlreadyCurrent { job, id },
             RollbackRefusal::Unknown(id) => crate::StoreError::UnknownVersion { job, id },
             RollbackRefusal::RolledBack(id) => crate::StoreError::RolledBackVersion { job, id },
             RollbackRefusal::Nothing => crate::StoreError::NothingToRollBackTo { job, current },
@@ -221,13 +227,24 @@ mod tests {
     #[test]
     fn rollback_goes_to_what_was_served_before_not_to_what_was_rolled_away_from() {
         // v2 rolled back to v1, then v3 published: rollback goes to v1, not v2.
-        let history = History::new(vec![published(1), published(2), rolled_back(1, 2), published(3)]);
+        let history = History::new(vec![
+            published(1),
+            published(2),
+            rolled_back(1, 2),
+            published(3),
+        ]);
         assert_eq!(
             history.rollback_target(VersionId(3), &ids(&[1, 2, 3])),
             Some(VersionId(1))
         );
-        assert_eq!(history.state(VersionId(2), Some(VersionId(3))), VersionState::RolledBack);
-        assert_eq!(history.state(VersionId(1), Some(VersionId(3))), VersionState::Served);
+        assert_eq!(
+            history.state(VersionId(2), Some(VersionId(3))),
+            VersionState::RolledBack
+        );
+        assert_eq!(
+            history.state(VersionId(1), Some(VersionId(3))),
+            VersionState::Served
+        );
     }
 
     #[test]
@@ -252,8 +269,14 @@ mod tests {
             rolled_back(1, 2),
             rolled_back(2, 1),
         ]);
-        assert_eq!(history.state(VersionId(2), Some(VersionId(2))), VersionState::Current);
-        assert_eq!(history.state(VersionId(1), Some(VersionId(2))), VersionState::RolledBack);
+        assert_eq!(
+            history.state(VersionId(2), Some(VersionId(2))),
+            VersionState::Current
+        );
+        assert_eq!(
+            history.state(VersionId(1), Some(VersionId(2))),
+            VersionState::RolledBack
+        );
         assert_eq!(history.rollback_target(VersionId(2), &ids(&[1, 2])), None);
     }
 
@@ -265,7 +288,10 @@ mod tests {
             entry(3, HistoryEvent::Backfilled),
             published(4),
         ]);
-        assert_eq!(history.state(VersionId(3), Some(VersionId(4))), VersionState::Backfill);
+        assert_eq!(
+            history.state(VersionId(3), Some(VersionId(4))),
+            VersionState::Backfill
+        );
         assert_eq!(
             history.rollback_target(VersionId(4), &ids(&[1, 3, 4])),
             Some(VersionId(1))

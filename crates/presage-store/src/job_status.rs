@@ -255,7 +255,7 @@ mod tests {
                 "rows": 42,
                 "computed_at": "2026-11-28T22:01:07.123Z",
                 "features_as_of": "2026-11-28T22:01:05.123Z",
-                "age_seconds": 412.5,
+                "age_seconds": 414.5,
                 "max_age_seconds": 3600,
                 "status": "fresh",
                 "last_run": {
@@ -304,6 +304,7 @@ mod tests {
             t0 + chrono::Duration::seconds(61),
         );
         assert_eq!(status.status, VersionStatus::Stale);
-        assert_eq!(status.age_seconds, Some(61.0));
+        // From `features_as_of`, two seconds before `computed_at`.
+        assert_eq!(status.age_seconds, Some(63.0));
     }
 }

@@ -32,7 +32,7 @@ mod staleness;
 mod store;
 
 pub use crate::redis::{RedisOptions, RedisStore};
-pub use backend::{Backend, BackendStaged, BackendVersion, BackendWriter, RunLock};
+pub use backend::{Backend, BackendStaged, BackendVersion, BackendWriter, HeldRunLock, RunLock};
 pub use embedded::{EmbeddedStore, LoadedVersion, StagedVersion, VersionWriter};
 pub use error::{StoreError, StoreErrorKind};
 pub use history::{History, HistoryEntry, HistoryEvent, RollbackRefusal, VersionState};

@@ -72,7 +72,7 @@ pub enum Command {
     },
     /// Compute features, score every entity, check, and publish a new version.
     #[command(
-        after_help = "Example:\n  presage run churn\n  presage run churn --as-of 2026-11-01T00:00:00Z"
+        after_help = "Example:\n  presage run churn\n  presage run churn --as-of 2026-11-01T00:00:00Z            # a backfill, not served\n  presage run churn --as-of 2026-11-01T00:00:00Z --promote  # a backfill, served"
     )]
     Run {
         /// The job (a `[jobs.NAME]` table in the config).

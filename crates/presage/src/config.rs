@@ -1020,3 +1020,148 @@ mod tests {
         }
     }
 }
+
+/// Property tests of config parsing: whatever text a user (or a broken editor) puts in
+/// `presage.toml`, parsing answers a config or an error, never a panic. A longer run,
+/// not in CI:
+///
+/// ```sh
+/// PROPTEST_CASES=200000 cargo test --workspace --bins config::fuzz
+/// ```
+#[cfg(test)]
+mod fuzz {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    use super::Config;
+
+    /// Keys of every table presage reads, so generated configs reach past the TOML
+    /// parser into validation.
+    const KEYS: &[&str] = &[
+        "data_dir",
+        "lookup_log",
+        "lookup_log_sample",
+        "path",
+        "format",
+        "partition_columns",
+        "postgres",
+        "postgres_env",
+        "table",
+        "query",
+        "key",
+        "sql",
+        "inputs",
+        "outputs",
+        "features",
+        "model",
+        "predictions",
+        "item",
+        "score",
+        "columns",
+        "features_as_of",
+        "export",
+        "max_age",
+        "keep_versions",
+        "keep_blocked",
+        "default",
+        "on_stale",
+        "refresh_every",
+        "top_k",
+        "min_rows",
+        "max_row_change",
+        "max_null_fraction",
+        "max_psi",
+        "expected_keys",
+        "url",
+        "namespace",
+        "memory_limit",
+        "spill_dir",
+        "endpoint",
+        "region",
+        "allow_http",
+        "max_connections",
+        "header_read_timeout",
+        "body_read_timeout",
+        "resp_max_connections",
+        "resp_idle_timeout",
+        "shutdown_grace",
+    ];
+
+    const TABLES: &[&str] = &[
+        "store",
+        "run",
+        "serve",
+        "sources.s",
+        "features.f",
+        "models.m",
+        "jobs.j",
+        "jobs.j.checks",
+        "jobs.\"../x\"",
+        "jobs.\"a:b\"",
+        "storage.\"s3://b\"",
+    ];
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("TOML floats", |f| f.is_finite())
+                .prop_map(|f| format!("{f:?}")),
+            any::<bool>().prop_map(|b| b.to_string()),
+            "[ -~]{0,24}".prop_map(|s| format!("{s:?}")),
+            prop::sample::select(vec![
+                "\"1h\"",
+                "\"0s\"",
+                "\"-1s\"",
+                "\"50%\"",
+                "\"none\"",
+                "\"redis://127.0.0.1:1\"",
+                "\"rediss://h:1\"",
+                "\"s3://b/p/*.parquet\"",
+                "\"f\"",
+                "\"m\"",
+                "\"s\"",
+                "\"\"",
+                "[]",
+                "[\"a\", \"b\"]",
+                "{}",
+                "{ date = \"date\" }",
+                "\"SELECT 1\"",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        (prop::sample::select(KEYS), value()).prop_map(|(k, v)| format!("{k} = {v}\n"))
+    }
+
+    fn config_text() -> impl Strategy<Value = String> {
+        let table = (
+            prop::sample::select(TABLES),
+            prop::collection::vec(line(), 0..6),
+        )
+            .prop_map(|(name, lines)| format!("[{name}]\n{}", lines.concat()));
+        (
+            prop::collection::vec(line(), 0..3),
+            prop::collection::vec(table, 0..8),
+        )
+            .prop_map(|(top, tables)| format!("{}{}", top.concat(), tables.concat()))
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_is_a_config_or_an_error(text in "\\PC{0,400}") {
+            let _ = Config::parse(Path::new("/nowhere/presage.toml"), &text);
+        }
+
+        #[test]
+        fn configs_of_known_keys_are_a_config_or_an_error_naming_the_file(text in config_text()) {
+            if let Err(error) = Config::parse(Path::new("/nowhere/presage.toml"), &text) {
+                let message = format!("{error:#}");
+                prop_assert!(message.contains("/nowhere/presage.toml"), "{}", message);
+            }
+        }
+    }
+}

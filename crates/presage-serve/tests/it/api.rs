@@ -239,7 +239,18 @@ async fn rollback_needs_the_admin_token() {
     let doc = get(&state, "/v1/jobs/churn/predictions/u1").await.json();
     assert_eq!(doc["version"], json!(1));
 
-    let answer = call(&state, "POST", uri, Some(TOKEN), r#"{"to": 2}"#).await;
+    // Version 2 was rolled back from: serving it again takes `force`.
+    call(&state, "POST", uri, Some(TOKEN), r#"{"to": 2}"#)
+        .await
+        .assert_error(409, &dir);
+    let answer = call(
+        &state,
+        "POST",
+        uri,
+        Some(TOKEN),
+        r#"{"to": 2, "force": true}"#,
+    )
+    .await;
     assert_eq!(answer.json(), json!({"from": 1, "to": 2}));
 }
 

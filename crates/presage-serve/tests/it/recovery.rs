@@ -99,6 +99,11 @@ async fn current_naming_a_missing_or_corrupt_version_falls_back_to_one_that_veri
         reason.contains("version 2 is refused") && reason.contains("serving version 1 instead"),
         "{reason}"
     );
+    // Clients read the reason without the store's paths; the log has them.
+    assert!(
+        !reason.contains(fixture.data_dir().to_str().unwrap()),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
@@ -214,6 +219,12 @@ async fn rollback_goes_back_to_what_was_served_before() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("--force"), "{error}");
+    let error = store
+        .rollback(JOB, Some(VersionId(1)), false)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Conflict, "{error}");
+    assert_eq!(error.to_string(), "job `churn` already serves version 1");
     assert_eq!(
         store.rollback(JOB, Some(VersionId(2)), true).await.unwrap(),
         (VersionId(1), VersionId(2))
@@ -235,7 +246,12 @@ async fn a_backfill_is_published_beside_the_current_version() {
     let store = fixture.store();
     fixture.publish(JOB, Utc::now()).await;
     let backfill = fixture
-        .publish_as(JOB, Utc::now() - chrono::Duration::days(30), false)
+        .publish_version(
+            JOB,
+            Utc::now(),
+            Utc::now() - chrono::Duration::days(30),
+            false,
+        )
         .await;
     assert_eq!(backfill, VersionId(2));
     assert_eq!(store.current(JOB).await.unwrap(), Some(VersionId(1)));
@@ -297,7 +313,11 @@ async fn one_run_of_a_job_at_a_time() {
     let fixture = Fixture::new();
     let store = fixture.store();
     let held = store.lock_run(JOB).await.unwrap();
-    let error = store.lock_run(JOB).await.err().expect("a second lock fails");
+    let error = store
+        .lock_run(JOB)
+        .await
+        .err()
+        .expect("a second lock fails");
     let message = error.to_string();
     assert!(
         message.contains("in progress") && message.contains(&format!("pid {}", std::process::id())),

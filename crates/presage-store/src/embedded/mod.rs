@@ -303,7 +303,9 @@ impl EmbeddedStore {
         if let Err(e) = self.append_history(job, target, HistoryEvent::RolledBack { from: current })
         {
             // The pointer moved: the rollback happened, whatever the history says.
-            eprintln!("warning: job `{job}`: rolled back to {target}, but recording it in the history failed: {e}");
+            eprintln!(
+                "warning: job `{job}`: rolled back to {target}, but recording it in the history failed: {e}"
+            );
         }
         Ok((current, target))
     }
@@ -350,7 +352,17 @@ impl EmbeddedStore {
             std::process::id(),
             chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
         )?;
-        Ok(crate::RunLock::new(file))
+        Ok(crate::RunLock::new(FileRunLock(file)))
+    }
+}
+
+/// The open `run.lock`: the kernel holds the lock until the file is closed.
+struct FileRunLock(std::fs::File);
+
+#[async_trait::async_trait]
+impl crate::HeldRunLock for FileRunLock {
+    async fn release(self: Box<Self>) {
+        drop(self.0);
     }
 }
 

@@ -9,11 +9,11 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use super::{
-    EmbeddedStore, JobLock, LOOKUP_FILE, MANIFEST, MANIFEST_SHA256, PARQUET_FILE,
-    STAGING, VERSIONS, sha256_bytes, sha256_file,
+    EmbeddedStore, JobLock, LOOKUP_FILE, MANIFEST, MANIFEST_SHA256, PARQUET_FILE, STAGING,
+    VERSIONS, sha256_bytes, sha256_file,
 };
-use crate::history::HistoryEvent;
 use crate::durable::{sync_dir, sync_file, write_atomic};
+use crate::history::HistoryEvent;
 use crate::lookup::{FieldType, KeyType, LookupWriter, ValueField};
 use crate::{FileEntry, Manifest, StoreError, VersionId};
 
@@ -331,7 +331,11 @@ impl EmbeddedStore {
         crate::failpoint::fail("retention")?;
         let ids = self.version_ids(job)?;
         let excess = ids.len().saturating_sub(keep.max(1));
-        for id in ids.into_iter().filter(|&id| Some(id) != current).take(excess) {
+        for id in ids
+            .into_iter()
+            .filter(|&id| Some(id) != current)
+            .take(excess)
+        {
             // Readers that still map a deleted version's files keep them alive until
             // they swap; the folder is only unlinked.
             fs_err::remove_dir_all(self.version_dir(job, id))?;

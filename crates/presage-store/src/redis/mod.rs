@@ -327,9 +327,12 @@ impl RedisStore {
         // The choice is made from a snapshot; the script refuses it if the pointer
         // moved meanwhile, and the choice is made again.
         for _ in 0..writer::PUBLISH_ATTEMPTS {
-            let current = self.current(job).await?.ok_or_else(|| StoreError::NoVersion {
-                job: job.to_owned(),
-            })?;
+            let current = self
+                .current(job)
+                .await?
+                .ok_or_else(|| StoreError::NoVersion {
+                    job: job.to_owned(),
+                })?;
             let history = self.history(job).await?;
             let kept = self.version_ids(job).await?;
             let target = history
@@ -385,10 +388,11 @@ impl RedisStore {
     }
 
     /// Takes the job's run lock: a key holding `pid N on HOST since T`, set only if
-    /// absent, with an expiry a background task keeps extending. A crashed run's lock
-    /// expires within [`RUN_LOCK_EXPIRY`].
+    /// absent, with an expiry (the store's `lease`) a background task keeps
+    /// extending. A crashed run's lock expires within one lease, as its staged keys do.
     pub async fn lock_run(&self, job: &str) -> Result<crate::RunLock, StoreError> {
         let key = self.keys(job)?.run_lock();
+        let expiry = self.inner.options.lease;
         let holder = format!(
             "pid {} on {} since {}",
             std::process::id(),
@@ -400,7 +404,7 @@ impl RedisStore {
             .arg(&holder)
             .arg("NX")
             .arg("PX")
-            .arg(RUN_LOCK_EXPIRY.as_millis() as u64)
+            .arg(expiry.as_millis() as u64)
             .query_async(&mut self.conn())
             .await
             .map_err(self.command_error(job, "locking the run of"))?;
@@ -420,11 +424,11 @@ impl RedisStore {
             let (key, holder, mut conn) = (key.clone(), holder.clone(), conn.clone());
             async move {
                 loop {
-                    tokio::time::sleep(RUN_LOCK_EXPIRY / 3).await;
+                    tokio::time::sleep(expiry / 3).await;
                     let _: Result<i64, _> = scripts::EXTEND_RUN_LOCK
                         .key(&key)
                         .arg(&holder)
-                        .arg(RUN_LOCK_EXPIRY.as_millis() as u64)
+                        .arg(expiry.as_millis() as u64)
                         .invoke_async(&mut conn)
                         .await;
                 }
@@ -435,6 +439,7 @@ impl RedisStore {
             holder,
             conn,
             refresh,
+            released: false,
         }))
     }
 
@@ -467,30 +472,47 @@ impl RedisStore {
     }
 }
 
-/// How long a run lock outlives a run that stopped extending it (a crash).
-pub const RUN_LOCK_EXPIRY: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// A held run lock: extended in the background, released when dropped.
 struct RedisRunLock {
     key: String,
     holder: String,
     conn: Conn,
     refresh: tokio::task::JoinHandle<()>,
+    released: bool,
+}
+
+impl RedisRunLock {
+    fn release_script(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (key, holder, mut conn) = (self.key.clone(), self.holder.clone(), self.conn.clone());
+        async move {
+            let _: Result<i64, _> = scripts::RELEASE_RUN_LOCK
+                .key(&key)
+                .arg(&holder)
+                .invoke_async(&mut conn)
+                .await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::HeldRunLock for RedisRunLock {
+    async fn release(mut self: Box<Self>) {
+        self.refresh.abort();
+        self.release_script().await;
+        self.released = true;
+    }
 }
 
 impl Drop for RedisRunLock {
     fn drop(&mut self) {
         self.refresh.abort();
-        let (key, holder, mut conn) = (self.key.clone(), self.holder.clone(), self.conn.clone());
-        // Released in the background; if the runtime is gone, the lock expires.
+        if self.released {
+            return;
+        }
+        // Not released by its run (an error unwound past it): release in the
+        // background; if the runtime is gone, the lock expires.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _: Result<i64, _> = scripts::RELEASE_RUN_LOCK
-                    .key(&key)
-                    .arg(&holder)
-                    .invoke_async(&mut conn)
-                    .await;
-            });
+            runtime.spawn(self.release_script());
         }
     }
 }

@@ -17,8 +17,8 @@ use super::encode::{Encoder, KeyColumn, key_type};
 use super::keys::{JobKeys, jobs_key};
 use super::slot::slot;
 use super::{RedisStore, RedisStoreError, reader, scripts};
-use crate::lookup::KeyType;
 use crate::history::{HistoryEntry, HistoryEvent};
+use crate::lookup::KeyType;
 use crate::{Manifest, VersionId};
 
 /// Publish attempts when other publishers of the same job keep moving the pointer.

@@ -74,7 +74,7 @@ fn integer_keys_are_found_by_their_text() {
         let keys: ArrayRef = Arc::new(Int64Array::from(vec![7, -3, 42]));
         writer.write(&keys, &probabilities(3)).await.unwrap();
         let staged = writer.finish().await.unwrap();
-        let published = staged.publish(manifest("int"), 3).await.unwrap();
+        let published = staged.publish(manifest("int"), 3, true).await.unwrap();
         assert_eq!(published.id, VersionId(1));
         assert_eq!(published.rows, 3);
 
@@ -206,7 +206,7 @@ async fn publish_keys(store: &RedisStore, job: &str, n: usize) -> VersionId {
     ));
     writer.write(&keys, &probabilities(n)).await.unwrap();
     let staged = writer.finish().await.unwrap();
-    staged.publish(manifest("str"), 3).await.unwrap().id
+    staged.publish(manifest("str"), 3, true).await.unwrap().id
 }
 
 /// The keys a version's completeness record sampled, from its JSON (`-c`: in a

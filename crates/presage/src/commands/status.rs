@@ -48,10 +48,8 @@ pub fn status(config: &Config, as_json: bool, lookup_log: Option<&Path>) -> Resu
                 last_run.as_ref(),
                 now,
             ),
-            Err(problem) => {
-                JobStatus::new(name, None, job.serve.max_age, last_run.as_ref(), now)
-                    .failing(problem)
-            }
+            Err(problem) => JobStatus::new(name, None, job.serve.max_age, last_run.as_ref(), now)
+                .failing(problem),
         };
         if let (Some(read), Some(version)) = (&read, status.version) {
             let keys = read.get(&(name.clone(), version.0)).map_or(0, HashSet::len);

@@ -150,7 +150,7 @@ fn quickstart_from_s3_and_postgres_predicts_as_from_local_files() {
     assert!(out.status.success(), "{}", stderr(&out));
     let demo = project.path().join("demo");
 
-    let out = run_in(&demo, &["run", "churn", "--as-of", AS_OF]);
+    let out = run_in(&demo, &["run", "churn", "--as-of", AS_OF, "--promote"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     let moto = MotoServer::start();
@@ -186,7 +186,15 @@ fn quickstart_from_s3_and_postgres_predicts_as_from_local_files() {
     fs_err::write(demo.join("lake.toml"), lake).unwrap();
     let out = presage()
         .current_dir(&demo)
-        .args(["run", "churn", "--as-of", AS_OF, "--config", "lake.toml"])
+        .args([
+            "run",
+            "churn",
+            "--as-of",
+            AS_OF,
+            "--promote",
+            "--config",
+            "lake.toml",
+        ])
         .env("LAKE_KEY_ID", "testing")
         .env("LAKE_SECRET", "testing")
         .env("USERS_DB", postgres_url())
@@ -337,7 +345,10 @@ fn imported_ranked_lists_and_bad_configs() {
          score = \"score\"\ntop_k = 2\n",
         &scores,
     );
-    let out = run_in(p.path(), &["run", "recs", "--as-of", "2026-12-01"]);
+    let out = run_in(
+        p.path(),
+        &["run", "recs", "--as-of", "2026-12-01", "--promote"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run_in(p.path(), &["lookup", "recs", "u0"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -393,7 +404,10 @@ fn published_versions_are_exported_and_a_failed_export_keeps_the_version() {
         ),
         &scores,
     );
-    let out = run_in(p.path(), &["run", "ltv", "--as-of", "2026-12-01"]);
+    let out = run_in(
+        p.path(),
+        &["run", "ltv", "--as-of", "2026-12-01", "--promote"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("exported to s3://exports/ltv/version=1/"),
@@ -446,7 +460,10 @@ fn published_versions_are_exported_and_a_failed_export_keeps_the_version() {
     let manifest: Value = serde_json::from_slice(&exported.1).unwrap();
     assert_eq!(manifest["id"], 1);
 
-    let out = run_in(p.path(), &["run", "local", "--as-of", "2026-12-01"]);
+    let out = run_in(
+        p.path(),
+        &["run", "local", "--as-of", "2026-12-01", "--promote"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let folder = p.path().join("exported/local/version=1");
     assert!(folder.join("predictions.parquet").is_file() && folder.join("manifest.json").is_file());
@@ -468,7 +485,10 @@ fn published_versions_are_exported_and_a_failed_export_keeps_the_version() {
             ),
     )
     .unwrap();
-    let out = run_in(p.path(), &["run", "ltv", "--as-of", "2026-12-02"]);
+    let out = run_in(
+        p.path(),
+        &["run", "ltv", "--as-of", "2026-12-02", "--promote"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("the version is published, but exporting it to s3://exports-missing/ltv/version=2/ failed"),

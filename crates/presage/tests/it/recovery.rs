@@ -117,7 +117,11 @@ fn rollback_skips_a_version_rolled_back_from() {
     );
     let refused = p.run(&["rollback", "score", "--to", "2"]);
     assert!(!refused.status.success());
-    assert!(stderr(&refused).contains("pass --force"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("pass --force"),
+        "{}",
+        stderr(&refused)
+    );
     assert!(
         p.run(&["rollback", "score", "--to", "2", "--force"])
             .status
@@ -184,7 +188,9 @@ fn a_full_disk_fails_the_run_and_keeps_the_served_version() {
     let message = stderr(&run);
     assert!(message.contains("No space left on device"), "{message}");
     assert_eq!(
-        fs_err::read_to_string(disk.join("score/CURRENT")).unwrap().trim(),
+        fs_err::read_to_string(disk.join("score/CURRENT"))
+            .unwrap()
+            .trim(),
         "1"
     );
     let mut leftovers = Vec::new();

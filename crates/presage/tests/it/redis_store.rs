@@ -183,8 +183,14 @@ fn redis_second_run_flips_the_pointer_and_rollback_flips_it_back() {
     let out = project.run(&["rollback", "score", "--to", "99"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("99"), "{}", stderr(&out));
-    run_ok(&project, &["rollback", "score", "--to", "2"]);
+    // Version 2 was rolled back from: serving it again takes --force.
+    let out = project.run(&["rollback", "score", "--to", "2"]);
+    assert!(stderr(&out).contains("pass --force"), "{}", stderr(&out));
+    run_ok(&project, &["rollback", "score", "--to", "2", "--force"]);
     wait_for_version(&base, 2);
+    // Version 1 is now the one rolled away from.
+    let out = run_ok(&project, &["versions", "score"]);
+    assert!(out.contains("(rolled back from)"), "{out}");
 }
 
 #[test]

@@ -72,9 +72,13 @@ fn run_help() {
 
     Options:
           --as-of <AS_OF>        Feature cutoff, `{{as_of}}` in the SQL: RFC 3339 or `YYYY-MM-DD` (UTC).
-                                 Default: now. For a job that imports predictions (`predictions =
-                                 "SOURCE"`), the version's `features_as_of` comes from the job's
-                                 `features_as_of` column when it names one, else from this flag
+                                 Default: now. A past cutoff is a backfill: its version is published
+                                 beside the current one, not served, unless `--promote`. For a job that
+                                 imports predictions (`predictions = "SOURCE"`), the version's
+                                 `features_as_of` comes from the job's `features_as_of` column when it
+                                 names one, else from this flag
+          --promote              Serve the version of a backfill (`--as-of` in the past) at once.
+                                 Without it, serve it later with `presage rollback JOB --to VERSION`
           --force                Publish even if checks fail; the override is recorded in the manifest
           --memory-limit <SIZE>  Memory the feature query may hold (`6GB`, `1.5GiB`, `50%` of the
                                  machine, or `none`); past it, aggregations, joins and sorts spill to
@@ -87,7 +91,8 @@ fn run_help() {
 
     Example:
       presage run churn
-      presage run churn --as-of 2026-11-01T00:00:00Z
+      presage run churn --as-of 2026-11-01T00:00:00Z            # a backfill, not served
+      presage run churn --as-of 2026-11-01T00:00:00Z --promote  # a backfill, served
     "#);
 }
 

@@ -180,10 +180,18 @@ fn quickstart_run_serve_swap_rollback() {
         None,
     );
     assert_eq!(status, 401);
+    // Version 2 was rolled back from: serving it again takes `force`.
     let (status, body) = http_json(
         "POST",
         &format!("{base}/v1/jobs/churn/rollback"),
         Some(&json!({"to": 2})),
+        Some("s3cret"),
+    );
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = http_json(
+        "POST",
+        &format!("{base}/v1/jobs/churn/rollback"),
+        Some(&json!({"to": 2, "force": true})),
         Some("s3cret"),
     );
     assert_eq!(status, 200, "{body}");
