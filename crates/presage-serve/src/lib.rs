@@ -26,6 +26,6 @@ pub use api::router;
 pub use error::ApiError;
 pub use http::{HttpLimits, serve_http};
 pub use lookup_log::{LookupLog, ROLL_EVERY, ROLL_ROWS, lookup_log_schema};
-pub use resp::{RespOptions, spawn_resp};
+pub use resp::{RespOptions, RespServer, spawn_resp};
 pub use state::{AppState, ServeJob};
 pub use watcher::{reload_all, spawn_watcher};

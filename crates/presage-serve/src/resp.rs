@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use crate::answer::{Status, refuse_stale, write_answer};
 use crate::busy_poll::BusyPoll;
@@ -124,47 +125,107 @@ pub fn spawn_resp(
     listener: std::net::TcpListener,
     state: Arc<AppState>,
     options: RespOptions,
-) -> std::io::Result<()> {
+) -> std::io::Result<RespServer> {
     listener.set_nonblocking(true)?;
     let cap = ConnectionCap::new("Redis protocol", options.max_connections);
+    let (stop, stopped) = watch::channel(false);
+    let mut threads = Vec::new();
     for i in 0..options.threads.max(1) {
         let listener = listener.try_clone()?;
         let state = state.clone();
         let cap = cap.clone();
+        let stopped = stopped.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        std::thread::Builder::new()
-            .name(format!("presage-resp-{i}"))
-            .spawn(move || {
-                let served = runtime.block_on(async move {
-                    let listener = TcpListener::from_std(listener)?;
-                    let busy_poll = options.busy_poll.map(|window| {
-                        let poller = BusyPoll::new(window);
-                        tokio::spawn(poller.clone().run());
-                        poller
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("presage-resp-{i}"))
+                .spawn(move || {
+                    let served = runtime.block_on(async move {
+                        let listener = TcpListener::from_std(listener)?;
+                        let busy_poll = options.busy_poll.map(|window| {
+                            let poller = BusyPoll::new(window);
+                            tokio::spawn(poller.clone().run());
+                            poller
+                        });
+                        let serving = Serving {
+                            state,
+                            busy_poll,
+                            cap,
+                            idle_timeout: options.idle_timeout,
+                        };
+                        accept_loop(listener, serving, stopped).await;
+                        Ok::<(), std::io::Error>(())
                     });
-                    accept_loop(listener, state, busy_poll, cap, options.idle_timeout).await;
-                    Ok::<(), std::io::Error>(())
-                });
-                if let Err(e) = served {
-                    eprintln!("the Redis protocol endpoint stopped: {e}");
-                }
-            })?;
+                    if let Err(e) = served {
+                        eprintln!("the Redis protocol endpoint stopped: {e}");
+                    }
+                })?,
+        );
     }
-    Ok(())
+    Ok(RespServer { stop, threads })
 }
 
-/// Accepts connections on `listener` and serves each on its own task, forever.
-async fn accept_loop(
-    listener: TcpListener,
+/// The running Redis-protocol endpoint; it serves until [`RespServer::stop`] or the
+/// end of the process.
+pub struct RespServer {
+    stop: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl RespServer {
+    /// Stops accepting, lets every connection finish the commands it has read, and
+    /// closes them; waits at most `grace` for that. Returns false if some loop was
+    /// still busy when `grace` ran out (the process exit then cuts it).
+    pub fn stop(self, grace: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if self
+                .threads
+                .iter()
+                .all(std::thread::JoinHandle::is_finished)
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+}
+
+/// Resolves once `true` is sent; never, if the sender is dropped without sending it
+/// (a [`RespServer`] dropped unstopped leaves the endpoint serving).
+async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
+    if stopped.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// What every connection of one event loop shares.
+struct Serving {
     state: Arc<AppState>,
     busy_poll: Option<Arc<BusyPoll>>,
     cap: Arc<ConnectionCap>,
     idle_timeout: Option<Duration>,
-) {
+}
+
+/// Accepts connections on `listener` and serves each on its own task until `stopped`,
+/// then waits for the connections to finish what they read.
+async fn accept_loop(listener: TcpListener, serving: Serving, mut stopped: watch::Receiver<bool>) {
+    // The loop's own signal to its connections, so that the ones of different
+    // threads never touch one lock on every read.
+    let (stop_connections, connections_stopped) = watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let stream = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop_requested(&mut stopped) => break,
+            // Finished connections are reaped as they go.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of file descriptors, say: connections already open go on, and
@@ -174,19 +235,28 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Some(open) = cap.open() else {
+        let Some(open) = serving.cap.open() else {
             // What Redis answers; a client whose socket cannot take it at once just
             // sees the connection close.
             let _ = stream.try_write(b"-ERR max number of clients reached\r\n");
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let connection = Connection::new(stream, state.clone(), busy_poll.clone(), idle_timeout);
-        tokio::spawn(async move {
-            let _ = connection.run().await;
+        let connection = Connection::new(
+            stream,
+            serving.state.clone(),
+            serving.busy_poll.clone(),
+            serving.idle_timeout,
+        );
+        let stopped = connections_stopped.clone();
+        connections.spawn(async move {
+            let _ = connection.run(stopped).await;
             drop(open);
         });
     }
+    drop(listener);
+    let _ = stop_connections.send(true);
+    while connections.join_next().await.is_some() {}
 }
 
 /// One client. Its buffers are allocated when it first sends something, so that an
@@ -251,8 +321,17 @@ impl Connection {
         }
     }
 
-    async fn run(mut self) -> std::io::Result<()> {
-        let Some(readable) = unless_idle(self.idle_timeout, self.stream.readable()).await else {
+    /// Serves the client until it quits, goes idle, breaks the protocol, or
+    /// `stopped` turns true; the commands read before that are answered.
+    async fn run(mut self, mut stopped: watch::Receiver<bool>) -> std::io::Result<()> {
+        // Registered once: polling it again at every read costs one uncontended lock.
+        let mut stop = std::pin::pin!(async move { stop_requested(&mut stopped).await });
+        let readable = tokio::select! {
+            biased;
+            () = &mut stop => return Ok(()),
+            readable = unless_idle(self.idle_timeout, self.stream.readable()) => readable,
+        };
+        let Some(readable) = readable else {
             return Ok(());
         };
         readable?;
@@ -262,7 +341,12 @@ impl Connection {
         self.output.reserve(16 * 1024);
         self.doc.reserve(256);
         loop {
-            let Some(n) = unless_idle(self.idle_timeout, self.stream.read(&mut chunk)).await else {
+            let read = tokio::select! {
+                biased;
+                    () = &mut stop => return Ok(()),
+                read = unless_idle(self.idle_timeout, self.stream.read(&mut chunk)) => read,
+            };
+            let Some(n) = read else {
                 return Ok(());
             };
             let n = n?;

@@ -136,6 +136,26 @@ impl ChildProcess {
         }
     }
 
+    /// Every stderr line so far; once the process has exited, all of them (waits up
+    /// to 2 s for the last ones).
+    pub fn stderr_lines(&mut self) -> &[String] {
+        if self.child.try_wait().ok().flatten().is_some() {
+            // The reader thread ends with the pipe: read until it does.
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while let Ok(line) = self
+                .stderr
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                self.seen.push(line);
+            }
+        } else {
+            while let Ok(line) = self.stderr.try_recv() {
+                self.seen.push(line);
+            }
+        }
+        &self.seen
+    }
+
     /// The process id.
     pub fn id(&self) -> u32 {
         self.child.id()

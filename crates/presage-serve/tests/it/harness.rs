@@ -298,10 +298,18 @@ pub async fn start_http(state: &Arc<AppState>, limits: HttpLimits) -> HttpServer
 
 /// Serves the Redis protocol for `state` with `options` on a free loopback port.
 pub fn start_resp(state: &Arc<AppState>, options: RespOptions) -> SocketAddr {
+    start_resp_server(state, options).0
+}
+
+/// [`start_resp`], keeping the endpoint's handle to stop it.
+pub fn start_resp_server(
+    state: &Arc<AppState>,
+    options: RespOptions,
+) -> (SocketAddr, presage_serve::RespServer) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
     let addr = listener.local_addr().expect("its address");
-    spawn_resp(listener, state.clone(), options).expect("the Redis protocol endpoint");
-    addr
+    let server = spawn_resp(listener, state.clone(), options).expect("the Redis protocol endpoint");
+    (addr, server)
 }
 
 /// What the server sends on `stream` until it closes it; panics if it is still open

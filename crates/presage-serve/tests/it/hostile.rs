@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::harness::{
     Fixture, JOB, TOKEN, job, parse_http, read_until, read_until_closed, serve, short_limits,
-    start_http, start_resp,
+    start_http, start_resp, start_resp_server,
 };
 
 /// Generous: the limits under test are 200 ms.
@@ -373,4 +373,25 @@ fn flushing_the_lookup_log_writes_a_file_at_once() {
     // Flushing with nothing new writes nothing.
     log.flush();
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn stopping_the_redis_protocol_answers_what_was_read_and_closes_connections() {
+    let fixture = Fixture::new();
+    fixture.publish(JOB, Utc::now()).await;
+    let state = serve(&fixture, vec![job(JOB)], None).await;
+    let (addr, server) = start_resp_server(&state, RespOptions::default());
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    busy.write_all(b"PING\r\n").await.unwrap();
+    assert_eq!(read_until(&mut busy, b"\r\n").await, b"+PONG\r\n");
+
+    let stopped = tokio::task::spawn_blocking(move || server.stop(CLOSED_WITHIN))
+        .await
+        .unwrap();
+    assert!(stopped, "every event loop ended within the grace");
+    // Both connections are closed, and nobody is accepted any more.
+    assert!(read_until_closed(&mut idle, CLOSED_WITHIN).await.is_empty());
+    assert!(read_until_closed(&mut busy, CLOSED_WITHIN).await.is_empty());
+    assert!(TcpStream::connect(addr).await.is_err());
 }

@@ -133,6 +133,7 @@ pub async fn serve_state(
     })?;
     let local = listener.local_addr()?;
     spawn_watcher(state.clone(), WATCH_INTERVAL, |event| eprintln!("{event}"));
+    let mut resp_server = None;
     if let Some(resp) = resp {
         let listener = std::net::TcpListener::bind(resp.addr).with_context(|| {
             format!(
@@ -143,17 +144,19 @@ pub async fn serve_state(
         let local = listener.local_addr()?;
         // One event loop per CPU this process may use (the affinity mask counts).
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        presage_serve::spawn_resp(
-            listener,
-            state.clone(),
-            RespOptions {
-                threads,
-                busy_poll: resp.busy_poll,
-                max_connections: limits.resp_max_connections,
-                idle_timeout: limits.resp_idle_timeout,
-            },
-        )
-        .context("starting the Redis protocol endpoint")?;
+        resp_server = Some(
+            presage_serve::spawn_resp(
+                listener,
+                state.clone(),
+                RespOptions {
+                    threads,
+                    busy_poll: resp.busy_poll,
+                    max_connections: limits.resp_max_connections,
+                    idle_timeout: limits.resp_idle_timeout,
+                },
+            )
+            .context("starting the Redis protocol endpoint")?,
+        );
         let loops = match threads {
             1 => "1 event loop".to_owned(),
             n => format!("{n} event loops"),
@@ -175,6 +178,7 @@ pub async fn serve_state(
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("listening for SIGTERM")?;
+    let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
     let stop = async move {
         // SIGTERM is how service managers and `kill` stop a server: the same as Ctrl-C.
         tokio::select! {
@@ -182,8 +186,23 @@ pub async fn serve_state(
             _ = terminate.recv() => {}
         }
         eprintln!("stopping: finishing requests in flight");
+        let _ = signalled.send(true);
     };
+    // The Redis protocol stops beside HTTP, within the same grace.
+    let grace = limits.http.shutdown_grace;
+    let resp_stopped = tokio::spawn(async move {
+        let Some(server) = resp_server else {
+            return true;
+        };
+        let _ = on_signal.wait_for(|stop| *stop).await;
+        tokio::task::spawn_blocking(move || server.stop(grace))
+            .await
+            .unwrap_or(false)
+    });
     serve_http(listener, router(state.clone()), limits.http, stop).await;
+    if !resp_stopped.await.unwrap_or(false) {
+        eprintln!("Redis protocol: connections were still busy after {grace:?}; closing them");
+    }
     state.flush_lookup_log();
     eprintln!("stopped");
     Ok(())

@@ -78,7 +78,25 @@ fn sigterm_finishes_requests_in_flight_and_writes_the_lookup_log() {
     let out = project.run(&["run", "score"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let log = project.path().join("lookups");
-    let (mut server, base) = serve_in(project.path(), &["--lookup-log", log.to_str().unwrap()]);
+    let resp_addr = format!("127.0.0.1:{}", presage_test::free_port());
+    let (mut server, base) = serve_in(
+        project.path(),
+        &[
+            "--lookup-log",
+            log.to_str().unwrap(),
+            "--resp-addr",
+            &resp_addr,
+        ],
+    );
+    // A Redis-protocol client that reads once, then stays connected.
+    let mut resp_client = std::net::TcpStream::connect(&resp_addr).unwrap();
+    resp_client.write_all(b"GET score:e000004\r\n").unwrap();
+    resp_client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reply = [0u8; 1];
+    resp_client.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"$", "a bulk string answers the GET");
     for i in 0..3 {
         let url = format!("{base}/v1/jobs/score/predictions/e{i:06}");
         let (status, answer) = http_json("GET", &url, None, None);
@@ -109,7 +127,18 @@ fn sigterm_finishes_requests_in_flight_and_writes_the_lookup_log() {
         .wait_exit(Duration::from_secs(20))
         .expect("the server exits after SIGTERM");
     assert!(status.success(), "{status}");
-    // Written at exit, not at the next roll: the four answers are in the log now.
+    // The idle Redis-protocol connection was closed, not waited for.
+    let mut rest = Vec::new();
+    let _ = resp_client.read_to_end(&mut rest);
+    assert!(
+        !server
+            .stderr_lines()
+            .iter()
+            .any(|l| l.contains("still busy")),
+        "{:?}",
+        server.stderr_lines()
+    );
+    // Written at exit, not at the next roll: the five answers are in the log now.
     let out = run_in(
         project.path(),
         &["status", "--json", "--lookup-log", log.to_str().unwrap()],
@@ -118,7 +147,7 @@ fn sigterm_finishes_requests_in_flight_and_writes_the_lookup_log() {
     let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
         status["jobs"][0]["read_keys"],
-        serde_json::json!(4),
+        serde_json::json!(5),
         "{status}"
     );
 }
