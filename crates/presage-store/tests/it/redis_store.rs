@@ -394,3 +394,85 @@ fn tls_urls_are_refused_before_connecting() {
     assert!(RedisStore::check_url("redis://127.0.0.1:6379").is_ok());
     assert!(RedisStore::check_url("rediss://127.0.0.1:6379").is_err());
 }
+
+#[test]
+fn one_run_of_a_job_at_a_time_across_processes_sharing_a_server() {
+    let server = RedisServer::start();
+    runtime().block_on(async {
+        let store = RedisStore::connect(&[server.url()]).await.unwrap();
+        let held = store.lock_run("score").await.unwrap();
+        let holder = redis_cli(server.port(), &["GET", "presage:{score}:run_lock"]);
+        assert!(
+            holder.starts_with(&format!("pid {} on ", std::process::id())),
+            "{holder}"
+        );
+        let error = store.lock_run("score").await.err().expect("held");
+        assert!(
+            error
+                .to_string()
+                .contains("a run of job `score` is in progress (pid "),
+            "{error}"
+        );
+        // Another job runs beside it.
+        store.lock_run("other").await.unwrap().release().await;
+        held.release().await;
+        assert_eq!(
+            redis_cli(server.port(), &["EXISTS", "presage:{score}:run_lock"]),
+            "0"
+        );
+        store.lock_run("score").await.unwrap().release().await;
+    });
+}
+
+#[test]
+fn rollback_follows_the_history_and_backfills_wait_beside_the_current_version() {
+    let server = RedisServer::start();
+    runtime().block_on(async {
+        let store = RedisStore::connect(&[server.url()]).await.unwrap();
+        let publish = |promote: bool| {
+            let store = store.clone();
+            async move {
+                let mut writer = store
+                    .begin("h", Field::new("id", DataType::Int64, false), &outputs())
+                    .await
+                    .unwrap();
+                let keys: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
+                writer.write(&keys, &probabilities(2)).await.unwrap();
+                let staged = writer.finish().await.unwrap();
+                staged
+                    .publish(manifest("int"), 5, promote)
+                    .await
+                    .unwrap()
+                    .id
+            }
+        };
+        for _ in 0..2 {
+            publish(true).await;
+        }
+        assert_eq!(
+            store.rollback("h", None, false).await.unwrap(),
+            (VersionId(2), VersionId(1))
+        );
+        publish(true).await;
+        // Back to 1, not to 2, which was rolled away from.
+        assert_eq!(
+            store.rollback("h", None, false).await.unwrap(),
+            (VersionId(3), VersionId(1))
+        );
+        assert!(
+            store
+                .rollback("h", Some(VersionId(2)), false)
+                .await
+                .is_err()
+        );
+        // A backfill is kept, not served.
+        assert_eq!(publish(false).await, VersionId(4));
+        assert_eq!(store.current("h").await.unwrap(), Some(VersionId(1)));
+        let history = store.history("h").await.unwrap();
+        assert_eq!(
+            history.state(VersionId(4), Some(VersionId(1))),
+            presage_store::VersionState::Backfill
+        );
+        assert_eq!(history.entries().len(), 6);
+    });
+}

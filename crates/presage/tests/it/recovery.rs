@@ -240,3 +240,23 @@ fn find_leftovers(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
         }
     }
 }
+
+#[test]
+fn only_the_newest_blocked_runs_are_kept() {
+    let p = SmallProject::new();
+    p.edit_config(&[
+        ("keep_versions = 3", "keep_versions = 3\nkeep_blocked = 2"),
+        ("min_rows = 100", "min_rows = 100000000"),
+    ]);
+    for _ in 0..3 {
+        let run = p.run(&["run", "score"]);
+        assert!(!run.status.success(), "the check blocks the run");
+    }
+    let blocked: Vec<String> = fs_err::read_dir(p.path().join("store/score/staging"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(blocked.len(), 2, "{blocked:?}");
+    assert!(blocked.iter().all(|name| name.starts_with("blocked-")));
+}
