@@ -34,6 +34,20 @@ pub(crate) struct Record {
     pub rows: u64,
     /// Sampled keys (without the version's prefix).
     pub sample: Vec<String>,
+    /// The sha256 of the manifest as published, so an edited manifest is refused
+    /// (absent in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
+}
+
+/// What is stored of a version, as [`check`] reads it.
+pub(crate) struct Stored<'a> {
+    /// Its manifest.
+    pub manifest: &'a Manifest,
+    /// The sha256 of the manifest's stored bytes.
+    pub manifest_sha256: String,
+    /// The prefix of its data keys.
+    pub prefix: &'a str,
 }
 
 /// The keys of smallest hash seen so far (a bottom-k sample: uniform, and the same
@@ -59,6 +73,7 @@ impl Sample {
     /// The record to publish for a version of `rows` keys.
     pub(crate) fn record(&self, rows: u64) -> Record {
         Record {
+            manifest_sha256: None,
             rows,
             // Keys are UTF-8: Arrow strings or decimal integers.
             sample: self
@@ -72,15 +87,19 @@ impl Sample {
 
 /// Refuses version `id` of `job` (keys `keys`, data under `prefix`) when its record
 /// is missing although it was published with one, disagrees with its manifest, or
-/// names a key that is gone.
+/// names a key that is gone, or its manifest was edited.
 pub(super) async fn check(
     store: &RedisStore,
     job: &str,
     id: VersionId,
     keys: &JobKeys,
-    manifest: &Manifest,
-    prefix: &str,
+    stored: Stored<'_>,
 ) -> Result<(), RedisStoreError> {
+    let Stored {
+        manifest,
+        manifest_sha256,
+        prefix,
+    } = stored;
     let hash = keys.complete();
     let (since, record): (Option<u64>, Option<Vec<u8>>) = ::redis::cmd("HMGET")
         .arg(&hash)
@@ -109,6 +128,13 @@ pub(super) async fn check(
             "its completeness record (field `{id}` of `{hash}`) cannot be read: {e}"
         ))
     })?;
+    if let Some(published) = &record.manifest_sha256
+        && *published != manifest_sha256
+    {
+        return Err(incomplete(format!(
+            "its manifest was changed since it was published (sha256 {manifest_sha256}, published as {published})"
+        )));
+    }
     if record.rows != manifest.rows {
         return Err(incomplete(format!(
             "its manifest says {} keys, its completeness record {}",

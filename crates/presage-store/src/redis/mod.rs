@@ -260,6 +260,16 @@ impl RedisStore {
 
     /// A version's manifest.
     pub async fn manifest(&self, job: &str, id: VersionId) -> Result<Manifest, RedisStoreError> {
+        let (key, json) = self.manifest_json(job, id).await?;
+        parse_json(&key, &json)
+    }
+
+    /// A version's manifest as stored, and its key.
+    pub(crate) async fn manifest_json(
+        &self,
+        job: &str,
+        id: VersionId,
+    ) -> Result<(String, Vec<u8>), RedisStoreError> {
         let key = self.keys(job)?.manifest(id);
         let json: Option<Vec<u8>> = self
             .conn()
@@ -270,7 +280,7 @@ impl RedisStore {
             job: job.to_owned(),
             id,
         })?;
-        parse_json(&key, &json)
+        Ok((key, json))
     }
 
     /// Every version's manifest, newest first.

@@ -26,10 +26,16 @@ impl RedisStore {
     /// the check reads one hash field and sends one `EXISTS` of a sample of its keys,
     /// so it is cheap enough for every swap.
     pub async fn open(&self, job: &str, id: VersionId) -> Result<RedisVersion, RedisStoreError> {
-        let manifest = self.manifest(job, id).await?;
+        let (manifest_key, json) = self.manifest_json(job, id).await?;
+        let manifest = super::parse_json(&manifest_key, &json)?;
         let keys = self.keys(job)?;
         let prefix = keys.data_prefix(id);
-        complete::check(self, job, id, &keys, &manifest, &prefix).await?;
+        let stored = complete::Stored {
+            manifest: &manifest,
+            manifest_sha256: crate::embedded::sha256_bytes(&json),
+            prefix: &prefix,
+        };
+        complete::check(self, job, id, &keys, stored).await?;
         let key_type = if manifest.key.key_type == "int" {
             KeyType::Int
         } else {

@@ -456,8 +456,7 @@ impl RedisStagedVersion {
         let job = claim.job.clone();
         let keys = claim.keys.clone();
         let id = claim.id;
-        let record = serde_json::to_vec(&self.sample.record(self.rows))
-            .expect("completeness record serialises");
+        let mut record = self.sample.record(self.rows);
         let mut conn = store.conn();
         // Listed before the flip, so a published job is always listed.
         ::redis::cmd("SADD")
@@ -476,6 +475,8 @@ impl RedisStagedVersion {
             manifest.rows = self.rows;
             manifest.files = Vec::new();
             let json = serde_json::to_vec(&manifest).expect("manifest serialises");
+            record.manifest_sha256 = Some(crate::embedded::sha256_bytes(&json));
+            let record = serde_json::to_vec(&record).expect("completeness record serialises");
             let entry = HistoryEntry {
                 version: id,
                 at: chrono::Utc::now(),

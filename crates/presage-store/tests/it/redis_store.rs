@@ -476,3 +476,31 @@ fn rollback_follows_the_history_and_backfills_wait_beside_the_current_version() 
         assert_eq!(history.entries().len(), 6);
     });
 }
+
+#[test]
+fn an_edited_manifest_is_refused() {
+    let server = RedisServer::start();
+    runtime().block_on(async {
+        let store = RedisStore::connect(&[server.url()]).await.unwrap();
+        let mut writer = store
+            .begin("m", Field::new("id", DataType::Int64, false), &outputs())
+            .await
+            .unwrap();
+        let keys: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
+        writer.write(&keys, &probabilities(2)).await.unwrap();
+        let staged = writer.finish().await.unwrap();
+        staged.publish(manifest("int"), 5, true).await.unwrap();
+        store.open("m", VersionId(1)).await.unwrap();
+
+        let key = "presage:{m}:manifest:1";
+        let edited = redis_cli(server.port(), &["GET", key]).replace("\"rows\":2", "\"rows\":3");
+        redis_cli(server.port(), &["SET", key, &edited]);
+        let error = store.open("m", VersionId(1)).await.err().expect("refused");
+        assert!(
+            error
+                .to_string()
+                .contains("its manifest was changed since it was published"),
+            "{error}"
+        );
+    });
+}
