@@ -277,14 +277,7 @@ async fn a_version_moved_into_place_but_never_published_is_not_listed_and_is_rem
     let temp = fixture.data_dir().join(JOB).join(".CURRENT.tmp-4000000");
     fs_err::write(&temp, "3\n").unwrap();
 
-    let listed: Vec<u64> = store
-        .versions(JOB)
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| m.id.0)
-        .collect();
-    assert_eq!(listed, vec![2, 1]);
+    assert_eq!(listed_ids(&store).await, vec![2, 1]);
     assert!(matches!(
         store.rollback(JOB, Some(VersionId(3)), true).await,
         Err(presage_store::StoreError::UnknownVersion { .. })
@@ -293,14 +286,7 @@ async fn a_version_moved_into_place_but_never_published_is_not_listed_and_is_rem
     // The next run removes it and the dead process's temporary file.
     fixture.publish(JOB, Utc::now()).await;
     assert!(!temp.exists());
-    let listed: Vec<u64> = store
-        .versions(JOB)
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| m.id.0)
-        .collect();
-    assert_eq!(listed, vec![3, 2, 1]);
+    assert_eq!(listed_ids(&store).await, vec![3, 2, 1]);
     assert_eq!(
         store.history(JOB).await.unwrap().entries().len(),
         3,
@@ -348,6 +334,12 @@ async fn age_counts_from_features_older_than_the_run() {
     let jobs = get(&state, "/v1/jobs").await.json();
     assert_eq!(jobs["jobs"][0]["status"], json!("stale"), "{jobs}");
     assert!(jobs["jobs"][0]["age_seconds"].as_f64().unwrap() > 29.0 * 86400.0);
+}
+
+/// The ids `versions` lists, newest first.
+async fn listed_ids(store: &presage_store::Store) -> Vec<u64> {
+    let versions = store.versions(JOB).await.unwrap();
+    versions.iter().map(|m| m.id.0).collect()
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

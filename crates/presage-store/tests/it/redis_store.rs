@@ -429,23 +429,7 @@ fn rollback_follows_the_history_and_backfills_wait_beside_the_current_version() 
     let server = RedisServer::start();
     runtime().block_on(async {
         let store = RedisStore::connect(&[server.url()]).await.unwrap();
-        let publish = |promote: bool| {
-            let store = store.clone();
-            async move {
-                let mut writer = store
-                    .begin("h", Field::new("id", DataType::Int64, false), &outputs())
-                    .await
-                    .unwrap();
-                let keys: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
-                writer.write(&keys, &probabilities(2)).await.unwrap();
-                let staged = writer.finish().await.unwrap();
-                staged
-                    .publish(manifest("int"), 5, promote)
-                    .await
-                    .unwrap()
-                    .id
-            }
-        };
+        let publish = |promote| publish_two_keys(&store, "h", promote);
         for _ in 0..2 {
             publish(true).await;
         }
@@ -482,20 +466,13 @@ fn an_edited_manifest_is_refused() {
     let server = RedisServer::start();
     runtime().block_on(async {
         let store = RedisStore::connect(&[server.url()]).await.unwrap();
-        let mut writer = store
-            .begin("m", Field::new("id", DataType::Int64, false), &outputs())
-            .await
-            .unwrap();
-        let keys: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
-        writer.write(&keys, &probabilities(2)).await.unwrap();
-        let staged = writer.finish().await.unwrap();
-        staged.publish(manifest("int"), 5, true).await.unwrap();
+        publish_two_keys(&store, "m", true).await;
         store.open("m", VersionId(1)).await.unwrap();
 
         let key = "presage:{m}:manifest:1";
         let edited = redis_cli(server.port(), &["GET", key]).replace("\"rows\":2", "\"rows\":3");
         redis_cli(server.port(), &["SET", key, &edited]);
-        let error = store.open("m", VersionId(1)).await.err().expect("refused");
+        let error = store.open("m", VersionId(1)).await.expect_err("refused");
         assert!(
             error
                 .to_string()
@@ -503,4 +480,20 @@ fn an_edited_manifest_is_refused() {
             "{error}"
         );
     });
+}
+
+/// Publishes a version of `job` with integer keys 1 and 2; returns its id.
+async fn publish_two_keys(store: &RedisStore, job: &str, promote: bool) -> VersionId {
+    let mut writer = store
+        .begin(job, Field::new("id", DataType::Int64, false), &outputs())
+        .await
+        .unwrap();
+    let keys: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
+    writer.write(&keys, &probabilities(2)).await.unwrap();
+    let staged = writer.finish().await.unwrap();
+    staged
+        .publish(manifest("int"), 5, promote)
+        .await
+        .unwrap()
+        .id
 }
