@@ -260,3 +260,52 @@ fn only_the_newest_blocked_runs_are_kept() {
     assert_eq!(blocked.len(), 2, "{blocked:?}");
     assert!(blocked.iter().all(|name| name.starts_with("blocked-")));
 }
+
+#[test]
+fn a_server_keeps_serving_through_a_garbage_current_and_falls_back_after_a_restart() {
+    use presage_test::{free_port, http_json};
+    let p = SmallProject::new();
+    for _ in 0..2 {
+        assert!(p.run(&["run", "score"]).status.success());
+    }
+    let start = || {
+        let port = free_port();
+        let mut command = presage();
+        command
+            .current_dir(p.path())
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")]);
+        let mut server = ChildProcess::spawn(command);
+        server.wait_for_stderr("serving on", Duration::from_secs(30));
+        (server, format!("http://127.0.0.1:{port}"))
+    };
+    let readiness = |base: &str| http_json("GET", &format!("{base}/readyz"), None, None);
+    let answering = |base: &str| {
+        let url = format!("{base}/v1/jobs/score/predictions/e000000");
+        http_json("GET", &url, None, None).1["version"].clone()
+    };
+
+    let (mut server, base) = start();
+    presage_test::wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30));
+    fs_err::write(p.path().join("store/score/CURRENT"), "\u{0}garbage\n").unwrap();
+    server.wait_for_stderr("cannot be read", Duration::from_secs(10));
+    let (status, body) = readiness(&base);
+    assert_eq!(status, 503, "{body}");
+    let reason = body["jobs"]["score"].as_str().unwrap();
+    assert!(reason.contains("still serving version 2"), "{reason}");
+    assert!(!reason.contains(p.path().to_str().unwrap()), "{reason}");
+    assert_eq!(answering(&base), serde_json::json!(2));
+    drop(server);
+
+    // Restarted with the garbage still there: the newest version that verifies.
+    let (mut server, base) = start();
+    server.wait_for_stderr("serving version 2 instead", Duration::from_secs(10));
+    assert_eq!(answering(&base), serde_json::json!(2));
+    assert_eq!(readiness(&base).0, 503);
+    let status = stdout(&p.run(&["status"]));
+    assert!(status.contains("FAILING"), "{status}");
+
+    // A run repairs the pointer; the server follows and is ready again.
+    assert!(p.run(&["run", "score"]).status.success());
+    server.wait_for_stderr("now serving version 3", Duration::from_secs(10));
+    assert_eq!(readiness(&base).0, 200);
+}
