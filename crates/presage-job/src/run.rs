@@ -117,6 +117,7 @@ pub async fn run(
             error: None,
             stages: Some(stages),
             export: outcome.export.clone(),
+            backfill: !options.promote,
         },
         Err(e) => LastRun {
             outcome: if matches!(e, JobError::Blocked { .. }) {
@@ -137,6 +138,7 @@ pub async fn run(
             error: Some(error_chain(e)),
             stages: Some(stages),
             export: None,
+            backfill: false,
         },
     };
     // A job name that cannot be a folder fails here too; the run's own error matters more.

@@ -115,6 +115,9 @@ pub struct LastRunStatus {
     /// The copy of the version's predictions to the job's `export` destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<ExportRecord>,
+    /// The run published a backfill, not made current.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backfill: bool,
 }
 
 impl JobStatus {
@@ -163,6 +166,7 @@ impl From<&LastRun> for LastRunStatus {
             error: run.error.clone(),
             stages: run.stages,
             export: run.export.clone(),
+            backfill: run.backfill,
         }
     }
 }
@@ -239,6 +243,7 @@ mod tests {
             error: Some("blocked".into()),
             stages: None,
             export: None,
+            backfill: false,
         };
         let status = JobStatus::new(
             "churn",

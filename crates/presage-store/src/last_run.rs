@@ -46,6 +46,9 @@ pub struct LastRun {
     /// destination, for jobs that have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<ExportRecord>,
+    /// The run published a backfill: its version was not made current.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backfill: bool,
 }
 
 /// Where a run copied its version's predictions, and whether that worked. A failed

@@ -100,6 +100,7 @@ impl Fixture {
             error: None,
             stages: None,
             export: None,
+            backfill: !promote,
         };
         store.record_run(job, &run).await.expect("record run");
         published.id

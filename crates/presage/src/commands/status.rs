@@ -141,9 +141,14 @@ fn describe_last_run(run: &LastRunStatus) -> String {
     let at = run.finished_at.format("%Y-%m-%dT%H:%M:%S");
     match run.outcome {
         RunOutcomeKind::Published => {
+            let what = if run.backfill {
+                "published backfill"
+            } else {
+                "published"
+            };
             let published = match run.version {
-                Some(version) => format!("published version {version} at {at}"),
-                None => format!("published at {at}"),
+                Some(version) => format!("{what} version {version} at {at}"),
+                None => format!("{what} at {at}"),
             };
             match &run.export {
                 Some(export) => match &export.error {

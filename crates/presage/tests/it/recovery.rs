@@ -94,6 +94,8 @@ fn a_backfill_is_not_served_unless_promoted() {
     );
     assert_eq!(p.current().as_deref(), Some("1"));
     assert!(stdout(&p.run(&["versions", "score"])).contains("(backfill, never served)"));
+    let status = stdout(&p.run(&["status"]));
+    assert!(status.contains("published backfill version 2"), "{status}");
 
     let promoted = p.run(&["run", "score", "--as-of", "2026-01-01", "--promote"]);
     assert!(promoted.status.success(), "{}", stderr(&promoted));
