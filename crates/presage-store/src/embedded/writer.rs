@@ -280,7 +280,9 @@ impl StagedVersion {
                 self.job
             );
         }
-        let current = self.store.current(&self.job).ok().flatten();
+        // Known without reading `CURRENT` again: this version, or the one a backfill
+        // left current.
+        let current = if promote { Some(manifest.id) } else { parent };
         if let Err(e) = self.store.retain(&self.job, current, keep_versions) {
             eprintln!(
                 "warning: job `{}`: version {next} is published, but deleting old versions failed: {e}",
@@ -388,9 +390,6 @@ fn process_runs(pid: u32) -> bool {
 
 /// Removes `run-<pid>-*` staging folders whose process no longer runs (killed runs).
 fn remove_dead_runs(staging: &Path) -> Result<(), StoreError> {
-    if !Path::new("/proc/self").exists() {
-        return Ok(());
-    }
     for entry in fs_err::read_dir(staging)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -12,14 +12,7 @@ fn kill_at(point: &str) {
     let p = SmallProject::new();
     assert!(p.run(&["run", "score"]).status.success());
 
-    let mut command = presage();
-    command
-        .current_dir(p.path())
-        .args(["run", "score"])
-        .env("PRESAGE_TEST_PAUSE", point);
-    let mut run = ChildProcess::spawn(command);
-    run.wait_for_stderr(&format!("paused at {point}"), Duration::from_secs(60));
-    run.kill9();
+    p.run_paused_at(point).kill9();
 
     assert_eq!(
         p.current().as_deref(),
@@ -93,14 +86,7 @@ fn serve_refuses_a_corrupt_version_and_keeps_the_previous() {
 
     // A second version, stopped before it is published, then corrupted and pointed at
     // by hand: what a torn copy or a bad disk would look like to the server.
-    let mut command = presage();
-    command
-        .current_dir(p.path())
-        .args(["run", "score"])
-        .env("PRESAGE_TEST_PAUSE", "publish");
-    let mut run = ChildProcess::spawn(command);
-    run.wait_for_stderr("paused at publish", Duration::from_secs(60));
-    run.kill9();
+    p.run_paused_at("publish").kill9();
     let lookup_file = p.version_dir(2).join("predictions.lookup");
     let mut bytes = fs_err::read(&lookup_file).unwrap();
     let mid = bytes.len() / 2;

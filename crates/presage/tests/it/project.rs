@@ -131,6 +131,19 @@ min_rows = 100
         run_in(self.path(), args)
     }
 
+    /// Starts `presage run score` and waits until it pauses at `point` (the store's
+    /// failpoints), for a test to kill it there or act while it runs.
+    pub fn run_paused_at(&self, point: &str) -> ChildProcess {
+        let mut command = presage();
+        command
+            .current_dir(self.path())
+            .args(["run", "score"])
+            .env("PRESAGE_TEST_PAUSE", point);
+        let mut run = ChildProcess::spawn(command);
+        run.wait_for_stderr(&format!("paused at {point}"), Duration::from_secs(60));
+        run
+    }
+
     /// The job's `CURRENT`, if any.
     pub fn current(&self) -> Option<String> {
         fs_err::read_to_string(self.path().join("store/score/CURRENT"))

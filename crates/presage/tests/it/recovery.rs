@@ -11,13 +11,7 @@ use crate::project::{SmallProject, presage, stderr, stdout};
 #[test]
 fn a_second_run_of_a_job_fails_fast_while_one_is_in_progress() {
     let p = SmallProject::new();
-    let mut command = presage();
-    command
-        .current_dir(p.path())
-        .args(["run", "score"])
-        .env("PRESAGE_TEST_PAUSE", "scoring");
-    let mut first = ChildProcess::spawn(command);
-    first.wait_for_stderr("paused at scoring", Duration::from_secs(60));
+    let mut first = p.run_paused_at("scoring");
 
     let second = p.run(&["run", "score"]);
     assert!(!second.status.success());
