@@ -124,6 +124,30 @@ cases! {
     onnx_classifier_rf,
     onnx_classifier_strings,
     onnx_tree_ensemble_v5,
+    onnx_shared_subtrees,
+}
+
+#[test]
+fn a_cycle_is_refused_where_a_shared_subtree_is_not() {
+    let path = testdata().join("onnx_shared_subtrees.onnx");
+    let bytes = fs_err::read(&path).expect("reading");
+    let mut proto = tract_onnx::pb::ModelProto::decode(bytes.as_slice()).expect("decoding");
+    let node = &mut proto.graph.as_mut().expect("a graph").node[0];
+    let trues = node
+        .attribute
+        .iter_mut()
+        .find(|a| a.name == "nodes_truenodeids")
+        .expect("true children");
+    // Tree 1, node 3 (`x1 <= 1`): its true child becomes tree 1's root.
+    trues.ints[7 + 3] = 0;
+    let Err(error) = super::onnx::try_load(&proto, &path) else {
+        panic!("a cyclic tree loaded");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("tree `1`: a cycle: the node at attribute index 7 leads back to itself"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -62,6 +62,21 @@ pub(crate) fn try_load(
     }
 }
 
+/// The model of one `TreeEnsemble*` node, for the general engine to call where
+/// the ensemble sits among other nodes; `input_width` is its input's width there.
+pub(crate) fn ensemble_model(
+    node: &NodeProto,
+    input_width: Option<usize>,
+    double: bool,
+) -> Result<Box<dyn Model>, String> {
+    let (forest, spec) = parse_ensemble(node, input_width, double)?;
+    Ok(if double {
+        Box::new(TreeModel::<f64>::new(&forest, spec))
+    } else {
+        Box::new(TreeModel::<f32>::new(&forest, spec))
+    })
+}
+
 /// What [`match_graph`] found.
 #[derive(Debug)]
 struct Plan {
@@ -694,41 +709,137 @@ fn regressor_parts(
     (Task::Regressor { targets }, head, kernel_aggregate)
 }
 
-/// Lays out the tree rooted at attribute index `root` as a [`Tree`].
-fn build_tree(raw: &[RawNode], root: usize, double: bool) -> Result<Tree, String> {
-    // Assign tree-local indices breadth-first; a node reached twice is an error.
-    let mut local: HashMap<usize, u32> = HashMap::from([(root, 0)]);
-    let mut order = vec![root];
-    let mut i = 0;
-    while i < order.len() {
-        let node = &raw[order[i]];
+/// Most nodes one tree may have once its shared subtrees are copied out: a DAG
+/// whose sharing multiplies at every level would otherwise exhaust memory.
+const MAX_EXPANDED_NODES: usize = 1 << 22;
+
+/// A node as laid out: a chain of `BRANCH_EQ` nodes that share their true child
+/// becomes one membership test.
+struct Visit {
+    at: usize,
+    /// The values of a merged `BRANCH_EQ` chain (or of a `BRANCH_MEMBER` node).
+    members: Option<Vec<f32>>,
+    true_child: usize,
+    false_child: usize,
+}
+
+/// The node at `at`, with any `BRANCH_EQ` chain starting there merged.
+///
+/// onnxmltools writes a categorical split "x in {a, b, c}" as `x == a`, else
+/// `x == b`, else `x == c`, each sending its true branch to the same child. Read
+/// as one membership test, the tree is a tree again and scores with one lookup.
+fn visit(raw: &[RawNode], at: usize) -> Visit {
+    let node = &raw[at];
+    let mut visit = Visit {
+        at,
+        members: (node.mode == Mode::Member).then(|| node.members.clone()),
+        true_child: node.true_child,
+        false_child: node.false_child,
+    };
+    if node.mode != Mode::Eq {
+        return visit;
+    }
+    let mut members = vec![node.value as f32];
+    let mut seen = HashSet::from([at]);
+    loop {
+        let next = &raw[visit.false_child];
+        let continues_chain = next.mode == Mode::Eq
+            && next.feature == node.feature
+            && next.tracks_true == node.tracks_true
+            && next.true_child == node.true_child;
+        if !continues_chain || !seen.insert(visit.false_child) {
+            break;
+        }
+        members.push(next.value as f32);
+        visit.false_child = next.false_child;
+    }
+    if members.len() > 1 {
+        visit.members = Some(members);
+    }
+    visit
+}
+
+/// Refuses a tree whose nodes lead back to themselves; shared subtrees (a DAG) are fine.
+fn check_acyclic(raw: &[RawNode], root: usize) -> Result<(), String> {
+    // 0: unseen, 1: on the current path, 2: done.
+    let mut state = vec![0u8; raw.len()];
+    let mut stack = vec![(root, false)];
+    while let Some((at, leaving)) = stack.pop() {
+        if leaving {
+            state[at] = 2;
+            continue;
+        }
+        match state[at] {
+            1 => {
+                return Err(format!(
+                    "a cycle: the node at attribute index {at} leads back to itself"
+                ));
+            }
+            2 => continue,
+            _ => {}
+        }
+        state[at] = 1;
+        stack.push((at, true));
+        let node = &raw[at];
         if node.mode != Mode::Leaf {
             for child in [node.true_child, node.false_child] {
-                if local.insert(child, order.len() as u32).is_some() {
+                if state[child] == 1 {
                     return Err(format!(
-                        "a node is reached twice (cycle or shared subtree) at attribute index {child}"
+                        "a cycle: the node at attribute index {child} leads back to itself"
                     ));
                 }
-                order.push(child);
+                if state[child] == 0 {
+                    stack.push((child, false));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lays out the tree rooted at attribute index `root` as a [`Tree`]. A node that
+/// several parents share (exporters write categorical splits that way) is laid out
+/// once per parent; a cycle is an error.
+fn build_tree(raw: &[RawNode], root: usize, double: bool) -> Result<Tree, String> {
+    check_acyclic(raw, root)?;
+    // Breadth-first; every visit of a node gets its own index, so the layout is a tree.
+    let mut order = vec![visit(raw, root)];
+    let mut children: Vec<(u32, u32)> = Vec::new();
+    let mut i = 0;
+    while i < order.len() {
+        if raw[order[i].at].mode == Mode::Leaf {
+            children.push((0, 0));
+        } else {
+            let (t, f) = (order[i].true_child, order[i].false_child);
+            let t_index = order.len() as u32;
+            order.push(visit(raw, t));
+            order.push(visit(raw, f));
+            children.push((t_index, t_index + 1));
+            if order.len() > MAX_EXPANDED_NODES {
+                return Err(format!(
+                    "copying out its shared subtrees makes more than {MAX_EXPANDED_NODES} nodes"
+                ));
             }
         }
         i += 1;
     }
     let mut nodes = Vec::with_capacity(order.len());
-    for &at in &order {
-        let node = &raw[at];
+    for (v, &(t, f)) in order.iter().zip(&children) {
+        let node = &raw[v.at];
         if node.mode == Mode::Leaf {
             nodes.push(Node::Leaf(node.outputs.clone()));
             continue;
         }
         let feature = u32::try_from(node.feature)
             .map_err(|_| format!("invalid feature id `{}`", node.feature))?;
-        let (mut test, nan_right, true_right) =
-            onnx_test(node.mode, node.value, node.tracks_true, double);
-        if node.mode == Mode::Member {
-            test = Test::OneOf(node.members.clone());
-        }
-        let (t, f) = (local[&node.true_child], local[&node.false_child]);
+        let (test, nan_right, true_right) = match &v.members {
+            Some(members) => {
+                let (_, nan_right, true_right) =
+                    onnx_test(Mode::Member, node.value, node.tracks_true, double);
+                (Test::OneOf(members.clone()), nan_right, true_right)
+            }
+            None => onnx_test(node.mode, node.value, node.tracks_true, double),
+        };
         let (left, right) = if true_right { (f, t) } else { (t, f) };
         nodes.push(Node::Split(Split {
             feature,

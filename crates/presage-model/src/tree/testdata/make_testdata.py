@@ -236,4 +236,29 @@ attrs = dict(
 )
 (values,) = run(onnx_model("TreeEnsemble", attrs, [("variable", TensorProto.FLOAT, [None, 1])], opset=5), "onnx_tree_ensemble_v5")
 dump("onnx_tree_ensemble_v5", "onnx_tree_ensemble_v5.onnx", T, values)
+
+# Shared subtrees (a DAG, as onnxmltools writes categorical splits): tree 0 is a
+# chain of BRANCH_EQ nodes on x0 sharing their true child (x0 in {1, 3, 5}); tree 1
+# shares one subtree between two ordinary splits.
+dag = dict(
+    nodes_treeids=[0] * 7 + [1] * 8,
+    nodes_nodeids=list(range(7)) + list(range(8)),
+    nodes_featureids=[0, 0, 0, 0, 1, 0, 0] + [2, 1, 0, 1, 0, 0, 0, 0],
+    nodes_modes=["BRANCH_EQ"] * 3 + ["LEAF", "BRANCH_LEQ", "LEAF", "LEAF"]
+    + ["BRANCH_LT", "BRANCH_GT", "BRANCH_GTE", "BRANCH_LEQ", "LEAF", "LEAF", "LEAF", "LEAF"],
+    nodes_values=[1.0, 3.0, 5.0, 0.0, 0.5, 0.0, 0.0] + [0.0, 0.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+    nodes_truenodeids=[4, 4, 4, 0, 5, 0, 0] + [1, 3, 3, 6, 0, 0, 0, 0],
+    nodes_falsenodeids=[1, 2, 3, 0, 6, 0, 0] + [2, 4, 5, 7, 0, 0, 0, 0],
+    nodes_missing_value_tracks_true=[1, 1, 1, 0, 0, 0, 0] + [0, 1, 0, 0, 0, 0, 0, 0],
+    n_targets=1,
+    target_treeids=[0, 0, 0, 1, 1, 1, 1],
+    target_nodeids=[3, 5, 6, 4, 5, 6, 7],
+    target_ids=[0] * 7,
+    target_weights=[1.0, 10.0, 20.0, 100.0, 200.0, 300.0, 400.0],
+)
+Td = rng.choice(np.array([1.0, 3.0, 5.0, 2.0, 0.0, 0.5, -1.0, 4.0, np.nan], dtype=np.float32), size=(90, 3)).astype(np.float32)
+T, saved = Td, T
+(values,) = run(onnx_model("TreeEnsembleRegressor", dag, [("variable", TensorProto.FLOAT, [None, 1])]), "onnx_shared_subtrees")
+dump("onnx_shared_subtrees", "onnx_shared_subtrees.onnx", Td, values)
+T = saved
 print("done")
