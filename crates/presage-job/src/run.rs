@@ -420,7 +420,7 @@ async fn run_once(
                 sha256: model.sha256().to_owned(),
                 format: model.info().format.to_string(),
                 engine: model.info().engine.to_owned(),
-                inputs: spec_model.inputs.clone(),
+                inputs: model.spec().inputs.clone(),
             };
             (info, options.as_of)
         }

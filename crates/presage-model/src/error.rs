@@ -34,16 +34,10 @@ pub enum ModelError {
         /// What was wrong, in a few words.
         reason: String,
     },
-    /// The model uses an operator presage cannot evaluate; found at load, never mid-run.
-    #[error("model `{path}` uses unsupported operator `{op}` (node `{node}`)")]
-    UnsupportedOperator {
-        /// The model file.
-        path: PathBuf,
-        /// The operator type, e.g. `SVMClassifier`.
-        op: String,
-        /// The node's name in the graph.
-        node: String,
-    },
+    /// The model uses an operator presage cannot evaluate; found at load, never
+    /// mid-run.
+    #[error("{0}")]
+    UnsupportedOperator(Box<UnsupportedOperator>),
     /// `score` was given a matrix that does not match the model's inputs.
     #[error(
         "feature matrix has {found} values for {rows} rows, expected {rows} × {expected} features"
@@ -59,6 +53,26 @@ pub enum ModelError {
     /// The engine failed while scoring.
     #[error("scoring failed: {0}")]
     Scoring(String),
+}
+
+/// An operator no engine implements, where it sits in which model. Tree ensembles
+/// are native wherever they sit, so the general ONNX engine (tract) is the one
+/// that refuses.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "model `{path}` uses operator `{op}` (domain `{domain}`, opset {opset}) in node `{node}`, which the general ONNX engine (tract) does not implement"
+)]
+pub struct UnsupportedOperator {
+    /// The model file.
+    pub path: PathBuf,
+    /// The operator type, e.g. `SVMClassifier`.
+    pub op: String,
+    /// Its operator-set domain (`ai.onnx`, `ai.onnx.ml`, ...).
+    pub domain: String,
+    /// The version of that domain the model imports (`?` when it imports none).
+    pub opset: String,
+    /// The node's name in the graph.
+    pub node: String,
 }
 
 fn extension_text(extension: Option<&str>) -> String {
@@ -110,6 +124,59 @@ pub enum ScoreError {
         configured: usize,
         /// The configured inputs.
         inputs: String,
+    },
+    /// The model takes one unnamed matrix and the config lists no feature columns.
+    #[error(
+        "model `{model}` takes {features} input features without names; list the feature columns in `inputs`, in the model's order"
+    )]
+    InputsNotListed {
+        /// The model's name.
+        model: String,
+        /// How many features it takes.
+        features: usize,
+    },
+    /// `inputs` does not name the model's named inputs.
+    #[error(
+        "model `{model}` reads the feature columns named like its inputs ({inputs}), but `inputs` lists {listed}"
+    )]
+    InputNames {
+        /// The model's name.
+        model: String,
+        /// The model's input names.
+        inputs: String,
+        /// What the config lists.
+        listed: String,
+    },
+    /// A named input takes several columns, so `inputs` must list every column.
+    #[error(
+        "model `{model}` input `{input}` takes {width} columns; list all {features} feature columns in `inputs`, in the model's order"
+    )]
+    InputWidth {
+        /// The model's name.
+        model: String,
+        /// The input.
+        input: String,
+        /// Its columns.
+        width: usize,
+        /// Columns of all inputs.
+        features: usize,
+    },
+    /// A string feature holds a value the model's encoders refuse (exported with
+    /// `handle_unknown="error"`).
+    #[error(
+        "column `{column}` of `{query}` holds `{value}`, a category model `{model}` does not know ({why})"
+    )]
+    UnknownCategory {
+        /// The feature set.
+        query: String,
+        /// The model's name.
+        model: String,
+        /// The column.
+        column: String,
+        /// The value, shortened.
+        value: String,
+        /// Which encoder refuses it, and some of the categories it knows.
+        why: String,
     },
     /// A config rename names an output the model does not have.
     #[error("model `{model}` has no output `{output}` to rename; it has: {available}")]

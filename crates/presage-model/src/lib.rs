@@ -27,7 +27,7 @@ mod scorer;
 mod spec;
 mod tree;
 
-pub use error::{ModelError, ScoreError};
+pub use error::{ModelError, ScoreError, UnsupportedOperator};
 pub use load::{ModelFile, ModelFormat, load, load_bytes};
 pub use output::{OutputField, OutputKind};
 pub(crate) use output::{output_fields, scores_to_arrow};
@@ -84,8 +84,49 @@ pub struct ModelInfo {
     pub format: ModelFormat,
     /// Number of input features (columns of the matrix given to [`Model::score`]).
     pub n_features: usize,
+    /// The model's named inputs, in matrix-column order, when it has several or
+    /// takes strings (scikit-learn pipelines with a `ColumnTransformer`); empty
+    /// when it takes one unnamed matrix of `n_features` numbers.
+    pub inputs: Vec<ModelInput>,
     /// Classifier or regressor, with classes or targets.
     pub task: Task,
+}
+
+/// One named input of a model with several: the matrix columns it reads and what
+/// a feature column must hold to feed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInput {
+    /// Its name in the model file; a feature column of this name feeds it.
+    pub name: String,
+    /// How many matrix columns it takes (1 for one feature column).
+    pub width: usize,
+    /// Numbers, or strings the model encodes.
+    pub kind: InputKind,
+}
+
+/// What a model input takes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputKind {
+    /// Numbers; NaN means missing.
+    Number,
+    /// Strings. The model's encoders know a fixed set of them: each value goes into
+    /// the matrix as its code, and any other value as [`UNKNOWN_CATEGORY`].
+    Category(Categories),
+}
+
+/// The matrix value of a string a model's encoders do not know (and of a null).
+pub const UNKNOWN_CATEGORY: f32 = -1.0;
+
+/// The strings a string input's encoders know, with the code each is fed as.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Categories {
+    /// Each known string and its code.
+    pub codes: std::collections::HashMap<String, u32>,
+    /// Whether a value outside `codes` is an error (an encoder exported with
+    /// `handle_unknown="error"`) instead of the encoder's "unknown" answer.
+    pub strict: bool,
+    /// The encoder operators reading the input, for messages (`OneHotEncoder`).
+    pub encoders: Vec<String>,
 }
 
 /// The raw result of scoring `rows` rows.

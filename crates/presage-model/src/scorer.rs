@@ -1,10 +1,15 @@
 //! Scoring Arrow batches: feature columns in, prediction columns out.
 
+use std::sync::Arc;
+
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::Schema;
 
 use crate::error::quoted_list;
-use crate::{LoadedModel, OutputField, ScoreError, matrix, score_parallel, scores_to_arrow};
+use crate::matrix::{self, Feed, FillError};
+use crate::{
+    Categories, InputKind, LoadedModel, OutputField, ScoreError, score_parallel, scores_to_arrow,
+};
 
 /// Scores record batches with a model: picks the input columns, builds the dense
 /// matrix, scores it on all cores, and returns one array per prediction field.
@@ -14,37 +19,54 @@ use crate::{LoadedModel, OutputField, ScoreError, matrix, score_parallel, scores
 pub struct BatchScorer {
     model: LoadedModel,
     query: String,
-    inputs: Vec<usize>,
+    feeds: Vec<Feed>,
     buffer: Vec<f32>,
 }
 
 impl BatchScorer {
     /// A scorer for batches of `schema`, the output of the feature query `query`;
-    /// fails, naming the column, when one of the model's inputs is missing or not
-    /// numeric.
+    /// fails, naming the column, when one of the model's inputs is missing or of a
+    /// type it cannot take (numbers for number inputs, strings for string inputs).
     pub fn new(
         model: LoadedModel,
         query: &str,
         schema: &Schema,
     ) -> Result<BatchScorer, ScoreError> {
-        let mut inputs = Vec::with_capacity(model.spec().inputs.len());
-        for name in &model.spec().inputs {
-            let i = column_index(schema, query, name, "model input")?;
-            let data_type = schema.field(i).data_type();
-            if !matrix::is_numeric(data_type) {
+        // The kind of each matrix column, from the model's named inputs.
+        let mut kinds: Vec<Option<Arc<Categories>>> = Vec::new();
+        for input in &model.info().inputs {
+            let categories = match &input.kind {
+                InputKind::Number => None,
+                InputKind::Category(categories) => Some(Arc::new(categories.clone())),
+            };
+            kinds.extend(std::iter::repeat_n(categories, input.width));
+        }
+        let mut feeds = Vec::with_capacity(model.spec().inputs.len());
+        for (j, name) in model.spec().inputs.iter().enumerate() {
+            let column = column_index(schema, query, name, "model input")?;
+            let data_type = schema.field(column).data_type();
+            let categories = kinds.get(j).cloned().flatten();
+            let (fits, expected) = match categories {
+                Some(_) => (
+                    matrix::is_string(data_type),
+                    "strings (the model input of this name takes strings)",
+                ),
+                None => (matrix::is_numeric(data_type), "a number (model input)"),
+            };
+            if !fits {
                 return Err(ScoreError::ColumnType {
                     query: query.to_owned(),
                     column: name.clone(),
                     found: data_type.to_string(),
-                    expected: "a number (model input)",
+                    expected,
                 });
             }
-            inputs.push(i);
+            feeds.push(Feed { column, categories });
         }
         Ok(BatchScorer {
             model,
             query: query.to_owned(),
-            inputs,
+            feeds,
             buffer: Vec::new(),
         })
     }
@@ -61,19 +83,8 @@ impl BatchScorer {
 
     /// Scores one batch on all cores (blocking).
     pub fn score(&mut self, batch: &RecordBatch) -> Result<Vec<ArrayRef>, ScoreError> {
-        matrix::fill(batch, &self.inputs, &mut self.buffer).map_err(|e| {
-            ScoreError::ColumnType {
-                query: self.query.clone(),
-                column: self
-                    .inputs
-                    .iter()
-                    .map(|&i| batch.schema().field(i).name().clone())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                found: e.to_string(),
-                expected: "numbers castable to float32",
-            }
-        })?;
+        matrix::fill(batch, &self.feeds, &mut self.buffer)
+            .map_err(|e| self.fill_error(batch, e))?;
         let model = self.model.model();
         let scores = score_parallel(model, &self.buffer, batch.num_rows()).map_err(|source| {
             ScoreError::Model {
@@ -82,6 +93,43 @@ impl BatchScorer {
             }
         })?;
         Ok(scores_to_arrow(model.info(), self.model.outputs(), &scores))
+    }
+
+    fn fill_error(&self, batch: &RecordBatch, error: FillError) -> ScoreError {
+        let column_name = |i: usize| batch.schema().field(i).name().clone();
+        match error {
+            FillError::Cast(column, e) => ScoreError::ColumnType {
+                query: self.query.clone(),
+                column: column_name(column),
+                found: e.to_string(),
+                expected: "values the model input can take",
+            },
+            FillError::UnknownCategory { column, value } => {
+                let categories = self
+                    .feeds
+                    .iter()
+                    .find(|f| f.column == column)
+                    .and_then(|f| f.categories.clone())
+                    .unwrap_or_default();
+                let mut known: Vec<&str> = categories.codes.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                let shown = known.len().min(10);
+                let mut known_text = quoted_list(known[..shown].iter().copied());
+                if known.len() > shown {
+                    known_text.push_str(&format!(" and {} more", known.len() - shown));
+                }
+                ScoreError::UnknownCategory {
+                    query: self.query.clone(),
+                    model: self.model.spec().name.clone(),
+                    column: column_name(column),
+                    value: value.chars().take(64).collect(),
+                    why: format!(
+                        "its {} was exported to refuse unknown categories; it knows {known_text}",
+                        categories.encoders.join(", ")
+                    ),
+                }
+            }
+        }
     }
 }
 

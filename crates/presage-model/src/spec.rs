@@ -14,7 +14,9 @@ pub struct ModelSpec {
     pub name: String,
     /// The model file.
     pub path: PathBuf,
-    /// Feature columns in the model's input order.
+    /// Feature columns in the model's input order. A model with named inputs
+    /// (several, or strings) binds the columns of those names: the list may then
+    /// be empty, and otherwise must name the same inputs, in any order.
     pub inputs: Vec<String>,
     /// Renames of prediction fields: default name (`probability`) → new name.
     pub outputs: BTreeMap<String, String>,
@@ -22,14 +24,17 @@ pub struct ModelSpec {
 
 impl ModelSpec {
     /// Loads the file and checks the spec against it: as many `inputs` as the model
-    /// takes, and every rename naming one of its outputs.
+    /// takes (or the names of its named inputs), and every rename naming one of its
+    /// outputs.
     pub fn load(&self) -> Result<LoadedModel, ScoreError> {
         let file = load(&self.path).map_err(|source| ScoreError::Model {
             model: self.name.clone(),
             source,
         })?;
+        let mut spec = self.clone();
+        spec.inputs = self.bound_inputs(file.model.info())?;
         let n_features = file.model.info().n_features;
-        if n_features != self.inputs.len() {
+        if n_features != spec.inputs.len() {
             return Err(ScoreError::InputCount {
                 model: self.name.clone(),
                 expected: n_features,
@@ -51,11 +56,56 @@ impl ModelSpec {
             field.name = to.clone();
         }
         Ok(LoadedModel {
-            spec: self.clone(),
+            spec,
             model: file.model,
             outputs,
             sha256: file.sha256,
         })
+    }
+}
+
+impl ModelSpec {
+    /// The feature columns, in matrix order, that feed a model with `info`.
+    fn bound_inputs(&self, info: &ModelInfo) -> Result<Vec<String>, ScoreError> {
+        if info.inputs.is_empty() {
+            if self.inputs.is_empty() {
+                return Err(ScoreError::InputsNotListed {
+                    model: self.name.clone(),
+                    features: info.n_features,
+                });
+            }
+            return Ok(self.inputs.clone());
+        }
+        let names: Vec<&str> = info.inputs.iter().map(|i| i.name.as_str()).collect();
+        let mut columns = Vec::with_capacity(info.n_features);
+        for input in &info.inputs {
+            if input.width != 1 {
+                // A multi-column input has no column name per column: list them.
+                if self.inputs.len() == info.n_features {
+                    return Ok(self.inputs.clone());
+                }
+                return Err(ScoreError::InputWidth {
+                    model: self.name.clone(),
+                    input: input.name.clone(),
+                    width: input.width,
+                    features: info.n_features,
+                });
+            }
+            columns.push(input.name.clone());
+        }
+        if !self.inputs.is_empty() {
+            let listed: std::collections::BTreeSet<&str> =
+                self.inputs.iter().map(String::as_str).collect();
+            let model: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+            if listed != model || listed.len() != self.inputs.len() {
+                return Err(ScoreError::InputNames {
+                    model: self.name.clone(),
+                    inputs: quoted_list(names.iter().copied()),
+                    listed: quoted_list(self.inputs.iter().map(String::as_str)),
+                });
+            }
+        }
+        Ok(columns)
     }
 }
 

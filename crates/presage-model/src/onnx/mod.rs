@@ -1,10 +1,14 @@
 //! ONNX files: pure tree-ensemble graphs go to the native tree evaluator, everything
-//! else to tract.
+//! else to tract, with the native evaluator scoring any tree ensemble inside it
+//! ([`trees`]).
 //!
-//! Loading a general graph happens in four steps, all at load so a run never
+//! First [`prepare`] rewrites what exporters add around the model (a `ZipMap`,
+//! several named or string inputs) into one float matrix in and plain outputs.
+//! Loading a general graph then happens in four steps, all at load so a run never
 //! starts with a model it cannot finish:
 //! 1. every node's operator is checked against what tract (plus the ONNX-ML
-//!    operators added here: [`scaler`], [`imputer`]) implements ([`support`]);
+//!    operators added here: [`scaler`], [`imputer`], [`encoders`], [`trees`])
+//!    implements ([`support`]);
 //! 2. the single float input `[N, F]` is read from the graph ([`signature`]);
 //! 3. tract analyses and optimises the graph with `N` left symbolic;
 //! 4. the optimised outputs decide classifier or regressor ([`signature`]).
@@ -13,11 +17,14 @@
 //! instead of tract.
 
 mod dense;
+mod encoders;
 mod engine;
 mod imputer;
+mod prepare;
 mod scaler;
 mod signature;
 mod support;
+mod trees;
 
 use std::path::Path;
 
@@ -38,23 +45,28 @@ pub(crate) fn load(bytes: &[u8], origin: &Path) -> Result<Box<dyn Model>, ModelE
         format: ModelFormat::Onnx,
         reason,
     };
-    let proto = ModelProto::decode(bytes)
+    let decoded = ModelProto::decode(bytes)
         .map_err(|e| not_a_model(format!("not an ONNX protobuf ({e})")))?;
+    if decoded.graph.is_none() {
+        return Err(not_a_model("the file holds no graph".into()));
+    }
+    let prepared = prepare::prepare(&decoded, origin)?;
+    let proto = prepared.proto.as_ref().unwrap_or(&decoded);
     let Some(graph) = &proto.graph else {
         return Err(not_a_model("the file holds no graph".into()));
     };
-    if let Some(model) = crate::tree::onnx::try_load(&proto, origin)? {
+    if let Some(model) = crate::tree::onnx::try_load(proto, origin)? {
         return Ok(model);
     }
 
     let framework = framework();
-    support::check_operators(graph, &framework.op_register, origin)?;
+    support::check_operators(graph, &proto.opset_import, &framework.op_register, origin)?;
     let input = signature::find_input(graph, origin)?;
 
     let model_dir = origin.parent().and_then(Path::to_str);
-    let indexed = index_string_labels(&proto);
+    let indexed = index_string_labels(proto);
     let parsed = framework
-        .parse(indexed.as_ref().unwrap_or(&proto), model_dir)
+        .parse(indexed.as_ref().unwrap_or(proto), model_dir)
         .map_err(|e| not_a_model(format!("{e:#}")))?;
     if let Some(name) = parsed.unresolved_inputs.first() {
         return Err(not_a_model(format!(
@@ -73,9 +85,14 @@ pub(crate) fn load(bytes: &[u8], origin: &Path) -> Result<Box<dyn Model>, ModelE
     let mut optimized = optimize(model.clone())?;
     let (task, mut outputs) = signature::find_outputs(graph, &optimized, origin)?;
     let info = ModelInfo {
-        engine: "tract",
+        engine: if graph.node.iter().any(trees::is_ensemble) {
+            "tract+tree"
+        } else {
+            "tract"
+        },
         format: ModelFormat::Onnx,
         n_features: input.n_features,
+        inputs: prepared.inputs,
         task,
     };
     let name = |ix: usize| graph.output.get(ix).map_or("", |o| o.name.as_str());
@@ -164,5 +181,13 @@ fn framework() -> tract_onnx::Onnx {
     let mut onnx = tract_onnx::onnx();
     onnx.op_register.insert("Imputer", imputer::parse);
     onnx.op_register.insert("Scaler", scaler::parse);
+    onnx.op_register
+        .insert("OneHotEncoder", encoders::parse_one_hot);
+    onnx.op_register
+        .insert("LabelEncoder", encoders::parse_label_encoder);
+    // The native evaluator replaces tract's own classifier: exact, and faster.
+    for op in trees::OPERATORS {
+        onnx.op_register.insert(op, trees::parse);
+    }
     onnx
 }

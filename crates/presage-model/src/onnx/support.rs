@@ -10,9 +10,9 @@
 use std::path::Path;
 
 use tract_onnx::model::OnnxOpRegister;
-use tract_onnx::pb::{GraphProto, NodeProto};
+use tract_onnx::pb::{GraphProto, NodeProto, OperatorSetIdProto};
 
-use crate::ModelError;
+use crate::{ModelError, UnsupportedOperator};
 
 /// The ONNX-ML (`ai.onnx.ml`) operators with a tract implementation: tract-onnx's
 /// own and the ones added in this module. tract keys its register by operator
@@ -22,31 +22,48 @@ const ML_OPERATORS: &[&str] = &[
     "ArrayFeatureExtractor",
     "CategoryMapper",
     "Imputer",
+    "LabelEncoder",
     "LinearClassifier",
     "LinearRegressor",
     "Normalizer",
+    "OneHotEncoder",
     "Scaler",
+    "TreeEnsemble",
     "TreeEnsembleClassifier",
+    "TreeEnsembleRegressor",
 ];
 
 /// Returns the first node, in graph order and depth first, whose operator the
 /// register (with the ONNX-ML list above) does not implement.
 pub(super) fn check_operators(
     graph: &GraphProto,
+    opsets: &[OperatorSetIdProto],
     register: &OnnxOpRegister,
     origin: &Path,
 ) -> Result<(), ModelError> {
     for node in &graph.node {
         if !is_supported(node, register) {
-            return Err(ModelError::UnsupportedOperator {
-                path: origin.to_owned(),
-                op: qualified_name(node),
-                node: node_name(node),
-            });
+            let domain = match node.domain.as_str() {
+                "" => "ai.onnx",
+                domain => domain,
+            };
+            let opset = opsets
+                .iter()
+                .find(|o| o.domain == node.domain || (domain == "ai.onnx" && o.domain.is_empty()))
+                .map_or_else(|| "?".to_owned(), |o| o.version.to_string());
+            return Err(ModelError::UnsupportedOperator(Box::new(
+                UnsupportedOperator {
+                    path: origin.to_owned(),
+                    op: qualified_name(node),
+                    domain: domain.to_owned(),
+                    opset,
+                    node: node_name(node),
+                },
+            )));
         }
         for attribute in &node.attribute {
             for subgraph in attribute.g.iter().chain(&attribute.graphs) {
-                check_operators(subgraph, register, origin)?;
+                check_operators(subgraph, opsets, register, origin)?;
             }
         }
     }

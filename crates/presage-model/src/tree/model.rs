@@ -50,6 +50,7 @@ impl<V: Value> TreeModel<V> {
                 engine: "tree",
                 format: spec.format,
                 n_features: forest.n_features,
+                inputs: Vec::new(),
                 task: spec.task,
             },
             layout,
