@@ -34,6 +34,14 @@ pub enum ModelError {
         /// What was wrong, in a few words.
         reason: String,
     },
+    /// A `.json` file that is neither an XGBoost nor a CatBoost JSON model (or not JSON).
+    #[error("`{path}` is not an XGBoost JSON or CatBoost JSON model: {reason}")]
+    NotAJsonModel {
+        /// The model file.
+        path: PathBuf,
+        /// What was wrong, in a few words.
+        reason: String,
+    },
     /// The model uses an operator presage cannot evaluate; found at load, never
     /// mid-run.
     #[error("{0}")]

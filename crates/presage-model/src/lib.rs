@@ -3,13 +3,15 @@
 //! Every model, whatever its file format, sits behind one narrow trait, [`Model`]:
 //! it takes a dense, row-major `f32` matrix whose columns are the model's inputs in
 //! order (NaN marks a missing value) and returns [`Scores`]. Dense `f32` is what
-//! every supported format (ONNX, XGBoost, LightGBM) computes on, so Arrow feature
-//! columns are converted once, by [`BatchScorer`], and every engine stays free of
-//! Arrow.
+//! every supported format (ONNX, XGBoost, LightGBM, CatBoost) computes on, so Arrow
+//! feature columns are converted once, by [`BatchScorer`], and every engine stays
+//! free of Arrow.
 //!
 //! Two engines implement it: a native tree-ensemble evaluator (ONNX-ML TreeEnsemble*,
-//! XGBoost JSON, LightGBM text) and general ONNX graphs on tract. [`load`] picks the
-//! engine from the file. [`score_parallel`] splits rows over all cores.
+//! XGBoost JSON, CatBoost JSON, LightGBM text) and general ONNX graphs on tract.
+//! [`load`] picks the engine from the file: its extension, and for `.json` the
+//! top-level keys, which tell XGBoost's JSON from CatBoost's. [`score_parallel`]
+//! splits rows over all cores.
 //!
 //! The one scoring path every command shares (`run`, `score`, `backtest`,
 //! `staleness`) lives here too: [`ModelSpec::load`] loads the file and checks the

@@ -221,7 +221,7 @@ pub(crate) mod tests {
         assert_eq!(
             error.source().expect("the model error").to_string(),
             "model file `models/churn.pkl` has unknown extension `.pkl`; accepted: \
-             `.onnx` (ONNX), `.json` (XGBoost JSON), `.txt` (LightGBM text)"
+             `.onnx` (ONNX), `.json` (XGBoost JSON or CatBoost JSON), `.txt` (LightGBM text)"
         );
         let Err(error) = load(Path::new("models/churn")) else {
             panic!("a file without an extension loaded");
@@ -239,7 +239,7 @@ pub(crate) mod tests {
         assert_eq!(
             error.to_string(),
             "model file `models/churn` has no extension; accepted: \
-             `.onnx` (ONNX), `.json` (XGBoost JSON), `.txt` (LightGBM text)"
+             `.onnx` (ONNX), `.json` (XGBoost JSON or CatBoost JSON), `.txt` (LightGBM text)"
         );
     }
 

@@ -126,7 +126,7 @@ pub struct ModelInfo {
     pub path: String,
     /// `sha256:` of the file's bytes.
     pub sha256: String,
-    /// The file format (`ONNX`, `XGBoost JSON`, `LightGBM text`).
+    /// The file format (`ONNX`, `XGBoost JSON`, `CatBoost JSON`, `LightGBM text`).
     pub format: String,
     /// The engine that ran it (`tree`, `tract`).
     pub engine: String,

@@ -1,13 +1,14 @@
 //! The small models of `testdata/` (made by `testdata/make_testdata.py` with the real
 //! libraries): split rules and output rules the shared fixtures do not reach, on
-//! inputs chosen at the edges (thresholds ± one ulp, NaN, zero band, odd categories).
+//! inputs chosen at the edges (thresholds ± one ulp, NaN, zero band, odd categories),
+//! and CatBoost's JSON models, which have no shared fixture.
 
 use std::path::{Path, PathBuf};
 
 use prost::Message;
 use serde_json::Value as Json;
 
-use crate::{Model, Task};
+use crate::{Model, ModelFormat, Task};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tree/testdata")
@@ -16,7 +17,8 @@ fn testdata() -> PathBuf {
 fn load(path: &Path) -> Box<dyn Model> {
     let bytes = fs_err::read(path).expect("reading a test model");
     match path.extension().and_then(|e| e.to_str()) {
-        Some("json") => super::xgboost::load(&bytes, path).expect("loading"),
+        // XGBoost or CatBoost, told apart by the content.
+        Some("json") => crate::load_bytes(&bytes, ModelFormat::XgboostJson, path).expect("loading"),
         Some("txt") => super::lightgbm::load(&bytes, path).expect("loading"),
         Some("onnx") => {
             let proto = tract_onnx::pb::ModelProto::decode(bytes.as_slice()).expect("decoding");
@@ -28,7 +30,16 @@ fn load(path: &Path) -> Box<dyn Model> {
     }
 }
 
+/// Allowed error `abs + rel * |expected|` for the libraries' own arithmetic.
+const LOOSE: (f64, f64) = (1e-5, 1e-4);
+/// CatBoost sums in `f64` as presage does: within one `f32` rounding of its output.
+const F32_ROUNDING: (f64, f64) = (1e-12, 1.0 / 8_388_608.0);
+
 fn check(case: &str) {
+    check_within(case, LOOSE);
+}
+
+fn check_within(case: &str, (abs, rel): (f64, f64)) {
     let dir = testdata();
     let doc: Json = serde_json::from_slice(
         &fs_err::read(dir.join(format!("{case}.expected.json"))).expect("reading expectations"),
@@ -40,7 +51,12 @@ fn check(case: &str) {
         .unwrap()
         .iter()
         .flat_map(|row| row.as_array().unwrap().iter())
-        .map(|v| v.as_f64().map_or(f32::NAN, |v| v as f32))
+        .map(|v| match v {
+            Json::Null => f32::NAN,
+            // Infinities are written as strings.
+            Json::String(s) => s.parse().expect("`inf` or `-inf`"),
+            _ => v.as_f64().expect("a number") as f32,
+        })
         .collect();
     let rows = doc["inputs"].as_array().unwrap().len();
     let scores = model.score(&inputs, rows).expect("scoring");
@@ -65,7 +81,7 @@ fn check(case: &str) {
         assert!(
             (w.is_nan() && g.is_nan())
                 || f64::from(g) == w
-                || (f64::from(g) - w).abs() <= 1e-5 + 1e-4 * w.abs(),
+                || (f64::from(g) - w).abs() <= abs + rel * w.abs(),
             "{case}: row {} output {} is {g}, expected {w}",
             i / width,
             i % width
@@ -147,6 +163,119 @@ fn a_cycle_is_refused_where_a_shared_subtree_is_not() {
     assert!(
         message.contains("tree `1`: a cycle: the node at attribute index 7 leads back to itself"),
         "{message}"
+    );
+}
+
+macro_rules! catboost_cases {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            check_within(stringify!($name), F32_ROUNDING);
+        }
+    )*};
+}
+
+catboost_cases! {
+    cb_binary_min,
+    cb_binary_max,
+    cb_strings,
+    cb_multiclass,
+    cb_ova,
+    cb_depthwise,
+    cb_regressor,
+    cb_poisson,
+    cb_multirmse,
+    cb_yetirank,
+}
+
+fn load_error(bytes: &[u8], path: &Path) -> String {
+    match crate::load_bytes(bytes, ModelFormat::XgboostJson, path) {
+        Ok(_) => panic!("`{}` loaded, expected an error", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn json_models_are_told_apart_by_their_keys() {
+    for (file, format) in [
+        ("cb_binary_min.json", ModelFormat::CatboostJson),
+        ("cb_depthwise.json", ModelFormat::CatboostJson),
+        ("xgb_poisson.json", ModelFormat::XgboostJson),
+    ] {
+        let model = crate::load(&testdata().join(file)).expect("loading");
+        assert_eq!(model.model.info().format, format, "{file}");
+        assert_eq!(model.model.info().engine, "tree", "{file}");
+    }
+    let cb = crate::load(&testdata().join("cb_strings.json")).unwrap();
+    assert_eq!(
+        cb.model.info().task,
+        Task::Classifier {
+            classes: crate::ClassLabels::Str(vec!["no".into(), "yes".into()])
+        }
+    );
+    assert_eq!(ModelFormat::CatboostJson.to_string(), "CatBoost JSON");
+
+    let path = Path::new("models/other.json");
+    assert_eq!(
+        load_error(br#"{"weights": [1, 2], "bias": 0}"#, path),
+        "`models/other.json` is not an XGBoost JSON or CatBoost JSON model: expected \
+         top-level `learner` (XGBoost) or `oblivious_trees` / `trees` with `features_info` \
+         (CatBoost), found top-level keys `bias`, `weights`"
+    );
+    let err = load_error(b"[1, 2]", path);
+    assert!(err.ends_with("found no object"), "{err}");
+    let err = load_error(b"{\"learner\": ", path);
+    assert!(
+        err.starts_with(
+            "`models/other.json` is not an XGBoost JSON or CatBoost JSON model: invalid JSON"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn catboost_categorical_features_are_refused_by_name() {
+    let path = testdata().join("cb_categorical.json");
+    let err = load_error(&fs_err::read(&path).unwrap(), &path);
+    assert_eq!(
+        err,
+        format!(
+            "`{}` is not a valid CatBoost JSON model: categorical feature `city` (column 1) \
+             is not supported: presage scores CatBoost models over float features only",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn catboost_load_errors_name_the_problem() {
+    let path = Path::new("models/cb.json");
+    let json = fs_err::read_to_string(testdata().join("cb_regressor.json")).unwrap();
+    let err = load_error(
+        json.replace("\"RMSE\"", "\"RMSEWithUncertainty\"")
+            .as_bytes(),
+        path,
+    );
+    assert!(
+        err.starts_with("`models/cb.json` is not a valid CatBoost JSON model: loss `RMSEWithUncertainty` is not supported"),
+        "{err}"
+    );
+    let err = load_error(
+        json.replacen("\"FloatFeature\"", "\"OnlineCtr\"", 1)
+            .as_bytes(),
+        path,
+    );
+    assert!(
+        err.ends_with("tree 0: split type `OnlineCtr` is not supported: presage scores CatBoost models over float features only"),
+        "{err}"
+    );
+    let err = load_error(
+        json.replacen("\"AsFalse\"", "\"Sometimes\"", 1).as_bytes(),
+        path,
+    );
+    assert!(
+        err.contains("`features_info.float_features[0].nan_value_treatment` is `\"Sometimes\"`"),
+        "{err}"
     );
 }
 

@@ -76,6 +76,26 @@ pub(crate) enum LightgbmLink {
     },
 }
 
+/// What a CatBoost loss does to the raw formula value (`scale * sum + bias`), as
+/// CatBoost's `predict` / `predict_proba` report it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum CatboostLink {
+    /// Regressor or ranker: the raw value per dimension (RMSE, MultiRMSE, YetiRank, ...).
+    Identity,
+    /// Regressor: `e^raw` (Poisson, Tweedie).
+    Exp,
+    /// Binary classifier: the sigmoid is the probability of class 1 (Logloss,
+    /// CrossEntropy); the label is class 1 when the raw value is above `border`.
+    Binary {
+        /// `logit(binclass_probability_threshold)`, 0 unless the model sets one.
+        border: f64,
+    },
+    /// Multiclass classifier: softmax over one raw value per class (MultiClass).
+    Softmax,
+    /// Multiclass one-vs-all: an independent sigmoid per class (MultiClassOneVsAll).
+    OneVsAll,
+}
+
 /// The output rules of a loaded model.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Head {
@@ -110,6 +130,15 @@ pub(crate) enum Head {
         /// `Some(iterations)` for `average_output` models.
         average_over: Option<f64>,
     },
+    /// CatBoost: `scale * sum + bias` per dimension, in `f64`, through the link.
+    Catboost {
+        /// The loss's link.
+        link: CatboostLink,
+        /// `scale_and_bias[0]`.
+        scale: f64,
+        /// `scale_and_bias[1]`, one per dimension.
+        bias: Vec<f64>,
+    },
 }
 
 /// Output buffers for a batch, filled row by row.
@@ -142,6 +171,7 @@ impl Head {
             } => onnx_classifier(*post, base, *binary_case, *all_positive, acc, has, out),
             Head::Xgboost(link) => xgboost(*link, acc, out),
             Head::Lightgbm { link, average_over } => lightgbm(*link, *average_over, acc, out),
+            Head::Catboost { link, scale, bias } => catboost(*link, *scale, bias, acc, out),
         }
     }
 }
@@ -454,6 +484,36 @@ fn lightgbm<V: Value>(link: LightgbmLink, average_over: Option<f64>, acc: &[V], 
                 .collect();
             out.probabilities.extend(probs.iter().map(|&p| p as f32));
             out.label_index.push(argmax(probs.into_iter()));
+        }
+    }
+}
+
+fn catboost<V: Value>(link: CatboostLink, scale: f64, bias: &[f64], acc: &[V], out: &mut Sink) {
+    let raw = |k: usize| scale * acc[k].to_f64() + bias[k];
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    match link {
+        CatboostLink::Identity => out.values.extend((0..acc.len()).map(|k| raw(k) as f32)),
+        CatboostLink::Exp => out.values.push(raw(0).exp() as f32),
+        CatboostLink::Binary { border } => {
+            let x = raw(0);
+            let p = sigmoid(x);
+            out.probabilities.extend([(1.0 - p) as f32, p as f32]);
+            out.label_index.push(u32::from(x > border));
+        }
+        CatboostLink::Softmax => {
+            let scores: Vec<f64> = (0..acc.len()).map(raw).collect();
+            let max = scores.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+            let exps: Vec<f64> = scores.iter().map(|v| (v - max).exp()).collect();
+            let sum: f64 = exps.iter().sum();
+            out.probabilities
+                .extend(exps.iter().map(|e| (e / sum) as f32));
+            out.label_index.push(argmax(scores.into_iter()));
+        }
+        CatboostLink::OneVsAll => {
+            let scores: Vec<f64> = (0..acc.len()).map(raw).collect();
+            out.probabilities
+                .extend(scores.iter().map(|&x| sigmoid(x) as f32));
+            out.label_index.push(argmax(scores.into_iter()));
         }
     }
 }

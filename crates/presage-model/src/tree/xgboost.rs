@@ -17,9 +17,20 @@ use super::kernel::Aggregate;
 use super::model::{Spec, TreeModel};
 use crate::{ClassLabels, Model, ModelError, ModelFormat, Task};
 
-/// Loads an XGBoost JSON model.
+/// Loads an XGBoost JSON model from its bytes.
+#[cfg(test)]
 pub(crate) fn load(bytes: &[u8], origin: &Path) -> Result<Box<dyn Model>, ModelError> {
-    let (forest, spec) = parse(bytes).map_err(|reason| ModelError::NotAModel {
+    let root: Json = serde_json::from_slice(bytes).map_err(|e| ModelError::NotAModel {
+        path: origin.to_owned(),
+        format: ModelFormat::XgboostJson,
+        reason: format!("invalid JSON: {e}"),
+    })?;
+    load_json(&root, origin)
+}
+
+/// Loads an XGBoost JSON model already parsed.
+pub(crate) fn load_json(root: &Json, origin: &Path) -> Result<Box<dyn Model>, ModelError> {
+    let (forest, spec) = parse(root).map_err(|reason| ModelError::NotAModel {
         path: origin.to_owned(),
         format: ModelFormat::XgboostJson,
         reason,
@@ -27,10 +38,14 @@ pub(crate) fn load(bytes: &[u8], origin: &Path) -> Result<Box<dyn Model>, ModelE
     Ok(Box::new(TreeModel::<f32>::new(&forest, spec)))
 }
 
+/// Whether a JSON document has XGBoost's top-level shape.
+pub(crate) fn looks_like(root: &Json) -> bool {
+    root.get("learner").is_some()
+}
+
 /// Parses and validates the model; errors are reasons for [`ModelError::NotAModel`].
-pub(crate) fn parse(bytes: &[u8]) -> Result<(Forest, Spec), String> {
-    let root: Json = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
-    let learner = get(&root, "learner", "")?;
+fn parse(root: &Json) -> Result<(Forest, Spec), String> {
+    let learner = get(root, "learner", "")?;
     let param = get(learner, "learner_model_param", "learner")?;
     let n_features: usize = number_field(param, "num_feature", "learner.learner_model_param")?;
     let num_class: usize = number_field(param, "num_class", "learner.learner_model_param")?;

@@ -155,7 +155,7 @@ fn model_file_with_an_unknown_extension() {
         &[
             "model `logreg`",
             "logreg.pkl` has unknown extension `.pkl`",
-            "accepted: `.onnx` (ONNX), `.json` (XGBoost JSON), `.txt` (LightGBM text)",
+            "accepted: `.onnx` (ONNX), `.json` (XGBoost JSON or CatBoost JSON), `.txt` (LightGBM text)",
         ],
     );
 }
