@@ -288,4 +288,84 @@ mod tests {
             }
         }
     }
+
+    fn strict_onehot(inputs: &[&str]) -> crate::ModelSpec {
+        crate::ModelSpec {
+            name: "plans".to_owned(),
+            path: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/strict_onehot.onnx"),
+            inputs: inputs.iter().map(|&i| i.to_owned()).collect(),
+            outputs: Default::default(),
+        }
+    }
+
+    fn plan_batch(plans: &[Option<&str>]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("age", DataType::Float64, true),
+            Field::new("plan", DataType::Utf8, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Float64Array::from(vec![30.0; plans.len()])),
+                Arc::new(StringArray::from(plans.to_vec())),
+            ],
+        )
+        .expect("a batch")
+    }
+
+    #[test]
+    fn string_columns_bind_by_name_and_an_unknown_category_names_column_and_value() {
+        let model = strict_onehot(&[]).load().expect("loading");
+        assert_eq!(model.spec().inputs, ["plan", "age"]);
+        let batch = plan_batch(&[Some("pro"), Some("team")]);
+        let mut scorer = BatchScorer::new(model, "accounts", &batch.schema()).expect("binding");
+        let arrays = scorer.score(&batch).expect("scoring known plans");
+        assert_eq!(arrays[0].len(), 2);
+
+        let error = scorer
+            .score(&plan_batch(&[Some("pro"), Some("enterprise")]))
+            .expect_err("an unknown plan");
+        assert_eq!(
+            error.to_string(),
+            "column `plan` of `accounts` holds `enterprise`, a category model `plans` does not \
+             know (its OneHotEncoder was exported to refuse unknown categories; it knows \
+             `basic`, `pro`, `team`)"
+        );
+    }
+
+    #[test]
+    fn named_inputs_are_checked_against_the_columns_listed() {
+        // Listed in another order: bound by name all the same.
+        let model = strict_onehot(&["age", "plan"]).load().expect("loading");
+        assert_eq!(model.spec().inputs, ["plan", "age"]);
+        let Err(error) = strict_onehot(&["age", "tier"]).load() else {
+            panic!("`tier` is no input of the model");
+        };
+        assert_eq!(
+            error.to_string(),
+            "model `plans` reads the feature columns named like its inputs (`plan`, `age`), \
+             but `inputs` lists `age`, `tier`"
+        );
+        let Err(error) = imputer_logreg(&[], &[]).load() else {
+            panic!("a model without input names loaded without `inputs`");
+        };
+        assert_eq!(
+            error.to_string(),
+            "model `churn` takes 5 input features without names; list the feature columns \
+             in `inputs`, in the model's order"
+        );
+        let schema = Schema::new(vec![
+            Field::new("age", DataType::Float64, true),
+            Field::new("plan", DataType::Int64, true),
+        ]);
+        let Err(error) = BatchScorer::new(model, "accounts", &schema) else {
+            panic!("an integer column bound to a string input");
+        };
+        assert_eq!(
+            error.to_string(),
+            "column `plan` of `accounts` has type Int64; expected strings (the model input of \
+             this name takes strings)"
+        );
+    }
 }

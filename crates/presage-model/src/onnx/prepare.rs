@@ -19,8 +19,8 @@ use std::path::Path;
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
 use tract_onnx::pb::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto, type_proto,
 };
 
 use crate::{Categories, InputKind, ModelError, ModelFormat, ModelInput};
@@ -31,6 +31,10 @@ const INT64: i32 = 7;
 const STRING: i32 = 8;
 const BOOL: i32 = 9;
 const DOUBLE: i32 = 11;
+
+/// The core operator set imported for the nodes the rewrite adds, where the model
+/// imports none.
+const ADDED_OPSET: i64 = 13;
 
 /// The matrix input of a rewritten graph.
 const MATRIX_INPUT: &str = "presage.features";
@@ -197,13 +201,22 @@ fn type_name(elem_type: i32) -> &'static str {
     }
 }
 
-/// The version of the default (`ai.onnx`) operator set the model imports.
-fn default_opset(proto: &ModelProto) -> i64 {
-    proto
+/// The version of the default (`ai.onnx`) operator set the model imports, after
+/// importing one where the model imports none (CatBoost's export uses only
+/// `ai.onnx.ml`), since the rewrite adds core operators.
+fn default_opset(proto: &mut ModelProto) -> i64 {
+    if let Some(import) = proto
         .opset_import
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-        .map_or(1, |o| o.version)
+    {
+        return import.version;
+    }
+    proto.opset_import.push(OperatorSetIdProto {
+        domain: String::new(),
+        version: ADDED_OPSET,
+    });
+    ADDED_OPSET
 }
 
 fn ints_attribute(name: &str, ints: Vec<i64>) -> AttributeProto {

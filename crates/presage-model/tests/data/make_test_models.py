@@ -6,9 +6,12 @@ Rejected at load (no expected outputs):
   svm_classifier.onnx          an `SVMClassifier` node tract has no kernel for
   unsupported_in_subgraph.onnx an `SVMRegressor` inside an `If` branch
   custom_domain.onnx           an operator from a domain nobody implements
+
+Loaded, checked by hand in the tests:
   logreg_zipmap.onnx           skl2onnx's default export, ending in `ZipMap`
   two_inputs.onnx              two graph inputs
   int64_input.onnx             an int64 input
+  strict_onehot.onnx           a string input one-hot encoded with handle_unknown="error"
 
 Scored through tract, with onnxruntime's outputs in `<case>.expected.json`:
   {"inputs": [[x or null (NaN)]], "labels": [int or str] | null, "outputs": [[probability or value]]}
@@ -153,3 +156,16 @@ save(to_onnx(pipe, Xn[:1], target_opset=opsets, options={"zipmap": False}), "imp
 T = Xn[:40]
 label, proba = run("imputer_logreg.onnx", T)
 dump("imputer_logreg", T, proba, list(label))
+
+# A string input whose encoder refuses unknown categories.
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.preprocessing import OneHotEncoder
+from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+frame = pd.DataFrame({"plan": ["basic", "pro", "team"] * 20, "age": np.arange(60, dtype=np.float32)})
+strict = make_pipeline(
+    ColumnTransformer([("plan", OneHotEncoder(handle_unknown="error"), ["plan"]), ("age", "passthrough", ["age"])]),
+    LogisticRegression(max_iter=500),
+).fit(frame, np.arange(60) % 2)
+save(to_onnx(strict, initial_types=[("plan", StringTensorType([None, 1])), ("age", FloatTensorType([None, 1]))],
+             target_opset=opsets, options={"zipmap": False}), "strict_onehot.onnx")
