@@ -13,11 +13,32 @@
 //! bench prints one JSON line with every run's seconds and the median rows/s; one
 //! thread calls `Model::score` on the whole matrix, more threads call
 //! `score_parallel` in a rayon pool of that size.
+//!
+//! With `--parquet rows.parquet` instead of `--rows`/`--features`, the bench scores
+//! a table the way `presage` does: the model is loaded through `ModelSpec` (named
+//! inputs bound by column name), the file is read into Arrow batches of
+//! `--batch-rows` rows (8192 by default) once, outside the timing, and each run
+//! times `BatchScorer::score` over every batch, so picking the columns, encoding
+//! strings to codes and building the matrix are inside the timing. Each thread
+//! count runs in a rayon pool of that size (1 scores serially). The JSON line also
+//! gives `model_rows_per_s`: the model alone (`score_parallel` on the matrices
+//! built beforehand), so the difference is the cost of the columns → matrix step.
+//!
+//! ```text
+//! cargo bench -p presage-model --bench score -- \
+//!     --model model.onnx --parquet rows.parquet --runs 5 --threads 1,2
+//! ```
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use presage_model::{Model, Scores};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float32Type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use presage_model::{
+    BatchScorer, InputKind, Model, ModelInfo, ModelSpec, OutputKind, Scores, UNKNOWN_CATEGORY,
+};
 
 struct Args {
     model: PathBuf,
@@ -26,6 +47,8 @@ struct Args {
     runs: usize,
     threads: Vec<usize>,
     predictions: Option<PathBuf>,
+    parquet: Option<PathBuf>,
+    batch_rows: usize,
 }
 
 fn parse_args() -> Args {
@@ -36,6 +59,8 @@ fn parse_args() -> Args {
         runs: 5,
         threads: vec![1],
         predictions: None,
+        parquet: None,
+        batch_rows: 8192,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -55,12 +80,19 @@ fn parse_args() -> Args {
                     .collect();
             }
             "--write-predictions" => args.predictions = Some(value().into()),
+            "--parquet" => args.parquet = Some(value().into()),
+            "--batch-rows" => {
+                args.batch_rows = value().parse().expect("`--batch-rows` is a number");
+            }
             // cargo bench passes `--bench` to harness-less benches.
             "--bench" => {}
             other => panic!("unknown argument `{other}`"),
         }
     }
-    assert!(args.features > 0, "`--features` is required");
+    assert!(
+        args.features > 0 || args.parquet.is_some(),
+        "`--features` is required"
+    );
     args
 }
 
@@ -105,8 +137,171 @@ fn score(model: &dyn Model, rows: &[f32], n: usize, threads: usize) -> Scores {
     }
 }
 
+fn write_predictions(path: &PathBuf, values: &[f32]) {
+    let out: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    fs_err::write(path, out).expect("writing predictions");
+}
+
+/// The batch columns feeding the model's matrix, in matrix order, as `f32`:
+/// numbers cast, strings as the codes of the model's encoders (unknown and null
+/// as [`UNKNOWN_CATEGORY`]). What `BatchScorer` does; here to time the model apart.
+fn matrix(info: &ModelInfo, batch: &RecordBatch) -> Vec<f32> {
+    let width = info.inputs.len();
+    assert!(
+        info.inputs.iter().all(|i| i.width == 1) && width == info.n_features,
+        "one matrix column per named input"
+    );
+    let rows = batch.num_rows();
+    let mut out = vec![f32::NAN; rows * width];
+    for (j, input) in info.inputs.iter().enumerate() {
+        let source = batch.column_by_name(&input.name).expect("an input column");
+        match &input.kind {
+            InputKind::Category(categories) => {
+                let strings = cast(source, &DataType::Utf8).expect("strings");
+                for (i, v) in strings.as_string::<i32>().iter().enumerate() {
+                    out[i * width + j] = v
+                        .and_then(|v| categories.codes.get(v))
+                        .map_or(UNKNOWN_CATEGORY, |&c| c as f32);
+                }
+            }
+            InputKind::Number => {
+                let numbers = cast(source, &DataType::Float32).expect("numbers");
+                let numbers = numbers.as_primitive::<Float32Type>();
+                for (i, v) in numbers.iter().enumerate() {
+                    out[i * width + j] = v.unwrap_or(f32::NAN);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `--parquet`: `BatchScorer::score` over the file's batches, per thread count.
+fn score_parquet(args: &Args, parquet: &PathBuf) {
+    let load_start = Instant::now();
+    let spec = ModelSpec {
+        name: "bench".to_owned(),
+        path: args.model.clone(),
+        inputs: vec![],
+        outputs: Default::default(),
+    };
+    let loaded = spec.load().expect("loading the model");
+    let load_seconds = load_start.elapsed().as_secs_f64();
+    let engine = loaded.info().engine;
+    let info = loaded.info().clone();
+
+    let file = fs_err::File::open(parquet).expect("opening the Parquet file");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file.into_file())
+        .expect("reading the Parquet footer")
+        .with_batch_size(args.batch_rows)
+        .build()
+        .expect("a Parquet reader");
+    let batches: Vec<RecordBatch> = reader
+        .collect::<Result<_, _>>()
+        .expect("reading the batches");
+    let schema = batches.first().expect("a non-empty file").schema();
+    let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let string_types: Vec<String> = info
+        .inputs
+        .iter()
+        .filter(|i| matches!(i.kind, InputKind::Category(_)))
+        .map(|i| {
+            let field = schema.field_with_name(&i.name).expect("an input column");
+            format!("{}", field.data_type())
+        })
+        .collect();
+    let mut scorer = BatchScorer::new(loaded, "bench", &schema).expect("binding the columns");
+    let field = scorer
+        .outputs()
+        .iter()
+        .position(|o| matches!(o.kind, OutputKind::Probability | OutputKind::Value))
+        .expect("a probability or value output");
+
+    // The model alone, on the matrices `BatchScorer` would build.
+    let bare = presage_model::load(&args.model)
+        .expect("loading the model")
+        .model;
+    let matrices: Vec<(Vec<f32>, usize)> = batches
+        .iter()
+        .map(|b| (matrix(&info, b), b.num_rows()))
+        .collect();
+
+    for &threads in &args.threads {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("building a thread pool");
+        pool.install(|| scorer.score(&batches[0]).expect("scoring"));
+        let mut seconds = Vec::with_capacity(args.runs);
+        let mut last = Vec::new();
+        for _ in 0..args.runs {
+            let start = Instant::now();
+            let outputs: Vec<_> = pool.install(|| {
+                batches
+                    .iter()
+                    .map(|b| scorer.score(b).expect("scoring"))
+                    .collect()
+            });
+            seconds.push(start.elapsed().as_secs_f64());
+            last = outputs;
+        }
+        let mut model_seconds = Vec::with_capacity(args.runs);
+        let mut max_diff = 0f32;
+        for _ in 0..args.runs {
+            let start = Instant::now();
+            let scores: Vec<Scores> = pool.install(|| {
+                matrices
+                    .iter()
+                    .map(|(m, rows)| presage_model::score_parallel(&*bare, m, *rows))
+                    .collect::<Result<_, _>>()
+                    .expect("scoring")
+            });
+            model_seconds.push(start.elapsed().as_secs_f64());
+            let alone: Vec<f32> = scores.iter().flat_map(headline).collect();
+            let batched = last
+                .iter()
+                .flat_map(|o| o[field].as_primitive::<Float32Type>().values().to_vec());
+            for (a, b) in alone.iter().zip(batched) {
+                max_diff = max_diff.max((a - b).abs());
+            }
+        }
+        assert!(
+            max_diff == 0.0,
+            "the model alone and BatchScorer disagree by {max_diff}"
+        );
+        if threads == 1
+            && let Some(path) = &args.predictions
+        {
+            let values: Vec<f32> = last
+                .iter()
+                .flat_map(|o| {
+                    let column = o[field].as_primitive::<Float32Type>();
+                    assert_eq!(column.null_count(), 0);
+                    column.values().to_vec()
+                })
+                .collect();
+            write_predictions(path, &values);
+        }
+        let runs: Vec<String> = seconds.iter().map(|s| format!("{s:.4}")).collect();
+        println!(
+            "{{\"engine\":\"presage\",\"model\":\"{}\",\"engine_kind\":\"{engine}\",\"threads\":{threads},\"rows\":{n},\"batches\":{},\"batch_rows\":{},\"string_columns\":\"{}\",\"load_seconds\":{load_seconds:.4},\"seconds\":[{}],\"rows_per_s\":{:.1},\"model_rows_per_s\":{:.1}}}",
+            args.model.display(),
+            batches.len(),
+            args.batch_rows,
+            string_types.join(","),
+            runs.join(","),
+            n as f64 / median(seconds),
+            n as f64 / median(model_seconds),
+        );
+    }
+}
+
 fn main() {
     let args = parse_args();
+    if let Some(parquet) = &args.parquet {
+        score_parquet(&args, parquet);
+        return;
+    }
     let load_start = Instant::now();
     let model = presage_model::load(&args.model)
         .expect("loading the model")
@@ -142,11 +337,7 @@ fn main() {
         if threads == 1
             && let (Some(path), Some(scores)) = (&args.predictions, &last)
         {
-            let out: Vec<u8> = headline(scores)
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            fs_err::write(path, out).expect("writing predictions");
+            write_predictions(path, &headline(scores));
         }
         let runs: Vec<String> = seconds.iter().map(|s| format!("{s:.4}")).collect();
         println!(
