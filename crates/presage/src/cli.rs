@@ -246,7 +246,9 @@ pub enum Command {
         /// A column copied to the output to identify rows; it is not a model input.
         #[arg(long)]
         key: Option<String>,
-        /// Model inputs in order, comma separated. Default: every other column.
+        /// Model inputs in order, comma separated. Default: the columns named like
+        /// the model's inputs when it names them (several inputs, or strings), else
+        /// every column but `--key`.
         #[arg(long, value_delimiter = ',')]
         inputs: Vec<String>,
     },

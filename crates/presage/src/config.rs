@@ -138,6 +138,9 @@ struct RawFeatures {
 #[serde(deny_unknown_fields)]
 struct RawModel {
     path: PathBuf,
+    /// Feature columns in the model's input order; a model with named inputs
+    /// (several, or strings) binds the columns of those names without it.
+    #[serde(default)]
     inputs: Vec<String>,
     #[serde(default)]
     outputs: BTreeMap<String, String>,

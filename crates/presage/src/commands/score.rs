@@ -24,7 +24,7 @@ pub fn score(
     let output: PathBuf =
         output.map_or_else(|| input.with_extension("scored.parquet"), Path::to_path_buf);
     let rt = super::runtime()?;
-    let rows = rt.block_on(async {
+    let (rows, engine) = rt.block_on(async {
         let source = SourceSpec::new("input", FileSource::new(input, None));
         let session = FeatureSession::new(std::slice::from_ref(&source))?;
         let plan = session.plan("input", "SELECT * FROM input").await?;
@@ -32,29 +32,39 @@ pub fn score(
         let key_index = key
             .map(|k| column_index(&schema, "input", k, "key"))
             .transpose()?;
-        let input_names: Vec<String> = if inputs.is_empty() {
-            schema
-                .fields()
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| Some(*i) != key_index)
-                .map(|(_, f)| f.name().clone())
-                .collect()
-        } else {
-            inputs.to_vec()
-        };
         let spec = ModelSpec {
             name: model_path.display().to_string(),
             path: model_path.to_path_buf(),
-            inputs: input_names,
+            inputs: inputs.to_vec(),
             outputs: BTreeMap::new(),
         };
-        let model = spec.load().map_err(|e| match e {
-            ScoreError::InputCount { .. } if inputs.is_empty() => anyhow::Error::new(e).context(
-                "without `--inputs` every column but `--key` is an input; choose them with `--inputs a,b,c` and the id column with `--key`",
-            ),
-            e => e.into(),
-        })?;
+        // A model with named inputs binds its columns by name; any other model
+        // without `--inputs` reads every column but the key.
+        let model = match spec.load() {
+            Err(ScoreError::InputsNotListed { .. }) => ModelSpec {
+                inputs: schema
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| Some(*i) != key_index)
+                    .map(|(_, f)| f.name().clone())
+                    .collect(),
+                ..spec
+            }
+            .load()
+            .map_err(|e| match e {
+                ScoreError::InputCount { .. } => anyhow::Error::new(e).context(
+                    "without `--inputs` every column but `--key` is an input; choose them with `--inputs a,b,c` and the id column with `--key`",
+                ),
+                e => e.into(),
+            })?,
+            loaded => loaded?,
+        };
+        let engine = format!(
+            "{} model, {} engine",
+            model.info().format,
+            model.info().engine
+        );
         let mut scorer = BatchScorer::new(model, "input", &schema)?;
         // DataFusion reads Parquet strings as views; the output uses plain strings,
         // which every Parquet reader maps to its usual string type.
@@ -93,11 +103,11 @@ pub fn score(
         writer
             .close()
             .with_context(|| format!("writing `{}`", output.display()))?;
-        anyhow::Ok(rows)
+        anyhow::Ok((rows, engine))
     })?;
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "scored {rows} rows in {secs:.2}s ({:.0} rows/s) → {}",
+        "scored {rows} rows in {secs:.2}s ({:.0} rows/s; {engine}) → {}",
         rows as f64 / secs.max(1e-9),
         output.display()
     );

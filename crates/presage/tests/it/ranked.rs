@@ -53,8 +53,18 @@ fn ranked_project_with(sql: &str, top_k: &str) -> SmallProject {
 /// What the lists must be: onnxruntime's positive-class probability of every
 /// candidate, best first, ties by item.
 fn expected_lists() -> BTreeMap<String, Vec<(String, f32)>> {
-    let file =
-        fs_err::File::open(model_fixtures().join("sk_logreg_binary/expected.parquet")).unwrap();
+    reference_lists("sk_logreg_binary", "expected.parquet", "probabilities")
+}
+
+/// The lists a fixture's reference scores make: `column` of `file` (a probability
+/// list, whose positive class counts, or one value) for every candidate, best
+/// first, ties by item.
+fn reference_lists(
+    fixture: &str,
+    file: &str,
+    column: &str,
+) -> BTreeMap<String, Vec<(String, f32)>> {
+    let file = fs_err::File::open(model_fixtures().join(fixture).join(file)).unwrap();
     let reader =
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)
             .unwrap()
@@ -64,19 +74,18 @@ fn expected_lists() -> BTreeMap<String, Vec<(String, f32)>> {
     for batch in reader {
         let batch = batch.unwrap();
         let keys = batch.column_by_name("key").unwrap().as_string::<i32>();
-        let probabilities = batch
-            .column_by_name("probabilities")
-            .unwrap()
-            .as_list::<i32>();
+        let scores = batch.column_by_name(column).unwrap();
         for row in 0..batch.num_rows() {
             let item = keys.value(row);
             let index: usize = item[1..].parse().unwrap();
-            let p = probabilities.value(row);
-            let p = p.as_primitive::<Float32Type>().value(1);
+            let score = match scores.as_list_opt::<i32>() {
+                Some(list) => list.value(row).as_primitive::<Float32Type>().value(1),
+                None => scores.as_primitive::<Float32Type>().value(row),
+            };
             lists
                 .entry(format!("user{}", index % ENTITIES))
                 .or_default()
-                .push((item.to_owned(), p));
+                .push((item.to_owned(), score));
         }
     }
     for list in lists.values_mut() {
@@ -84,6 +93,25 @@ fn expected_lists() -> BTreeMap<String, Vec<(String, f32)>> {
         list.truncate(TOP_K);
     }
     lists
+}
+
+/// Checks the served lists of every entity against `expected`.
+fn assert_served_lists(base: &str, expected: &BTreeMap<String, Vec<(String, f32)>>) {
+    assert_eq!(expected.len(), ENTITIES);
+    for (user, list) in expected {
+        let answer = served(base, user);
+        let items = answer["prediction"]["items"].as_array().unwrap();
+        assert_eq!(items.len(), TOP_K, "{answer}");
+        for ((item, score), got) in list.iter().zip(items) {
+            assert_eq!(got["item"], json!(item), "{user}: {answer}");
+            let got_score = got["score"].as_f64().unwrap();
+            assert!(
+                (got_score - f64::from(*score)).abs() < 1e-5 + 1e-4 * f64::from(score.abs()),
+                "{user}: {got_score} vs {score}"
+            );
+        }
+        assert_eq!(answer["status"], json!("fresh"));
+    }
 }
 
 #[test]
@@ -108,22 +136,7 @@ fn ranked_job_keeps_the_best_items_per_entity() {
     assert_eq!(manifest["outputs"][0]["name"], json!("items"));
 
     let (_server, base) = serve_in(project.path(), &[]);
-    let expected = expected_lists();
-    assert_eq!(expected.len(), ENTITIES);
-    for (user, list) in &expected {
-        let answer = served(&base, user);
-        let items = answer["prediction"]["items"].as_array().unwrap();
-        assert_eq!(items.len(), TOP_K, "{answer}");
-        for ((item, score), got) in list.iter().zip(items) {
-            assert_eq!(got["item"], json!(item), "{user}: {answer}");
-            let got_score = got["score"].as_f64().unwrap();
-            assert!(
-                (got_score - f64::from(*score)).abs() < 1e-5,
-                "{user}: {got_score} vs {score}"
-            );
-        }
-        assert_eq!(answer["status"], json!("fresh"));
-    }
+    assert_served_lists(&base, &expected_lists());
 
     let out = project.run(&["lookup", "score", "user7"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -132,6 +145,33 @@ fn ranked_job_keeps_the_best_items_per_entity() {
         "{}",
         stdout(&out)
     );
+}
+
+/// Learning-to-rank models (LightGBM `lambdarank`, natively and as ONNX) score as
+/// regressors: their raw scores rank each entity's candidates.
+#[test]
+fn a_ranker_model_ranks_the_lists() {
+    let fixture = model_fixtures().join("lgbm_ranker");
+    for (file, reference, column) in [
+        ("model.txt", "expected_native.parquet", "prediction"),
+        ("model.onnx", "expected.parquet", "variable"),
+    ] {
+        let project = ranked_project(&format!("top_k = {TOP_K}"));
+        project
+            .project
+            .copy(&fixture.join("input.parquet"), "data/rows.parquet");
+        project.project.copy(&fixture.join(file), file);
+        project.edit_config(&[("models/logreg.onnx", file)]);
+        let out = project.run(&["run", "score"]);
+        assert!(out.status.success(), "{file}: {}", stderr(&out));
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &fs_err::read(project.version_dir(1).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["ranked"]["score"], json!("value"), "{file}");
+        let (_server, base) = serve_in(project.path(), &[]);
+        assert_served_lists(&base, &reference_lists("lgbm_ranker", reference, column));
+    }
 }
 
 #[test]
