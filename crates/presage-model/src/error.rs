@@ -68,7 +68,7 @@ pub enum ModelError {
 /// that refuses.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "model `{path}` uses operator `{op}` (domain `{domain}`, opset {opset}) in node `{node}`, which the general ONNX engine (tract) does not implement"
+    "`{path}` uses operator `{op}` (domain `{domain}`, opset {opset}) in node `{node}`, which the general ONNX engine (tract) does not implement"
 )]
 pub struct UnsupportedOperator {
     /// The model file.
