@@ -508,9 +508,11 @@ fn encode_strings(
                 for &i in &from {
                     let known = &mut categories[i];
                     for s in &strings {
-                        let text = String::from_utf8_lossy(s).into_owned();
-                        let code = codes_of(&text, &mut intern);
-                        known.codes.insert(text, code);
+                        // Interned when the encoder was rewritten: this finds its code.
+                        let code = intern(s) as u32;
+                        known
+                            .codes
+                            .insert(String::from_utf8_lossy(s).into_owned(), code);
                     }
                     if !known.encoders.contains(&op) {
                         known.encoders.push(op.clone());
@@ -531,11 +533,6 @@ fn encode_strings(
         .zip(categories)
         .collect();
     Ok((by_name, coded))
-}
-
-/// The code of a string already interned by the encoder it came from.
-fn codes_of(text: &str, intern: &mut impl FnMut(&[u8]) -> i64) -> u32 {
-    intern(text.as_bytes()) as u32
 }
 
 /// Removes the string-list attribute `name` from the node, returning its values;
