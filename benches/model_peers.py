@@ -171,19 +171,24 @@ def onnxruntime_rate(X, path, runs, t):
     return n / sec, probabilities[:, column]
 
 
-def peers(X, onnx_path, json_path, txt_path, runs, threads):
+def xgboost_rate(X, json_path, runs, threads):
+    """Rows/s and predictions of XGBoost's inplace_predict with `threads` threads."""
     import xgboost as xgb
+    booster = xgb.Booster()
+    booster.load_model(json_path)
+    booster.set_param({"nthread": threads})
+    sec, res = timed(lambda: booster.inplace_predict(X), runs)
+    return len(X) / sec, np.asarray(res)
+
+
+def peers(X, onnx_path, json_path, txt_path, runs, threads):
     import lightgbm as lgb
     n = len(X)
     out = {}
     for t in threads:
         out[("onnx", t)] = onnxruntime_rate(X, onnx_path, runs, t)
 
-        booster = xgb.Booster()
-        booster.load_model(json_path)
-        booster.set_param({"nthread": t})
-        sec, res = timed(lambda: booster.inplace_predict(X), runs)
-        out[("json", t)] = (n / sec, np.asarray(res))
+        out[("json", t)] = xgboost_rate(X, json_path, runs, t)
 
         lgbm = lgb.Booster(model_file=txt_path)
         sec, res = timed(lambda: lgbm.predict(X, num_threads=t), runs)
@@ -217,11 +222,7 @@ def wrapped(X, tmp, runs, threads):
     theirs = {}
     for t in threads:
         theirs[("onnx", t)] = onnxruntime_rate(X, onnx_path, runs, t)
-        booster = xgb.Booster()
-        booster.load_model(json_path)
-        booster.set_param({"nthread": t})
-        sec, res = timed(lambda: booster.inplace_predict(X), runs)
-        theirs[("json", t)] = (len(X) / sec, np.asarray(res))
+        theirs[("json", t)] = xgboost_rate(X, json_path, runs, t)
 
     print(f"\nwrapped ensemble: {len(X):,} rows × {X.shape[1]} features, median of {runs} runs; "
           f"ONNX graph {' → '.join(ops)}\n")

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
+
+use super::as_f32;
 use tract_onnx::tract_hir::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_hir::tract_core::ops::cast;
 use tract_onnx::tract_hir::tract_core::ops::change_axes::AxisOp;
@@ -74,15 +76,9 @@ impl Expansion for OneHotEncoder {
         model: &mut TypedModel,
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
-        let mut x = inputs[0];
+        let x = inputs[0];
         let fact = model.outlet_fact(x)?.clone();
-        if fact.datum_type != f32::datum_type() {
-            x = model.wire_node(
-                format!("{prefix}.to_f32"),
-                cast::cast(f32::datum_type()),
-                &[x],
-            )?[0];
-        }
+        let x = as_f32(model, prefix, x)?;
         let column =
             model.wire_node(format!("{prefix}.column"), AxisOp::Add(fact.rank()), &[x])?[0];
         let categories =
@@ -201,14 +197,8 @@ impl Expansion for LabelEncoder {
         model: &mut TypedModel,
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
-        let mut x = inputs[0];
-        if model.outlet_fact(x)?.datum_type != f32::datum_type() {
-            x = model.wire_node(
-                format!("{prefix}.to_f32"),
-                cast::cast(f32::datum_type()),
-                &[x],
-            )?[0];
-        }
+        let x = inputs[0];
+        let x = as_f32(model, prefix, x)?;
         model.wire_node(prefix, self.clone(), &[x])
     }
 }

@@ -176,6 +176,20 @@ fn index_string_labels(original: &ModelProto) -> Option<ModelProto> {
     Some(proto)
 }
 
+/// `x` as `f32`: itself, or a cast of it named `{prefix}.to_f32`. The operators
+/// added here compute in `f32`, as onnxruntime's do.
+fn as_f32(
+    model: &mut tract_onnx::prelude::TypedModel,
+    prefix: &str,
+    x: tract_onnx::prelude::OutletId,
+) -> TractResult<tract_onnx::prelude::OutletId> {
+    if model.outlet_fact(x)?.datum_type == f32::datum_type() {
+        return Ok(x);
+    }
+    let cast = tract_onnx::tract_hir::tract_core::ops::cast::cast(f32::datum_type());
+    Ok(model.wire_node(format!("{prefix}.to_f32"), cast, &[x])?[0])
+}
+
 /// tract's ONNX front end with presage's additional operators registered.
 fn framework() -> tract_onnx::Onnx {
     let mut onnx = tract_onnx::onnx();

@@ -409,10 +409,20 @@ fn encode_strings(
         .collect();
     let mut categories = vec![Categories::default(); string_inputs.len()];
     let mut codes: HashMap<String, u32> = HashMap::new();
-    let mut intern = |s: &[u8]| -> i64 {
-        let text = String::from_utf8_lossy(s).into_owned();
-        let next = codes.len() as u32;
-        i64::from(*codes.entry(text).or_insert(next))
+    // Each encoder's strings with their codes; a string keeps its code across encoders.
+    let mut intern = |strings: &[Vec<u8>]| -> Vec<(String, u32)> {
+        strings
+            .iter()
+            .map(|s| {
+                let text = String::from_utf8_lossy(s).into_owned();
+                let next = codes.len() as u32;
+                let code = *codes.entry(text.clone()).or_insert(next);
+                (text, code)
+            })
+            .collect()
+    };
+    let code_list = |coded: &[(String, u32)]| -> Vec<i64> {
+        coded.iter().map(|&(_, c)| i64::from(c)).collect()
     };
     for node in &mut graph.node {
         let reads: Vec<usize> = node
@@ -447,7 +457,7 @@ fn encode_strings(
             )
         };
         let all_inputs_carried = reads.len() == node.input.iter().filter(|i| !i.is_empty()).count();
-        let mut encoder: Option<Vec<Vec<u8>>> = None;
+        let mut encoder: Option<Vec<(String, u32)>> = None;
         match (domain.as_str(), op.as_str()) {
             ("" | "ai.onnx", "Concat") if all_inputs_carried => {}
             ("" | "ai.onnx", op) if SHAPE_ONLY.contains(&op) && reads == [0] => {}
@@ -455,8 +465,9 @@ fn encode_strings(
             ("ai.onnx.ml", "OneHotEncoder") => {
                 let cats = take_strings(node, "cats_strings")
                     .ok_or_else(|| refuse(" without `cats_strings`"))?;
-                let ints = cats.iter().map(|c| intern(c)).collect();
-                node.attribute.push(ints_attribute("cats_int64s", ints));
+                let coded = intern(&cats);
+                node.attribute
+                    .push(ints_attribute("cats_int64s", code_list(&coded)));
                 let zeros = node
                     .attribute
                     .iter()
@@ -465,7 +476,7 @@ fn encode_strings(
                 for &i in &from {
                     categories[i].strict |= zeros == 0;
                 }
-                encoder = Some(cats);
+                encoder = Some(coded);
             }
             ("ai.onnx.ml", "LabelEncoder") => {
                 if node.attribute.iter().any(|a| a.name == "values_strings") {
@@ -473,9 +484,10 @@ fn encode_strings(
                 }
                 let keys = take_strings(node, "keys_strings")
                     .ok_or_else(|| refuse(" without `keys_strings`"))?;
-                let ints = keys.iter().map(|k| intern(k)).collect();
-                node.attribute.push(ints_attribute("keys_int64s", ints));
-                encoder = Some(keys);
+                let coded = intern(&keys);
+                node.attribute
+                    .push(ints_attribute("keys_int64s", code_list(&coded)));
+                encoder = Some(coded);
             }
             ("ai.onnx.ml", "CategoryMapper") => {
                 // Strings to integers: the same lookup as a LabelEncoder of codes.
@@ -492,28 +504,22 @@ fn encode_strings(
                     .iter()
                     .find(|a| a.name == "default_int64")
                     .map_or(-1, |a| a.i);
-                let keys = cats.iter().map(|c| intern(c)).collect();
+                let coded = intern(&cats);
                 node.op_type = "LabelEncoder".to_owned();
                 node.attribute = vec![
-                    ints_attribute("keys_int64s", keys),
+                    ints_attribute("keys_int64s", code_list(&coded)),
                     ints_attribute("values_int64s", values),
                     int_attribute("default_int64", default),
                 ];
-                encoder = Some(cats);
+                encoder = Some(coded);
             }
             _ => return Err(refuse("")),
         }
         match encoder {
-            Some(strings) => {
+            Some(coded) => {
                 for &i in &from {
                     let known = &mut categories[i];
-                    for s in &strings {
-                        // Interned when the encoder was rewritten: this finds its code.
-                        let code = intern(s) as u32;
-                        known
-                            .codes
-                            .insert(String::from_utf8_lossy(s).into_owned(), code);
-                    }
+                    known.codes.extend(coded.iter().cloned());
                     if !known.encoders.contains(&op) {
                         known.encoders.push(op.clone());
                     }

@@ -10,7 +10,9 @@
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
-use tract_onnx::tract_hir::tract_core::ops::{cast, math};
+
+use super::as_f32;
+use tract_onnx::tract_hir::tract_core::ops::math;
 
 /// The `Scaler` node as parsed: both vectors as written in the node.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,19 +72,13 @@ impl Expansion for Scaler {
         model: &mut TypedModel,
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
-        let mut x = inputs[0];
+        let x = inputs[0];
         let fact = model.outlet_fact(x)?.clone();
         ensure!(fact.rank() >= 1, "Scaler input must have at least one axis");
         let width = fact.shape.last().and_then(|d| d.to_usize().ok());
         self.check_width("offset", self.offset.len(), width)?;
         self.check_width("scale", self.scale.len(), width)?;
-        if fact.datum_type != f32::datum_type() {
-            x = model.wire_node(
-                format!("{prefix}.to_f32"),
-                cast::cast(f32::datum_type()),
-                &[x],
-            )?[0];
-        }
+        let x = as_f32(model, prefix, x)?;
         let offset = model.add_const(format!("{prefix}.offset"), tensor1(&self.offset))?;
         let scale = model.add_const(format!("{prefix}.scale"), tensor1(&self.scale))?;
         let centred =

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
-use tract_onnx::tract_hir::tract_core::ops::cast;
+
+use super::as_f32;
 
 use crate::{ClassLabels, Model, Task};
 
@@ -45,9 +46,8 @@ pub(super) fn parse(
     _ctx: &ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let model = crate::tree::onnx::ensemble_model(node, None, false)
+    let task = crate::tree::onnx::ensemble_task(node)
         .map_err(|e| format_err!("tree ensemble `{}`: {e}", node.name))?;
-    let task = model.info().task.clone();
     Ok((
         expand(NativeEnsemble {
             node: node.clone(),
@@ -105,7 +105,7 @@ impl Expansion for NativeEnsemble {
         model: &mut TypedModel,
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
-        let mut x = inputs[0];
+        let x = inputs[0];
         let fact = model.outlet_fact(x)?.clone();
         ensure!(
             fact.rank() == 2,
@@ -122,13 +122,7 @@ impl Expansion for NativeEnsemble {
         })?;
         // onnxruntime compares double inputs in double; the thresholds are rounded the same way.
         let double = fact.datum_type == f64::datum_type();
-        if fact.datum_type != f32::datum_type() {
-            x = model.wire_node(
-                format!("{prefix}.to_f32"),
-                cast::cast(f32::datum_type()),
-                &[x],
-            )?[0];
-        }
+        let x = as_f32(model, prefix, x)?;
         let ensemble = crate::tree::onnx::ensemble_model(&self.node, Some(width), double)
             .map_err(|e| format_err!("tree ensemble `{}`: {e}", self.node.name))?;
         let labels = match &self.task {

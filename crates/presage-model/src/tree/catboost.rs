@@ -27,6 +27,7 @@ use serde_json::Value as Json;
 
 use super::forest::{Forest, Node, Split, Test, Tree, above_f32};
 use super::head::{CatboostLink, Head};
+use super::json::{array, f64_array, get};
 use super::kernel::Aggregate;
 use super::model::{Spec, TreeModel};
 use crate::{ClassLabels, Model, ModelError, ModelFormat, Task};
@@ -468,29 +469,6 @@ fn nested_node(
     )?;
     nodes[index as usize] = Node::Split(split(s, features, left, right)?);
     Ok(index)
-}
-
-fn get<'a>(v: &'a Json, key: &str, at: &str) -> Result<&'a Json, String> {
-    v.get(key).ok_or_else(|| {
-        if at.is_empty() {
-            format!("missing field `{key}`")
-        } else {
-            format!("missing field `{at}.{key}`")
-        }
-    })
-}
-
-fn array<'a>(v: &'a Json, at: &str) -> Result<&'a Vec<Json>, String> {
-    v.as_array()
-        .ok_or_else(|| format!("`{at}` is not an array"))
-}
-
-fn f64_array(v: &Json, at: &str) -> Result<Vec<f64>, String> {
-    array(v, at)?
-        .iter()
-        .map(Json::as_f64)
-        .collect::<Option<_>>()
-        .ok_or_else(|| format!("`{at}` is not an array of numbers"))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 
 mod forest;
 mod head;
+mod json;
 mod kernel;
 mod layout;
 mod model;

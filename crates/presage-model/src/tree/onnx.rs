@@ -77,6 +77,12 @@ pub(crate) fn ensemble_model(
     })
 }
 
+/// What a `TreeEnsemble*` node predicts, checked by parsing it (without compiling
+/// its trees); the general engine wires it once its input's width is known.
+pub(crate) fn ensemble_task(node: &NodeProto) -> Result<Task, String> {
+    Ok(parse_ensemble(node, None, false)?.1.task)
+}
+
 /// What [`match_graph`] found.
 #[derive(Debug)]
 struct Plan {

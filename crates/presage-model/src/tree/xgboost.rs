@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 
 use super::forest::{CategoryFlavor, CategoryTest, Forest, Node, Split, Test, Tree};
 use super::head::{Head, XgboostLink};
+use super::json::{f32_array, f64_array, get, i64_array, number, number_field};
 use super::kernel::Aggregate;
 use super::model::{Spec, TreeModel};
 use crate::{ClassLabels, Model, ModelError, ModelFormat, Task};
@@ -370,58 +371,4 @@ fn parse_base_score(v: &Json) -> Result<Vec<f32>, String> {
                 .map_err(|_| format!("`base_score` `{text}` is not a number or list of numbers"))
         })
         .collect()
-}
-
-fn get<'a>(v: &'a Json, key: &str, at: &str) -> Result<&'a Json, String> {
-    v.get(key).ok_or_else(|| {
-        if at.is_empty() {
-            format!("missing field `{key}`")
-        } else {
-            format!("missing field `{at}.{key}`")
-        }
-    })
-}
-
-/// A number written as a JSON number or a string (XGBoost writes parameters as strings).
-fn number<T: std::str::FromStr>(v: &Json, at: &str) -> Result<T, String> {
-    let text = match v {
-        Json::String(s) => s.clone(),
-        Json::Number(n) => n.to_string(),
-        _ => return Err(format!("`{at}` is not a number")),
-    };
-    text.parse()
-        .map_err(|_| format!("`{at}` is not a valid number: `{text}`"))
-}
-
-fn number_field<T: std::str::FromStr>(v: &Json, key: &str, at: &str) -> Result<T, String> {
-    number(get(v, key, at)?, &format!("{at}.{key}"))
-}
-
-fn array<'a>(v: &'a Json, at: &str) -> Result<&'a Vec<Json>, String> {
-    v.as_array()
-        .ok_or_else(|| format!("`{at}` is not an array"))
-}
-
-/// Integers; booleans count as 0/1 (older versions wrote `default_left` as booleans).
-fn i64_array(v: &Json, at: &str) -> Result<Vec<i64>, String> {
-    array(v, at)?
-        .iter()
-        .map(|x| match x {
-            Json::Bool(b) => Some(i64::from(*b)),
-            _ => x.as_i64(),
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(|| format!("`{at}` is not an array of integers"))
-}
-
-fn f64_array(v: &Json, at: &str) -> Result<Vec<f64>, String> {
-    array(v, at)?
-        .iter()
-        .map(Json::as_f64)
-        .collect::<Option<_>>()
-        .ok_or_else(|| format!("`{at}` is not an array of numbers"))
-}
-
-fn f32_array(v: &Json, at: &str) -> Result<Vec<f32>, String> {
-    Ok(f64_array(v, at)?.into_iter().map(|x| x as f32).collect())
 }
